@@ -1,0 +1,4 @@
+//! mailferry's domain: the types and rules of importing mail into documents,
+//! with no I/O, so every rule is tested fast and exhaustively.
+
+pub mod schedule;

@@ -1,0 +1,1 @@
+//! Cron schedules (filled in by the scheduler work).

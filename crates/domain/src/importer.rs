@@ -1,0 +1,839 @@
+//! An e-mail importer's configuration: what an admin submits
+//! ([`ImporterInput`]), and the parsed, always-valid form the rest of
+//! mailferry works with ([`ImporterSettings`]). Parse, don't validate: nothing
+//! downstream re-checks a field.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::folder::FolderSpec;
+use crate::validation::ValidationErrors;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// Microsoft Graph with a user's delegated grant (authorization code + refresh tokens).
+    GraphDelegated,
+    /// Microsoft Graph with the application's own identity (app-only).
+    GraphClientCredentials,
+    Imap,
+}
+
+impl Protocol {
+    pub const ALL: [Self; 3] = [
+        Self::GraphDelegated,
+        Self::GraphClientCredentials,
+        Self::Imap,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::GraphDelegated => "graph_delegated",
+            Self::GraphClientCredentials => "graph_client_credentials",
+            Self::Imap => "imap",
+        }
+    }
+
+    fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == raw)
+    }
+
+    pub fn is_graph(self) -> bool {
+        !matches!(self, Self::Imap)
+    }
+}
+
+/// The Microsoft cloud an importer's tenant lives in; it decides the default
+/// hosts and the resource that scopes name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum Cloud {
+    #[serde(rename = "global")]
+    Global,
+    #[serde(rename = "usgov")]
+    UsGov,
+    #[serde(rename = "usgov-dod")]
+    UsGovDod,
+    #[serde(rename = "china")]
+    China,
+}
+
+impl Cloud {
+    pub const ALL: [Self; 4] = [Self::Global, Self::UsGov, Self::UsGovDod, Self::China];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Global => "global",
+            Self::UsGov => "usgov",
+            Self::UsGovDod => "usgov-dod",
+            Self::China => "china",
+        }
+    }
+
+    fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == raw)
+    }
+
+    pub fn default_endpoints(self) -> Endpoints {
+        let (authority, graph) = match self {
+            Self::Global => (
+                "https://login.microsoftonline.com",
+                "https://graph.microsoft.com",
+            ),
+            Self::UsGov => (
+                "https://login.microsoftonline.us",
+                "https://graph.microsoft.us",
+            ),
+            Self::UsGovDod => (
+                "https://login.microsoftonline.us",
+                "https://dod-graph.microsoft.us",
+            ),
+            Self::China => (
+                "https://login.partner.microsoftonline.cn",
+                "https://microsoftgraph.chinacloudapi.cn",
+            ),
+        };
+        Endpoints {
+            authority: authority.to_owned(),
+            graph: graph.to_owned(),
+        }
+    }
+
+    /// Scopes keep naming the cloud's own Graph resource even when another
+    /// host (the emulator, a proxy) serves it.
+    pub fn graph_resource(self) -> String {
+        self.default_endpoints().graph
+    }
+}
+
+/// Base URLs without a trailing slash: `authority` goes before
+/// `/{tenant}/oauth2/v2.0/…`, `graph` before `/v1.0/…`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Endpoints {
+    pub authority: String,
+    pub graph: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Folders {
+    pub inbox: FolderSpec,
+    pub exported: FolderSpec,
+    pub error: FolderSpec,
+}
+
+/// Which parts of a mail become documents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AttachmentRules {
+    /// MIME types (`application/pdf`) or families (`image/*`); empty allows all.
+    pub allowed_types: Vec<String>,
+    /// File extensions without the dot, lower case; empty allows all.
+    pub allowed_extensions: Vec<String>,
+    /// Inline parts (logos, signatures) are skipped unless this is set.
+    pub include_inline: bool,
+    /// Attachments smaller than this many bytes are skipped.
+    pub min_size: u64,
+}
+
+impl Default for AttachmentRules {
+    fn default() -> Self {
+        Self {
+            allowed_types: Vec::new(),
+            allowed_extensions: Vec::new(),
+            include_inline: false,
+            min_size: 0,
+        }
+    }
+}
+
+/// The tenant segment of the identity platform's URLs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TenantId(String);
+
+impl TenantId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `common`, `organizations` and `consumers` choose the tenant at sign-in;
+    /// app-only tokens need the real tenant.
+    pub fn is_multi_tenant_alias(&self) -> bool {
+        matches!(self.0.as_str(), "common" | "organizations" | "consumers")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphSettings {
+    pub client_id: String,
+    pub tenant_id: TenantId,
+    /// `None`: the authorizing user's own mailbox (`/me`).
+    pub mailbox: Option<String>,
+    pub cloud: Cloud,
+    pub endpoints: Endpoints,
+    /// Entered by the admin from Azure, so mailferry can warn before it lapses.
+    pub client_secret_expires_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ImapSecurity {
+    Tls,
+    Starttls,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ImapAuth {
+    Password,
+    Xoauth2,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImapSettings {
+    pub host: String,
+    pub port: u16,
+    pub security: ImapSecurity,
+    pub username: String,
+    pub auth: ImapAuth,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Connection {
+    Graph(GraphSettings),
+    Imap(ImapSettings),
+}
+
+/// A valid importer configuration, secrets excluded (they are sealed apart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImporterSettings {
+    pub name: String,
+    pub protocol: Protocol,
+    pub connection: Connection,
+    pub folders: Folders,
+    pub attachments: AttachmentRules,
+}
+
+impl ImporterSettings {
+    pub fn graph(&self) -> Option<&GraphSettings> {
+        match &self.connection {
+            Connection::Graph(g) => Some(g),
+            Connection::Imap(_) => None,
+        }
+    }
+
+    pub fn imap(&self) -> Option<&ImapSettings> {
+        match &self.connection {
+            Connection::Imap(i) => Some(i),
+            Connection::Graph(_) => None,
+        }
+    }
+
+    /// The secret an importer of this protocol needs: Graph's client secret
+    /// or IMAP's password. `None` when it needs none (IMAP with XOAUTH2).
+    pub fn secret_kind(&self) -> Option<SecretKind> {
+        match &self.connection {
+            Connection::Graph(_) => Some(SecretKind::ClientSecret),
+            Connection::Imap(i) if i.auth == ImapAuth::Password => Some(SecretKind::Password),
+            Connection::Imap(_) => None,
+        }
+    }
+
+    /// Whether a grant obtained under `self` is still valid under `next`.
+    /// Only what identifies the application, the tenant or the cloud makes
+    /// Microsoft's tokens unusable; a new mailbox or folder does not, so
+    /// saving such a change keeps the user authorized.
+    pub fn grant_survives_change_to(&self, next: &Self, secret_changed: bool) -> bool {
+        if secret_changed || self.protocol != next.protocol {
+            return false;
+        }
+        match (self.graph(), next.graph()) {
+            (Some(a), Some(b)) => {
+                a.client_id == b.client_id
+                    && a.tenant_id == b.tenant_id
+                    && a.cloud == b.cloud
+                    && a.endpoints == b.endpoints
+            }
+            _ => true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretKind {
+    ClientSecret,
+    Password,
+}
+
+impl SecretKind {
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::ClientSecret => "client_secret",
+            Self::Password => "password",
+        }
+    }
+}
+
+/// What an admin submits to create or replace an importer (the contract's
+/// importer body). Every field is optional here so that validation can name
+/// each missing one instead of failing on the first.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImporterInput {
+    pub name: Option<String>,
+    #[schema(value_type = Option<Protocol>)]
+    pub protocol: Option<String>,
+    pub client_id: Option<String>,
+    /// Write-only; omit on update to keep the stored one.
+    pub client_secret: Option<String>,
+    /// When the client secret expires in Azure (RFC 3339, or a date meaning 00:00 UTC).
+    pub client_secret_expires_at: Option<String>,
+    pub tenant_id: Option<String>,
+    pub mailbox: Option<String>,
+    pub folders: Option<FoldersInput>,
+    #[schema(value_type = Option<Cloud>)]
+    pub cloud: Option<String>,
+    pub endpoints: Option<EndpointsInput>,
+    pub attachments: Option<AttachmentRulesInput>,
+    pub host: Option<String>,
+    pub port: Option<u32>,
+    #[schema(value_type = Option<ImapSecurity>)]
+    pub security: Option<String>,
+    pub username: Option<String>,
+    /// Write-only; omit on update to keep the stored one.
+    pub password: Option<String>,
+    #[schema(value_type = Option<ImapAuth>)]
+    pub auth: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FoldersInput {
+    pub inbox: Option<String>,
+    pub exported: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointsInput {
+    pub authority: Option<String>,
+    pub graph: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentRulesInput {
+    pub allowed_types: Option<Vec<String>>,
+    pub allowed_extensions: Option<Vec<String>>,
+    pub include_inline: Option<bool>,
+    pub min_size: Option<u64>,
+}
+
+/// What the submitted document says about the importer's secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretChange {
+    Keep,
+    Set(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidImporter {
+    pub settings: ImporterSettings,
+    /// Which secret the settings need, and whether the input replaces it.
+    pub secret: Option<(SecretKind, SecretChange)>,
+}
+
+const MAX_NAME_CHARS: usize = 200;
+
+impl ImporterInput {
+    /// Parses the input into valid settings, collecting every problem.
+    /// `stored_secret` is the kind of secret already sealed for this
+    /// importer (on update), which lets the admin omit it.
+    pub fn validate(
+        &self,
+        stored_secret: Option<SecretKind>,
+    ) -> Result<ValidImporter, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+
+        let name = match self.name.as_deref().map(str::trim) {
+            None | Some("") => {
+                errors.add("name", "is required: a label such as `Invoices`");
+                None
+            }
+            Some(n) if n.chars().count() > MAX_NAME_CHARS => {
+                errors.add(
+                    "name",
+                    format!("may have at most {MAX_NAME_CHARS} characters"),
+                );
+                None
+            }
+            Some(n) => Some(n.to_owned()),
+        };
+
+        let protocol = match self.protocol.as_deref() {
+            None => {
+                errors.add("protocol", one_of_message("is required", &protocol_names()));
+                None
+            }
+            Some(raw) => Protocol::parse(raw).or_else(|| {
+                errors.add(
+                    "protocol",
+                    one_of_message(&format!("`{raw}` is not a protocol"), &protocol_names()),
+                );
+                None
+            }),
+        };
+
+        let folders = self.parse_folders(&mut errors);
+        let attachments = self.parse_attachments(&mut errors);
+        let connection = protocol.and_then(|p| match p {
+            Protocol::Imap => self.parse_imap(&mut errors).map(Connection::Imap),
+            _ => self.parse_graph(p, &mut errors).map(Connection::Graph),
+        });
+        if let Some(p) = protocol {
+            self.reject_fields_of_other_protocols(p, &mut errors);
+        }
+
+        let (Some(name), Some(protocol), Some(connection), Some(folders), Some(attachments)) =
+            (name, protocol, connection, folders, attachments)
+        else {
+            return Err(errors);
+        };
+        let settings = ImporterSettings {
+            name,
+            protocol,
+            connection,
+            folders,
+            attachments,
+        };
+        let secret = settings.secret_kind().and_then(|kind| {
+            let submitted = match kind {
+                SecretKind::ClientSecret => self.client_secret.as_deref(),
+                SecretKind::Password => self.password.as_deref(),
+            };
+            match submitted {
+                Some(s) if !s.is_empty() => Some((kind, SecretChange::Set(s.to_owned()))),
+                _ if stored_secret == Some(kind) => Some((kind, SecretChange::Keep)),
+                _ => {
+                    errors.add(
+                        kind.field(),
+                        "is required (it is write-only: it is never shown again once saved)",
+                    );
+                    None
+                }
+            }
+        });
+        errors.into_result(ValidImporter { settings, secret })
+    }
+
+    fn parse_folders(&self, errors: &mut ValidationErrors) -> Option<Folders> {
+        let input = self.folders.clone().unwrap_or_default();
+        let mut parse = |field: &str, raw: Option<&str>| match raw {
+            None => {
+                errors.add(format!("folders.{field}"), "is required");
+                None
+            }
+            Some(raw) => FolderSpec::parse(raw)
+                .map_err(|m| errors.add(format!("folders.{field}"), m))
+                .ok(),
+        };
+        let inbox = parse("inbox", input.inbox.as_deref());
+        let exported = parse("exported", input.exported.as_deref());
+        let error = parse("error", input.error.as_deref());
+        let (inbox, exported, error) = (inbox?, exported?, error?);
+        let mut distinct = true;
+        for (field, a, other_name, b) in [
+            ("exported", &exported, "inbox", &inbox),
+            ("error", &error, "inbox", &inbox),
+            ("error", &error, "exported", &exported),
+        ] {
+            if a.same_as(b) {
+                distinct = false;
+                errors.add(
+                    format!("folders.{field}"),
+                    format!("must differ from folders.{other_name} (both are `{a}`): a mail would be moved into the folder it came from"),
+                );
+            }
+        }
+        distinct.then_some(Folders {
+            inbox,
+            exported,
+            error,
+        })
+    }
+
+    fn parse_attachments(&self, errors: &mut ValidationErrors) -> Option<AttachmentRules> {
+        let input = self.attachments.clone().unwrap_or_default();
+        let before = errors.errors.len();
+        let mut allowed_types = Vec::new();
+        for (i, raw) in input.allowed_types.unwrap_or_default().iter().enumerate() {
+            let t = raw.trim().to_ascii_lowercase();
+            if is_media_range(&t) {
+                allowed_types.push(t);
+            } else {
+                errors.add(
+                    format!("attachments.allowed_types[{i}]"),
+                    format!("`{raw}` is not a MIME type: write `type/subtype` or `type/*`, e.g. `application/pdf` or `image/*`"),
+                );
+            }
+        }
+        let mut allowed_extensions = Vec::new();
+        for (i, raw) in input
+            .allowed_extensions
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let e = raw.trim().trim_start_matches('.').to_ascii_lowercase();
+            if !e.is_empty() && e.len() <= 16 && e.chars().all(|c| c.is_ascii_alphanumeric()) {
+                allowed_extensions.push(e);
+            } else {
+                errors.add(
+                    format!("attachments.allowed_extensions[{i}]"),
+                    format!("`{raw}` is not a file extension: letters and digits only, e.g. `pdf`"),
+                );
+            }
+        }
+        (errors.errors.len() == before).then_some(AttachmentRules {
+            allowed_types,
+            allowed_extensions,
+            include_inline: input.include_inline.unwrap_or(false),
+            min_size: input.min_size.unwrap_or(0),
+        })
+    }
+
+    fn parse_graph(
+        &self,
+        protocol: Protocol,
+        errors: &mut ValidationErrors,
+    ) -> Option<GraphSettings> {
+        let client_id = match self.client_id.as_deref().map(str::trim) {
+            None | Some("") => {
+                errors.add(
+                    "client_id",
+                    "is required: the Application (client) ID from the app registration in Azure",
+                );
+                None
+            }
+            Some(id) if is_guid(id) => Some(id.to_ascii_lowercase()),
+            Some(id) => {
+                errors.add("client_id", format!("`{id}` is not an Application (client) ID: Azure shows it as a GUID like 00000000-0000-0000-0000-000000000000 on the app's Overview page"));
+                None
+            }
+        };
+        let tenant_id = match self.tenant_id.as_deref().map(str::trim) {
+            None | Some("") => {
+                errors.add("tenant_id", "is required: the Directory (tenant) ID, a GUID, or a domain such as contoso.onmicrosoft.com");
+                None
+            }
+            Some(t) => parse_tenant(t, protocol)
+                .map_err(|m| errors.add("tenant_id", m))
+                .ok(),
+        };
+        let mailbox = match self.mailbox.as_deref().map(str::trim) {
+            None | Some("") if protocol == Protocol::GraphClientCredentials => {
+                errors.add("mailbox", "is required with graph_client_credentials: an app-only token has no mailbox of its own; name the address to import from");
+                None
+            }
+            None | Some("") => Some(None),
+            Some(m) if is_mailbox_address(m) || is_guid(m) => Some(Some(m.to_owned())),
+            Some(m) => {
+                errors.add(
+                    "mailbox",
+                    format!("`{m}` is not an e-mail address (or a user id GUID)"),
+                );
+                None
+            }
+        };
+        let cloud = match self.cloud.as_deref() {
+            None => Some(Cloud::Global),
+            Some(raw) => Cloud::parse(raw).or_else(|| {
+                let names: Vec<&str> = Cloud::ALL.iter().map(|c| c.as_str()).collect();
+                errors.add(
+                    "cloud",
+                    one_of_message(&format!("`{raw}` is not a cloud"), &names),
+                );
+                None
+            }),
+        };
+        let endpoints = cloud.and_then(|cloud| {
+            let defaults = cloud.default_endpoints();
+            let input = self.endpoints.clone().unwrap_or_default();
+            let authority = parse_base_url(
+                "endpoints.authority",
+                input.authority,
+                defaults.authority,
+                errors,
+            );
+            let graph = parse_base_url("endpoints.graph", input.graph, defaults.graph, errors);
+            Some(Endpoints {
+                authority: authority?,
+                graph: graph?,
+            })
+        });
+        let client_secret_expires_at = match self.client_secret_expires_at.as_deref().map(str::trim)
+        {
+            None | Some("") => Some(None),
+            Some(raw) => parse_instant(raw)
+                .map(Some)
+                .map_err(|m| errors.add("client_secret_expires_at", m))
+                .ok(),
+        };
+        Some(GraphSettings {
+            client_id: client_id?,
+            tenant_id: tenant_id?,
+            mailbox: mailbox?,
+            cloud: cloud?,
+            endpoints: endpoints?,
+            client_secret_expires_at: client_secret_expires_at?,
+        })
+    }
+
+    fn parse_imap(&self, errors: &mut ValidationErrors) -> Option<ImapSettings> {
+        let host = match self.host.as_deref().map(str::trim) {
+            None | Some("") => {
+                errors.add(
+                    "host",
+                    "is required: the IMAP server's name, e.g. imap.example.com",
+                );
+                None
+            }
+            Some(h)
+                if h.chars().any(|c| c.is_whitespace() || c == '/' || c == ':')
+                    && !h.starts_with('[') =>
+            {
+                errors.add(
+                    "host",
+                    format!(
+                        "`{h}` is not a host name: give the name alone, without scheme or port"
+                    ),
+                );
+                None
+            }
+            Some(h) => Some(h.to_owned()),
+        };
+        let security = match self.security.as_deref() {
+            None | Some("tls") => Some(ImapSecurity::Tls),
+            Some("starttls") => Some(ImapSecurity::Starttls),
+            Some("none") => Some(ImapSecurity::None),
+            Some(other) => {
+                errors.add(
+                    "security",
+                    one_of_message(
+                        &format!("`{other}` is not a security mode"),
+                        &["tls", "starttls", "none"],
+                    ),
+                );
+                None
+            }
+        };
+        let port = match self.port {
+            None => security.map(|s| if s == ImapSecurity::Tls { 993 } else { 143 }),
+            Some(p) => match u16::try_from(p) {
+                Ok(p) if p > 0 => Some(p),
+                _ => {
+                    errors.add("port", format!("{p} is not a TCP port: use 1–65535 (IMAP usually 993 with tls, 143 otherwise)"));
+                    None
+                }
+            },
+        };
+        let username = match self.username.as_deref() {
+            None | Some("") => {
+                errors.add("username", "is required: the login name of the mailbox");
+                None
+            }
+            Some(u) => Some(u.to_owned()),
+        };
+        let auth = match self.auth.as_deref() {
+            None | Some("password") => Some(ImapAuth::Password),
+            Some("xoauth2") => Some(ImapAuth::Xoauth2),
+            Some(other) => {
+                errors.add(
+                    "auth",
+                    one_of_message(
+                        &format!("`{other}` is not an IMAP authentication"),
+                        &["password", "xoauth2"],
+                    ),
+                );
+                None
+            }
+        };
+        Some(ImapSettings {
+            host: host?,
+            port: port?,
+            security: security?,
+            username: username?,
+            auth: auth?,
+        })
+    }
+
+    /// A field of another protocol is most likely a mistake (a protocol
+    /// switched in the form but not the fields); saying so beats silently
+    /// dropping what the admin typed.
+    fn reject_fields_of_other_protocols(&self, protocol: Protocol, errors: &mut ValidationErrors) {
+        let graph_fields = [
+            ("client_id", self.client_id.is_some()),
+            ("client_secret", self.client_secret.is_some()),
+            ("tenant_id", self.tenant_id.is_some()),
+            ("cloud", self.cloud.is_some()),
+            ("endpoints", self.endpoints.is_some()),
+            (
+                "client_secret_expires_at",
+                self.client_secret_expires_at.is_some(),
+            ),
+        ];
+        let imap_fields = [
+            ("host", self.host.is_some()),
+            ("port", self.port.is_some()),
+            ("security", self.security.is_some()),
+            ("username", self.username.is_some()),
+            ("password", self.password.is_some()),
+            ("auth", self.auth.is_some()),
+        ];
+        let foreign: &[(&str, bool)] = if protocol.is_graph() {
+            &imap_fields
+        } else {
+            &graph_fields
+        };
+        for (field, present) in foreign {
+            if *present {
+                errors.add(
+                    *field,
+                    format!(
+                        "does not apply to protocol `{}`: remove it",
+                        protocol.as_str()
+                    ),
+                );
+            }
+        }
+        if protocol == Protocol::Imap && self.mailbox.is_some() {
+            errors.add(
+                "mailbox",
+                "does not apply to protocol `imap`: the username names the mailbox",
+            );
+        }
+    }
+}
+
+fn protocol_names() -> Vec<&'static str> {
+    Protocol::ALL.iter().map(|p| p.as_str()).collect()
+}
+
+fn one_of_message(lead: &str, options: &[&str]) -> String {
+    let options: Vec<String> = options.iter().map(|o| format!("`{o}`")).collect();
+    format!("{lead}: use one of {}", options.join(", "))
+}
+
+fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, len)| g.len() == len && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+fn is_domain(s: &str) -> bool {
+    s.contains('.')
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+fn is_mailbox_address(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !local.contains(char::is_whitespace)
+                && !domain.contains('@')
+                && is_domain(domain)
+        }
+        None => false,
+    }
+}
+
+fn is_media_range(s: &str) -> bool {
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$&^_.+-".contains(c))
+    };
+    match s.split_once('/') {
+        Some(("*", "*")) => true,
+        Some((ty, "*")) => token(ty),
+        Some((ty, sub)) => token(ty) && token(sub),
+        None => false,
+    }
+}
+
+fn parse_tenant(raw: &str, protocol: Protocol) -> Result<TenantId, String> {
+    let lower = raw.to_ascii_lowercase();
+    let tenant = TenantId(lower.clone());
+    if tenant.is_multi_tenant_alias() {
+        return if protocol == Protocol::GraphClientCredentials {
+            Err(format!(
+                "`{raw}` cannot be used with graph_client_credentials: an app-only token needs the tenant's own ID (GUID) or domain"
+            ))
+        } else {
+            Ok(tenant)
+        };
+    }
+    if is_guid(&lower) || is_domain(&lower) {
+        Ok(tenant)
+    } else {
+        Err(format!(
+            "`{raw}` is not a tenant: use the Directory (tenant) ID (a GUID from the app's Overview page in Azure) or a domain such as contoso.onmicrosoft.com"
+        ))
+    }
+}
+
+fn parse_base_url(
+    field: &str,
+    raw: Option<String>,
+    default: String,
+    errors: &mut ValidationErrors,
+) -> Option<String> {
+    let Some(raw) = raw.filter(|r| !r.trim().is_empty()) else {
+        return Some(default);
+    };
+    let trimmed = raw.trim().trim_end_matches('/');
+    match url::Url::parse(trimmed) {
+        Ok(u)
+            if matches!(u.scheme(), "http" | "https")
+                && u.host().is_some()
+                && u.query().is_none()
+                && u.fragment().is_none() =>
+        {
+            Some(trimmed.to_owned())
+        }
+        _ => {
+            errors.add(field, format!("`{raw}` is not a base URL: give scheme and host, e.g. https://login.microsoftonline.com, without query or fragment"));
+            None
+        }
+    }
+}
+
+/// Parses an instant an admin typed: RFC 3339 with an offset (kept exact,
+/// stored in UTC) or a bare date, taken as 00:00 UTC so the result does not
+/// depend on the server's time zone.
+pub fn parse_instant(raw: &str) -> Result<Timestamp, String> {
+    if let Ok(ts) = raw.parse::<Timestamp>() {
+        return Ok(ts);
+    }
+    raw.parse::<jiff::civil::Date>()
+        .ok()
+        .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+        .map(|z| z.timestamp())
+        .ok_or_else(|| format!("`{raw}` is not a date or an instant: write 2026-05-31 or 2026-05-31T00:00:00Z (an offset such as +02:00 is fine)"))
+}
+
+#[cfg(test)]
+mod tests;

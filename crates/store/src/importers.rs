@@ -1,0 +1,260 @@
+//! Importer configurations, scoped to their client, with the secret sealed.
+
+use domain::importer::{ImporterSettings, SecretChange, SecretKind, ValidImporter};
+use jiff::Timestamp;
+use secrecy::SecretString;
+
+use crate::sealed::SealedField;
+use crate::{Result, Store, StoreError, from_millis, new_id, to_millis};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImporterRecord {
+    pub id: String,
+    pub client_id: String,
+    pub settings: ImporterSettings,
+    /// Which secret is sealed for this importer, if any (its value never leaves the store unasked).
+    pub stored_secret: Option<SecretKind>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// What saving an importer did to its authorization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedImporter {
+    pub record: ImporterRecord,
+    /// The OAuth grant was dropped because the change made it unusable.
+    pub grant_dropped: bool,
+}
+
+type ImporterRow = (String, String, String, Option<String>, i64, i64);
+
+fn secret_field(importer_id: &str) -> SealedField<'_> {
+    SealedField {
+        table: "importers",
+        column: "secret_sealed",
+        row_id: importer_id,
+    }
+}
+
+fn record_from_row(
+    (id, client_id, settings, secret_kind, created_at, updated_at): ImporterRow,
+) -> Result<ImporterRecord> {
+    let corrupt = |what: &str, e: serde_json::Error| {
+        StoreError::Corrupt(format!("importer {id} {what}: {e}"))
+    };
+    Ok(ImporterRecord {
+        settings: serde_json::from_str(&settings).map_err(|e| corrupt("settings", e))?,
+        stored_secret: secret_kind
+            .map(|k| serde_json::from_value(serde_json::Value::String(k)))
+            .transpose()
+            .map_err(|e| corrupt("secret kind", e))?,
+        created_at: from_millis(created_at)?,
+        updated_at: from_millis(updated_at)?,
+        id,
+        client_id,
+    })
+}
+
+fn secret_kind_name(kind: SecretKind) -> &'static str {
+    kind.field()
+}
+
+const SELECT: &str =
+    "SELECT id, client_id, settings, secret_kind, created_at, updated_at FROM importers";
+
+impl Store {
+    pub async fn create_importer(
+        &self,
+        client_id: &str,
+        valid: &ValidImporter,
+        now: Timestamp,
+    ) -> Result<ImporterRecord> {
+        let id = new_id();
+        let (kind, sealed) = match &valid.secret {
+            Some((kind, SecretChange::Set(secret))) => (
+                Some(*kind),
+                Some(
+                    self.keyring()
+                        .seal(secret_field(&id), &SecretString::from(secret.clone())),
+                ),
+            ),
+            // A new importer has nothing to keep: validation without a stored secret demands one.
+            Some((_, SecretChange::Keep)) | None => (None, None),
+        };
+        let settings = serde_json::to_string(&valid.settings)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO importers (id, client_id, name, protocol, settings, secret_kind, secret_sealed, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        )
+        .bind(&id)
+        .bind(client_id)
+        .bind(&valid.settings.name)
+        .bind(valid.settings.protocol.as_str())
+        .bind(settings)
+        .bind(kind.map(secret_kind_name))
+        .bind(sealed)
+        .bind(to_millis(now))
+        .execute(self.pool())
+        .await?;
+        Ok(ImporterRecord {
+            id,
+            client_id: client_id.to_owned(),
+            settings: valid.settings.clone(),
+            stored_secret: kind,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    pub async fn list_importers(&self, client_id: &str) -> Result<Vec<ImporterRecord>> {
+        let rows: Vec<ImporterRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{SELECT} WHERE client_id = $1 ORDER BY created_at, id"
+        )))
+        .bind(client_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter().map(record_from_row).collect()
+    }
+
+    /// Every importer of every client (for scripts that serve them all).
+    pub async fn list_all_importers(&self) -> Result<Vec<ImporterRecord>> {
+        let rows: Vec<ImporterRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{SELECT} ORDER BY created_at, id"
+        )))
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter().map(record_from_row).collect()
+    }
+
+    /// One importer of `client_id`; another client's importer is `None`, as if it did not exist.
+    pub async fn importer(&self, client_id: &str, id: &str) -> Result<Option<ImporterRecord>> {
+        let row: Option<ImporterRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{SELECT} WHERE client_id = $1 AND id = $2"
+        )))
+        .bind(client_id)
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(record_from_row).transpose()
+    }
+
+    /// Replaces an importer's settings. Its grant is dropped only when the
+    /// change makes it unusable (see `ImporterSettings::grant_survives_change_to`).
+    pub async fn update_importer(
+        &self,
+        client_id: &str,
+        id: &str,
+        valid: &ValidImporter,
+        now: Timestamp,
+    ) -> Result<SavedImporter> {
+        let mut tx = self.pool().begin().await?;
+        let row: Option<ImporterRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{SELECT} WHERE client_id = $1 AND id = $2"
+        )))
+        .bind(client_id)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let old = row
+            .map(record_from_row)
+            .transpose()?
+            .ok_or(StoreError::NotFound("importer"))?;
+        let secret_changed = matches!(valid.secret, Some((_, SecretChange::Set(_))));
+        let settings = serde_json::to_string(&valid.settings)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let stored_secret = match &valid.secret {
+            Some((kind, SecretChange::Set(secret))) => {
+                let sealed = self
+                    .keyring()
+                    .seal(secret_field(id), &SecretString::from(secret.clone()));
+                sqlx::query(
+                    "UPDATE importers SET secret_kind = $1, secret_sealed = $2 WHERE id = $3",
+                )
+                .bind(secret_kind_name(*kind))
+                .bind(sealed)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                Some(*kind)
+            }
+            Some((kind, SecretChange::Keep)) => Some(*kind),
+            None => {
+                sqlx::query(
+                    "UPDATE importers SET secret_kind = NULL, secret_sealed = NULL WHERE id = $1",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                None
+            }
+        };
+        sqlx::query("UPDATE importers SET name = $1, protocol = $2, settings = $3, updated_at = $4 WHERE id = $5")
+            .bind(&valid.settings.name)
+            .bind(valid.settings.protocol.as_str())
+            .bind(settings)
+            .bind(to_millis(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let grant_dropped = if old
+            .settings
+            .grant_survives_change_to(&valid.settings, secret_changed)
+        {
+            false
+        } else {
+            let deleted = sqlx::query("DELETE FROM oauth_grants WHERE importer_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            deleted.rows_affected() > 0
+        };
+        tx.commit().await?;
+        Ok(SavedImporter {
+            record: ImporterRecord {
+                id: id.to_owned(),
+                client_id: client_id.to_owned(),
+                settings: valid.settings.clone(),
+                stored_secret,
+                created_at: old.created_at,
+                updated_at: now,
+            },
+            grant_dropped,
+        })
+    }
+
+    /// Deletes an importer with its grant; `false` when the client has no such importer.
+    pub async fn delete_importer(&self, client_id: &str, id: &str) -> Result<bool> {
+        let mut tx = self.pool().begin().await?;
+        // Explicit deletes: PostgreSQL and SQLite agree on them even where
+        // a connection runs without foreign-key enforcement.
+        for table in ["oauth_grants", "oauth_states"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE importer_id = $1 AND importer_id IN (SELECT id FROM importers WHERE client_id = $2)")))
+                .bind(id)
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let deleted = sqlx::query("DELETE FROM importers WHERE client_id = $1 AND id = $2")
+            .bind(client_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    /// Opens the importer's sealed secret (client secret or IMAP password).
+    pub async fn importer_secret(&self, client_id: &str, id: &str) -> Result<Option<SecretString>> {
+        let row: Option<(Option<Vec<u8>>,)> =
+            sqlx::query_as("SELECT secret_sealed FROM importers WHERE client_id = $1 AND id = $2")
+                .bind(client_id)
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+        match row {
+            Some((Some(sealed),)) => Ok(Some(self.keyring().open(secret_field(id), &sealed)?)),
+            _ => Ok(None),
+        }
+    }
+}

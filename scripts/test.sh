@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# mailferry's whole test suite, with its real peers: installs what is
+# missing, starts PostgreSQL on a free loopback port, runs every test of the
+# workspace, stops what it started, and ends with a one-line summary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-test-deps.sh
+export MAILFERRY_TEST_PYTHON="$PWD/.venv-test/bin/python"
+
+source scripts/peers.sh
+trap stop_peers EXIT
+start_postgres
+
+mkdir -p target
+log=target/test-output.log
+status=0
+cargo test --workspace --all-targets --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
+
+# cargo prints one result line per test binary; add them up.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
+     END { printf "summary: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit $status

@@ -1,1 +1,0 @@
-//! Cron schedules (filled in by the scheduler work).

@@ -112,32 +112,32 @@ mod tests {
     fn malformed_specs_say_what_is_wrong() {
         assert!(
             FolderSpec::parse("")
-                .unwrap_err()
+                .expect_err("invalid")
                 .contains("must not be empty")
         );
         assert!(
             FolderSpec::parse("/Inbox")
-                .unwrap_err()
+                .expect_err("invalid")
                 .contains("starts or ends")
         );
         assert!(
             FolderSpec::parse("Inbox/")
-                .unwrap_err()
+                .expect_err("invalid")
                 .contains("starts or ends")
         );
         assert!(
             FolderSpec::parse("Inbox//X")
-                .unwrap_err()
+                .expect_err("invalid")
                 .contains("empty level")
         );
         assert!(
             FolderSpec::parse("In\u{0}box")
-                .unwrap_err()
+                .expect_err("invalid")
                 .contains("control")
         );
         assert!(
             FolderSpec::parse(&"x".repeat(256))
-                .unwrap_err()
+                .expect_err("invalid")
                 .contains("at most 255")
         );
     }

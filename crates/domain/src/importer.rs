@@ -122,7 +122,7 @@ pub struct Folders {
 }
 
 /// Which parts of a mail become documents.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AttachmentRules {
     /// MIME types (`application/pdf`) or families (`image/*`); empty allows all.
     pub allowed_types: Vec<String>,
@@ -132,17 +132,6 @@ pub struct AttachmentRules {
     pub include_inline: bool,
     /// Attachments smaller than this many bytes are skipped.
     pub min_size: u64,
-}
-
-impl Default for AttachmentRules {
-    fn default() -> Self {
-        Self {
-            allowed_types: Vec::new(),
-            allowed_extensions: Vec::new(),
-            include_inline: false,
-            min_size: 0,
-        }
-    }
 }
 
 /// The tenant segment of the identity platform's URLs.

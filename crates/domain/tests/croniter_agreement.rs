@@ -323,12 +323,12 @@ fn next_runs_agree_with_croniter() {
     );
     let mut accepted_skips = 0;
     for ((index, t, _), result) in confirmations.iter().zip(confirmed) {
-        if result.as_deref() == Ok(&[*t][..]) {
-            if let Some((_, _, theirs)) = compared.iter_mut().find(|(i, _, _)| i == index) {
-                theirs.push(*t);
-                theirs.sort();
-                accepted_skips += 1;
-            }
+        if result.as_deref() == Ok(&[*t][..])
+            && let Some((_, _, theirs)) = compared.iter_mut().find(|(i, _, _)| i == index)
+        {
+            theirs.push(*t);
+            theirs.sort();
+            accepted_skips += 1;
         }
     }
 

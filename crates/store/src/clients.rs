@@ -171,7 +171,7 @@ impl Store {
         let host = host.to_ascii_lowercase();
         Ok(clients
             .iter()
-            .find(|c| c.hosts.iter().any(|h| *h == host))
+            .find(|c| c.hosts.contains(&host))
             .or_else(|| clients.iter().find(|c| c.name == DEFAULT_CLIENT))
             .cloned())
     }

@@ -108,10 +108,10 @@ impl Keyring {
             path: path.to_owned(),
             source,
         })?);
-        if let Ok(meta) = fs::metadata(path) {
-            if meta.permissions().mode() & 0o077 != 0 {
-                tracing::warn!(path = %path.display(), "the master key file is readable by other users: chmod 600 it");
-            }
+        if let Ok(meta) = fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(path = %path.display(), "the master key file is readable by other users: chmod 600 it");
         }
         let mut keys = Vec::new();
         for (index, line) in text.lines().enumerate() {

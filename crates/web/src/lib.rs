@@ -1,1 +1,60 @@
-//! placeholder
+//! mailferry's HTTP surface: the REST API (`/api/v2`), its OpenAPI document,
+//! health and metrics. Errors become problem+json in one place
+//! ([`problem::Problem`]).
+
+use std::sync::Arc;
+
+use axum::Router;
+use domain::clock::Clock;
+use store::Store;
+
+pub mod api;
+pub mod caller;
+pub mod json_body;
+pub mod observability;
+pub mod problem;
+
+/// Settings the HTTP layer needs.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Base URL under which users and Microsoft reach this service, without a trailing slash.
+    pub public_url: String,
+}
+
+impl WebConfig {
+    /// The redirect URI to register in Azure for every delegated importer.
+    pub fn redirect_uri(&self) -> String {
+        format!(
+            "{}/api/v2/importers/email/authenticate/end",
+            self.public_url
+        )
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub config: Arc<WebConfig>,
+}
+
+pub fn router(state: AppState) -> Router {
+    observability::layers(
+        Router::new()
+            .merge(observability::routes())
+            .merge(api::routes())
+            .with_state(state),
+    )
+}
+
+/// Serves until `shutdown` resolves, on a listener the caller bound (tests
+/// bind port 0 and read the port back before the server starts).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,198 @@
+//! What each subcommand does.
+
+use std::io::Read;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use domain::clock::{Clock, ManualClock, SystemClock};
+use secrecy::{ExposeSecret, SecretString};
+use store::{Keyring, Store};
+
+use crate::cli::{Cli, ClientCommand, Command, KeysCommand, TokenCommand, UserCommand};
+use crate::settings::Settings;
+use crate::telemetry;
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = Settings::resolve(&cli.settings)?;
+    telemetry::init(settings.log_format);
+    let clock = clock_from_env()?;
+    match cli.command {
+        Command::Serve => serve(settings, clock).await?,
+        Command::Client(cmd) => client(settings, clock, cmd).await?,
+        Command::User(cmd) => user(settings, clock, cmd).await?,
+        Command::Token(cmd) => token(settings, clock, cmd).await?,
+        Command::Keys(KeysCommand::Rotate) => rotate_keys(settings).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `MAILFERRY_NOW=2026-03-29T00:30:00Z` pins the clock: for reproducible
+/// demos and for tests that prove behaviour does not depend on `TZ`.
+fn clock_from_env() -> anyhow::Result<Arc<dyn Clock>> {
+    match std::env::var("MAILFERRY_NOW") {
+        Ok(raw) => {
+            let now = domain::importer::parse_instant(&raw)
+                .map_err(|m| anyhow::anyhow!("MAILFERRY_NOW: {m}"))?;
+            tracing::warn!(%now, "the clock is pinned by MAILFERRY_NOW");
+            Ok(Arc::new(ManualClock::new(now)))
+        }
+        Err(_) => Ok(Arc::new(SystemClock)),
+    }
+}
+
+/// Opens the database (migrating it) with the master key, and makes sure
+/// client `default` exists.
+pub async fn open_store(settings: &Settings, clock: &dyn Clock) -> anyhow::Result<Store> {
+    if settings.database_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
+    }
+    let keyring = Keyring::load_or_create(&settings.master_key_file)?;
+    let store = Store::connect(&settings.database_url, keyring)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the database {}",
+                store::redact_url(&settings.database_url)
+            )
+        })?;
+    store.ensure_default_client(clock.now()).await?;
+    Ok(store)
+}
+
+async fn serve(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
+    let store = open_store(&settings, clock.as_ref()).await?;
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}: is another process using it? Set MAILFERRY_LISTEN",
+                settings.listen
+            )
+        })?;
+    tracing::info!(listen = %settings.listen, public_url = %settings.public_url, database = %store::redact_url(&settings.database_url), "mailferry is serving");
+    let state = web::AppState {
+        store,
+        clock,
+        config: Arc::new(web::WebConfig {
+            public_url: settings.public_url.clone(),
+        }),
+    };
+    web::serve(listener, state, shutdown_signal())
+        .await
+        .context("the web server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutting down");
+}
+
+async fn client_named(store: &Store, name: &str) -> anyhow::Result<store::clients::Client> {
+    match store.client_by_name(name).await? {
+        Some(c) => Ok(c),
+        None => bail!(
+            "there is no client `{name}`: list them with `mailferry client list`, add one with `mailferry client add {name}`"
+        ),
+    }
+}
+
+async fn client(
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    cmd: ClientCommand,
+) -> anyhow::Result<()> {
+    let store = open_store(&settings, clock.as_ref()).await?;
+    match cmd {
+        ClientCommand::Add { name, hosts } => {
+            let c = store.create_client(&name, &hosts, clock.now()).await?;
+            println!(
+                "client {} added (id {}), hosts: {}",
+                c.name,
+                c.id,
+                display_hosts(&c.hosts)
+            );
+        }
+        ClientCommand::List => {
+            for c in store.list_clients().await? {
+                println!("{}\t{}\t{}", c.name, c.id, display_hosts(&c.hosts));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn display_hosts(hosts: &[String]) -> String {
+    if hosts.is_empty() {
+        "(any host)".into()
+    } else {
+        hosts.join(", ")
+    }
+}
+
+async fn user(settings: Settings, clock: Arc<dyn Clock>, cmd: UserCommand) -> anyhow::Result<()> {
+    let UserCommand::Add { email, client } = cmd;
+    let store = open_store(&settings, clock.as_ref()).await?;
+    let client = client_named(&store, &client).await?;
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("reading the password from standard input")?;
+    let password = SecretString::from(input.trim_end_matches(['\r', '\n']).to_owned());
+    if password.expose_secret().chars().count() < 12 {
+        bail!("the password (read from standard input) must have at least 12 characters");
+    }
+    let user = store
+        .create_user(&client.id, &email, &password, clock.now())
+        .await?;
+    println!("user {} added to client {}", user.email, client.name);
+    Ok(())
+}
+
+async fn token(settings: Settings, clock: Arc<dyn Clock>, cmd: TokenCommand) -> anyhow::Result<()> {
+    let TokenCommand::Create { client, label } = cmd;
+    let store = open_store(&settings, clock.as_ref()).await?;
+    let client = client_named(&store, &client).await?;
+    let (_, token) = store
+        .create_api_token(&client.id, &label, clock.now())
+        .await?;
+    eprintln!(
+        "API token for client {} (shown once; only its hash is stored):",
+        client.name
+    );
+    println!("{}", token.expose_secret());
+    Ok(())
+}
+
+async fn rotate_keys(settings: Settings) -> anyhow::Result<()> {
+    let clock = SystemClock;
+    // Open first with the current keys: a broken database must not leave a new key behind unused.
+    open_store(&settings, &clock).await?.close().await;
+    let id = Keyring::append_new_key(&settings.master_key_file)?;
+    let store = open_store(&settings, &clock).await?;
+    let count = store.reseal_all().await?;
+    println!(
+        "new master key {id} added to {}; {count} secrets re-sealed with it. Back the file up; older key lines can now be removed.",
+        settings.master_key_file.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! `/api/v2/importers/email`: e-mail importers of the caller's client.
+//! Secrets are write-only: a response says whether one is set, never what it is.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use domain::importer::{
+    AttachmentRules, Connection, Endpoints, ImapAuth, ImapSecurity, ImporterInput, Protocol,
+    SecretKind,
+};
+use jiff::Timestamp;
+use serde::Serialize;
+use store::grants::GrantState;
+use store::importers::ImporterRecord;
+use utoipa::ToSchema;
+
+use crate::caller::Caller;
+use crate::json_body::JsonBody;
+use crate::problem::Problem;
+use crate::{AppState, WebConfig};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v2/importers/email", get(list).post(create))
+        .route(
+            "/api/v2/importers/email/{id}",
+            get(get_one).put(replace).delete(delete),
+        )
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FoldersView {
+    pub inbox: String,
+    pub exported: String,
+    pub error: String,
+}
+
+/// An importer as the API shows it. Fields of other protocols are absent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImporterView {
+    pub id: String,
+    pub name: String,
+    pub protocol: Protocol,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret_set: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret_expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// Empty: the authorizing user's own mailbox.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mailbox: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<domain::importer::Cloud>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<Endpoints>,
+    /// The URI to register under Authentication in the Azure app registration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security: Option<ImapSecurity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_set: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<ImapAuth>,
+    pub folders: FoldersView,
+    pub attachments: AttachmentRules,
+    /// True when a delegated importer has no usable grant: press Authenticate
+    /// (declining is fine; the importer just does not run until then).
+    pub authentication_required: bool,
+    /// Set on a save that dropped the grant, saying why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authentication_notice: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+fn rfc3339(ts: Timestamp) -> String {
+    // Timestamp's Display is RFC 3339 in UTC with a `Z`.
+    ts.to_string()
+}
+
+async fn view(
+    state: &AppState,
+    record: ImporterRecord,
+    notice: Option<String>,
+) -> Result<ImporterView, Problem> {
+    let authentication_required = match record.settings.protocol {
+        Protocol::GraphDelegated => !matches!(
+            state.store.grant(&record.id).await?.map(|g| g.state),
+            Some(GrantState::Authorized)
+        ),
+        _ => false,
+    };
+    Ok(view_of(
+        &state.config,
+        record,
+        authentication_required,
+        notice,
+    ))
+}
+
+fn view_of(
+    config: &WebConfig,
+    record: ImporterRecord,
+    authentication_required: bool,
+    notice: Option<String>,
+) -> ImporterView {
+    let s = &record.settings;
+    let secret_set = |kind| Some(record.stored_secret == Some(kind));
+    let mut v = ImporterView {
+        id: record.id.clone(),
+        name: s.name.clone(),
+        protocol: s.protocol,
+        client_id: None,
+        client_secret_set: None,
+        client_secret_expires_at: None,
+        tenant_id: None,
+        mailbox: None,
+        cloud: None,
+        endpoints: None,
+        redirect_uri: None,
+        host: None,
+        port: None,
+        security: None,
+        username: None,
+        password_set: None,
+        auth: None,
+        folders: FoldersView {
+            inbox: s.folders.inbox.to_string(),
+            exported: s.folders.exported.to_string(),
+            error: s.folders.error.to_string(),
+        },
+        attachments: s.attachments.clone(),
+        authentication_required,
+        authentication_notice: notice,
+        created_at: rfc3339(record.created_at),
+        updated_at: rfc3339(record.updated_at),
+    };
+    match &s.connection {
+        Connection::Graph(g) => {
+            v.client_id = Some(g.client_id.clone());
+            v.client_secret_set = secret_set(SecretKind::ClientSecret);
+            v.client_secret_expires_at = g.client_secret_expires_at.map(rfc3339);
+            v.tenant_id = Some(g.tenant_id.as_str().to_owned());
+            v.mailbox = Some(g.mailbox.clone().unwrap_or_default());
+            v.cloud = Some(g.cloud);
+            v.endpoints = Some(g.endpoints.clone());
+            if s.protocol == Protocol::GraphDelegated {
+                v.redirect_uri = Some(config.redirect_uri());
+            }
+        }
+        Connection::Imap(i) => {
+            v.host = Some(i.host.clone());
+            v.port = Some(i.port);
+            v.security = Some(i.security);
+            v.username = Some(i.username.clone());
+            v.auth = Some(i.auth);
+            v.password_set = secret_set(SecretKind::Password);
+        }
+    }
+    v
+}
+
+/// List the client's importers.
+#[utoipa::path(get, path = "/api/v2/importers/email", tag = "importers",
+    responses((status = 200, body = [ImporterView]), (status = 401, body = Problem)))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<axum::Json<Vec<ImporterView>>, Problem> {
+    let mut views = Vec::new();
+    for record in state.store.list_importers(&caller.client_id).await? {
+        views.push(view(&state, record, None).await?);
+    }
+    Ok(axum::Json(views))
+}
+
+/// Create an importer.
+#[utoipa::path(post, path = "/api/v2/importers/email", tag = "importers", request_body = ImporterInput,
+    responses((status = 201, body = ImporterView), (status = 422, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem)))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(input): JsonBody<ImporterInput>,
+) -> Result<(StatusCode, axum::Json<ImporterView>), Problem> {
+    let valid = input.validate(None)?;
+    let record = state
+        .store
+        .create_importer(&caller.client_id, &valid, state.clock.now())
+        .await?;
+    tracing::info!(importer = %record.id, protocol = record.settings.protocol.as_str(), "importer created");
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(view(&state, record, None).await?),
+    ))
+}
+
+/// One importer.
+#[utoipa::path(get, path = "/api/v2/importers/email/{id}", tag = "importers", params(("id" = String, Path)),
+    responses((status = 200, body = ImporterView), (status = 404, body = Problem)))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<ImporterView>, Problem> {
+    let record = state
+        .store
+        .importer(&caller.client_id, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found("importer"))?;
+    Ok(axum::Json(view(&state, record, None).await?))
+}
+
+/// Replace an importer's configuration. Omit `client_secret`/`password` to
+/// keep the stored one. The grant survives unless the application, tenant,
+/// cloud, protocol or secret changed.
+#[utoipa::path(put, path = "/api/v2/importers/email/{id}", tag = "importers", params(("id" = String, Path)), request_body = ImporterInput,
+    responses((status = 200, body = ImporterView), (status = 404, body = Problem), (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn replace(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<ImporterInput>,
+) -> Result<axum::Json<ImporterView>, Problem> {
+    let existing = state
+        .store
+        .importer(&caller.client_id, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found("importer"))?;
+    let valid = input.validate(existing.stored_secret)?;
+    let saved = state
+        .store
+        .update_importer(&caller.client_id, &id, &valid, state.clock.now())
+        .await?;
+    let notice = saved.grant_dropped.then(|| {
+        "the change (application, tenant, cloud, protocol or secret) made the Microsoft authorization invalid: \
+         press Authenticate to authorize again"
+            .to_owned()
+    });
+    Ok(axum::Json(view(&state, saved.record, notice).await?))
+}
+
+/// Delete an importer and its authorization.
+#[utoipa::path(delete, path = "/api/v2/importers/email/{id}", tag = "importers", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    if state.store.delete_importer(&caller.client_id, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Problem::not_found("importer"))
+    }
+}

@@ -1,0 +1,51 @@
+//! The REST API under `/api/v2`, and its OpenAPI document generated from the
+//! handlers themselves.
+
+use axum::Router;
+use axum::routing::get;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::AppState;
+
+pub mod importers;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "mailferry", description = "Imports e-mail from Microsoft 365 and IMAP mailboxes into documents."),
+    paths(
+        crate::observability::healthz,
+        crate::observability::metrics,
+        importers::list,
+        importers::create,
+        importers::get_one,
+        importers::replace,
+        importers::delete,
+    ),
+    components(schemas(crate::problem::Problem, domain::validation::FieldError)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v2/openapi.json", get(openapi))
+        .merge(importers::routes())
+}
+
+async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(ApiDoc::openapi())
+}

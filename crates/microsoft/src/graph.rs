@@ -1,0 +1,1 @@
+//! The Graph mail client (filled in by the mailbox work).

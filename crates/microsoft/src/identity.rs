@@ -1,0 +1,1 @@
+//! The identity platform client (filled in by the authorization work).

@@ -75,7 +75,16 @@ async fn serve(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<()> 
                 settings.listen
             )
         })?;
-    tracing::info!(listen = %settings.listen, public_url = %settings.public_url, database = %store::redact_url(&settings.database_url), "mailferry is serving");
+    let bound = listener.local_addr().context("reading the bound address")?;
+    // Port 0 means "any free port": the public URL then names the real one.
+    let public_url = if settings.listen.ends_with(":0")
+        && settings.public_url == format!("http://{}", settings.listen)
+    {
+        format!("http://{bound}")
+    } else {
+        settings.public_url.clone()
+    };
+    tracing::info!(listen = %bound, public_url = %public_url, database = %store::redact_url(&settings.database_url), "mailferry is serving");
     let state = web::AppState {
         store,
         clock,

@@ -249,6 +249,29 @@ impl ImporterSettings {
     }
 }
 
+impl GraphSettings {
+    /// A warning while the client secret the admin said expires on a date
+    /// is within 30 days of expiring (or expired): Azure secrets lapse
+    /// silently, and the importer then stops with AADSTS7000222.
+    pub fn secret_expiry_warning(&self, now: Timestamp) -> Option<String> {
+        let expires_at = self.client_secret_expires_at?;
+        let remaining = expires_at.duration_since(now);
+        let date = expires_at.strftime("%Y-%m-%d %H:%M UTC");
+        if remaining <= jiff::SignedDuration::ZERO {
+            Some(format!(
+                "the client secret expired on {date}: create a new secret in the Azure app registration (Certificates & secrets) and enter it here"
+            ))
+        } else if remaining < jiff::SignedDuration::from_hours(24 * 30) {
+            let days = remaining.as_secs() / 86_400;
+            Some(format!(
+                "the client secret expires on {date} (in {days} days): create a new secret in the Azure app registration and enter it here before then"
+            ))
+        } else {
+            None
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SecretKind {
@@ -376,8 +399,7 @@ impl ImporterInput {
             }),
         };
 
-        let folders = self.parse_folders(&mut errors);
-        let attachments = self.parse_attachments(&mut errors);
+        // Errors come in the order of the contract's document: connection, then folders.
         let connection = protocol.and_then(|p| match p {
             Protocol::Imap => self.parse_imap(&mut errors).map(Connection::Imap),
             _ => self.parse_graph(p, &mut errors).map(Connection::Graph),
@@ -385,6 +407,8 @@ impl ImporterInput {
         if let Some(p) = protocol {
             self.reject_fields_of_other_protocols(p, &mut errors);
         }
+        let folders = self.parse_folders(&mut errors);
+        let attachments = self.parse_attachments(&mut errors);
 
         let (Some(name), Some(protocol), Some(connection), Some(folders), Some(attachments)) =
             (name, protocol, connection, folders, attachments)

@@ -249,3 +249,27 @@ fn unknown_fields_are_rejected_by_name() {
         .expect_err("unknown field");
     assert!(err.to_string().contains("nmae"));
 }
+
+#[test]
+fn secret_expiry_warns_within_thirty_days() {
+    let mut input = graph_input();
+    input.client_secret_expires_at = Some("2026-05-31T02:00:00+02:00".into());
+    let valid = input.validate(None).expect("valid");
+    let graph = valid.settings.graph().expect("graph");
+    let at = |s: &str| s.parse::<Timestamp>().expect("ts");
+    assert_eq!(
+        graph.secret_expiry_warning(at("2026-04-30T23:59:59Z")),
+        None
+    );
+    let soon = graph
+        .secret_expiry_warning(at("2026-05-02T00:00:00Z"))
+        .expect("warns");
+    assert!(
+        soon.contains("2026-05-31 00:00 UTC") && soon.contains("in 29 days"),
+        "{soon}"
+    );
+    let past = graph
+        .secret_expiry_warning(at("2026-06-01T00:00:00Z"))
+        .expect("warns");
+    assert!(past.contains("expired on"), "{past}");
+}

@@ -77,6 +77,8 @@ pub struct ImporterView {
     /// True when a delegated importer has no usable grant: press Authenticate
     /// (declining is fine; the importer just does not run until then).
     pub authentication_required: bool,
+    /// Things that will break soon, with what to do (e.g. a client secret about to expire).
+    pub warnings: Vec<String>,
     /// Set on a save that dropped the grant, saying why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authentication_notice: Option<String>,
@@ -101,12 +103,15 @@ async fn view(
         ),
         _ => false,
     };
-    Ok(view_of(
-        &state.config,
-        record,
-        authentication_required,
-        notice,
-    ))
+    let warnings = record
+        .settings
+        .graph()
+        .and_then(|g| g.secret_expiry_warning(state.clock.now()))
+        .into_iter()
+        .collect();
+    let mut view = view_of(&state.config, record, authentication_required, notice);
+    view.warnings = warnings;
+    Ok(view)
 }
 
 fn view_of(
@@ -142,6 +147,7 @@ fn view_of(
         },
         attachments: s.attachments.clone(),
         authentication_required,
+        warnings: Vec::new(),
         authentication_notice: notice,
         created_at: rfc3339(record.created_at),
         updated_at: rfc3339(record.updated_at),

@@ -1,0 +1,278 @@
+//! The `mailferry` binary as an admin runs it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Command, Stdio};
+
+use crate::support::{graph_importer_body, mailferry_bin};
+
+/// A `mailferry serve` process on a port it chose itself, stopped by PID on drop.
+struct ServeProcess {
+    child: Child,
+    base_url: String,
+}
+
+impl ServeProcess {
+    fn start(data_dir: &std::path::Path, envs: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(mailferry_bin());
+        cmd.args(["--log-format", "json", "serve"])
+            .env("MAILFERRY_DATA_DIR", data_dir)
+            .env("MAILFERRY_LISTEN", "127.0.0.1:0")
+            .env_remove("MAILFERRY_DATABASE_URL")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn mailferry serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let base_url = loop {
+            let line = lines
+                .next()
+                .expect("serve exited before listening")
+                .expect("read");
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if event["message"] == "mailferry is serving" {
+                break event["public_url"].as_str().expect("public_url").to_owned();
+            }
+        };
+        // keep draining stderr so the process never blocks on a full pipe
+        std::thread::spawn(move || for _ in lines {});
+        Self { child, base_url }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        // SIGTERM by PID: the server shuts down gracefully.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn mailferry(
+    data_dir: &std::path::Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    stdin: &str,
+) -> std::process::Output {
+    let mut cmd = Command::new(mailferry_bin());
+    cmd.args(args)
+        .env("MAILFERRY_DATA_DIR", data_dir)
+        .env_remove("MAILFERRY_DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn mailferry");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "mailferry failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).expect("utf-8")
+}
+
+#[tokio::test]
+async fn a_first_start_creates_the_key_and_the_default_client_and_serves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let server = ServeProcess::start(&data, &[]);
+    let health = reqwest::get(format!("{}/healthz", server.base_url))
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+
+    let key = data.join("master.key");
+    assert_eq!(
+        std::fs::metadata(&key)
+            .expect("key file")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let clients = stdout(&mailferry(&data, &["client", "list"], &[], ""));
+    assert!(clients.starts_with("default\t"), "{clients}");
+
+    let token = stdout(&mailferry(
+        &data,
+        &["token", "create", "--client", "default"],
+        &[],
+        "",
+    ))
+    .trim()
+    .to_owned();
+    assert!(token.starts_with("mf_"));
+    let http = reqwest::Client::new();
+    let created = http
+        .post(format!("{}/api/v2/importers/email", server.base_url))
+        .bearer_auth(&token)
+        .json(&graph_importer_body("Invoices"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(created.status(), 201);
+}
+
+#[test]
+fn clients_users_and_tokens_are_managed_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let out = stdout(&mailferry(
+        data,
+        &["client", "add", "acme", "--host", "acme.example.com"],
+        &[],
+        "",
+    ));
+    assert!(out.contains("client acme added"), "{out}");
+    let dup = mailferry(data, &["client", "add", "acme"], &[], "");
+    assert!(!dup.status.success());
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
+
+    let out = stdout(&mailferry(
+        data,
+        &["user", "add", "admin@acme.example.com", "--client", "acme"],
+        &[],
+        "a long enough password\n",
+    ));
+    assert!(
+        out.contains("user admin@acme.example.com added to client acme"),
+        "{out}"
+    );
+    let short = mailferry(
+        data,
+        &["user", "add", "x@acme.example.com", "--client", "acme"],
+        &[],
+        "short\n",
+    );
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12 characters"));
+    let unknown = mailferry(data, &["token", "create", "--client", "nope"], &[], "");
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("there is no client `nope`"));
+
+    // the password is stored only as an argon2id hash
+    let db = std::fs::read(data.join("mailferry.db")).expect("db");
+    assert!(!db.windows(22).any(|w| w == b"a long enough password"));
+}
+
+#[test]
+fn bad_configuration_is_named_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("mailferry.toml");
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:8080\"\ndatabse_url = \"sqlite://x\"\n",
+    )
+    .expect("write");
+    let out = mailferry(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().expect("utf-8"),
+            "client",
+            "list",
+        ],
+        &[],
+        "",
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("databse_url"), "{err}");
+    assert!(
+        !dir.path().join("mailferry.db").exists(),
+        "nothing was created"
+    );
+}
+
+#[test]
+fn key_rotation_keeps_every_secret_readable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    stdout(&mailferry(data, &["client", "list"], &[], ""));
+    let out = stdout(&mailferry(data, &["keys", "rotate"], &[], ""));
+    assert!(out.contains("0 secrets re-sealed"), "{out}");
+    let keys = std::fs::read_to_string(data.join("master.key")).expect("keys");
+    assert_eq!(keys.lines().count(), 2);
+}
+
+/// The same scenario under three time zones stores the same instants and
+/// reaches the same decisions: nothing reads the local zone.
+#[tokio::test]
+async fn behaviour_does_not_depend_on_the_process_time_zone() {
+    let mut outcomes = Vec::new();
+    for tz in ["UTC", "Europe/Berlin", "America/Los_Angeles"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let envs = [("TZ", tz), ("MAILFERRY_NOW", "2026-05-02T00:30:00Z")];
+        let token = stdout(&mailferry(&data, &["token", "create"], &envs, ""))
+            .trim()
+            .to_owned();
+        let server = ServeProcess::start(&data, &envs);
+        let mut body = graph_importer_body("Invoices");
+        body["client_secret_expires_at"] = "2026-05-31T02:00:00+02:00".into();
+        let http = reqwest::Client::new();
+        let mut created: serde_json::Value = http
+            .post(format!("{}/api/v2/importers/email", server.base_url))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .expect("POST")
+            .json()
+            .await
+            .expect("json");
+        let id = created["id"].as_str().expect("id").to_owned();
+        drop(server);
+        created.as_object_mut().expect("object").remove("id");
+        created
+            .as_object_mut()
+            .expect("object")
+            .remove("redirect_uri");
+
+        sqlx::any::install_default_drivers();
+        let pool =
+            sqlx::AnyPool::connect(&format!("sqlite://{}", data.join("mailferry.db").display()))
+                .await
+                .expect("db");
+        let stored: (i64, i64, String) =
+            sqlx::query_as("SELECT created_at, updated_at, settings FROM importers WHERE id = $1")
+                .bind(&id)
+                .fetch_one(&pool)
+                .await
+                .expect("row");
+        pool.close().await;
+        outcomes.push((tz, created, stored));
+    }
+    let (_, first_view, first_row) = &outcomes[0];
+    assert_eq!(first_view["created_at"], "2026-05-02T00:30:00Z");
+    assert_eq!(
+        first_view["client_secret_expires_at"],
+        "2026-05-31T00:00:00Z"
+    );
+    assert_eq!(first_row.0, 1_777_681_800_000);
+    let warning = first_view["warnings"][0]
+        .as_str()
+        .expect("the secret-expiry decision");
+    assert!(warning.contains("in 28 days"), "{warning}");
+    for (tz, view, row) in &outcomes[1..] {
+        assert_eq!(view, first_view, "API answer differs under TZ={tz}");
+        assert_eq!(row, first_row, "stored values differ under TZ={tz}");
+    }
+}

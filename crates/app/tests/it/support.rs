@@ -1,0 +1,201 @@
+//! Test harness: an app on a pre-bound port with a fresh database and a
+//! pinned clock, and helpers that read like user actions.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use domain::clock::ManualClock;
+use jiff::Timestamp;
+use secrecy::ExposeSecret;
+use store::{Keyring, Store};
+
+pub struct TestApp {
+    pub base_url: String,
+    pub store: Store,
+    pub clock: Arc<ManualClock>,
+    /// API token of client `default`.
+    pub token: String,
+    pub client_id: String,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A fresh database URL: a SQLite file in `dir`, or a new database on the test PostgreSQL.
+pub async fn fresh_database(db: Db, dir: &std::path::Path) -> String {
+    match db {
+        Db::Sqlite => format!("sqlite://{}", dir.join("mailferry.db").display()),
+        Db::Postgres => {
+            let admin_url = std::env::var("MAILFERRY_TEST_POSTGRES_URL").expect(
+                "MAILFERRY_TEST_POSTGRES_URL is not set: run the tests with scripts/test.sh, which starts a PostgreSQL for them",
+            );
+            sqlx::any::install_default_drivers();
+            let name = format!("mf_it_{}", uuid::Uuid::new_v4().simple());
+            let admin = sqlx::AnyPool::connect(&admin_url)
+                .await
+                .expect("connect to the test PostgreSQL");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&admin)
+                .await
+                .expect("create database");
+            admin.close().await;
+            let (base, _) = admin_url.rsplit_once('/').expect("URL ends in /DATABASE");
+            format!("{base}/{name}")
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Db::Sqlite, "2026-03-29T00:30:00Z".parse().expect("ts")).await
+    }
+
+    pub async fn spawn_with(db: Db, now: Timestamp) -> Self {
+        install_crypto();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = fresh_database(db, dir.path()).await;
+        let keyring = Keyring::load_or_create(&dir.path().join("master.key")).expect("key");
+        let store = Store::connect(&url, keyring).await.expect("store");
+        let clock = Arc::new(ManualClock::new(now));
+        let client = store
+            .ensure_default_client(now)
+            .await
+            .expect("default client");
+        let (_, token) = store
+            .create_api_token(&client.id, "tests", now)
+            .await
+            .expect("token");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base_url = format!("http://{}", listener.local_addr().expect("addr"));
+        let state = web::AppState {
+            store: store.clone(),
+            clock: clock.clone(),
+            config: Arc::new(web::WebConfig {
+                public_url: base_url.clone(),
+            }),
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(web::serve(listener, state, async move {
+            let _ = rx.await;
+        }));
+        Self {
+            base_url,
+            store,
+            clock,
+            token: token.expose_secret().to_owned(),
+            client_id: client.id,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("http client"),
+            dir,
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub async fn token_for_new_client(&self, name: &str) -> String {
+        let now = self.clock_now();
+        let client = self
+            .store
+            .create_client(name, &[], now)
+            .await
+            .expect("client");
+        let (_, token) = self
+            .store
+            .create_api_token(&client.id, "tests", now)
+            .await
+            .expect("token");
+        token.expose_secret().to_owned()
+    }
+
+    pub fn clock_now(&self) -> Timestamp {
+        domain::clock::Clock::now(self.clock.as_ref())
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn put_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.http
+            .put(self.url(path))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .expect("PUT")
+    }
+
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.http
+            .delete(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("DELETE")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub async fn json(response: reqwest::Response) -> serde_json::Value {
+    response.json().await.expect("JSON body")
+}
+
+/// A delegated Graph importer body as the contract shows it.
+pub fn graph_importer_body(name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "name": name,
+        "protocol": "graph_delegated",
+        "client_id": "11111111-2222-3333-4444-555555555555",
+        "client_secret": "Azure-Secret-Value~0001",
+        "tenant_id": "contoso.onmicrosoft.com",
+        "mailbox": "invoices@contoso.com",
+        "folders": { "inbox": "Inbox", "exported": "Exported", "error": "Error" },
+        "cloud": "global",
+        "attachments": { "allowed_types": ["application/pdf", "image/*"], "include_inline": false }
+    })
+}
+
+/// The `mailferry` binary built for these tests.
+pub fn mailferry_bin() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_BIN_EXE_mailferry"))
+}

@@ -21,6 +21,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the web server and the scheduler.
     Serve,
+    /// `serve` plus the built-in Microsoft emulator with a seeded mailbox and a
+    /// ready importer: the whole flow without an Azure tenant.
+    Demo(DemoArgs),
+    /// Run the Microsoft emulator (identity platform + Graph mail) alone, on
+    /// `--listen` (default 127.0.0.1:8081).
+    Msemu(MsemuArgs),
     /// Manage clients (the tenants of this installation).
     #[command(subcommand)]
     Client(ClientCommand),
@@ -74,4 +80,30 @@ pub enum TokenCommand {
 pub enum KeysCommand {
     /// Add a new master key and re-seal every secret with it.
     Rotate,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Where the emulated Microsoft 365 listens.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub emulator_listen: std::net::SocketAddr,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MsemuArgs {
+    /// Also serve https here, with a generated self-signed certificate.
+    #[arg(long)]
+    pub https_listen: Option<std::net::SocketAddr>,
+    /// Seed file (JSON) with tenants, apps, users and mailboxes [default: the demo seed].
+    #[arg(long)]
+    pub state: Option<std::path::PathBuf>,
+    /// An authorize request with the `login_hint` of a seeded user redirects at once with a code.
+    #[arg(long)]
+    pub auto_consent: bool,
+    /// Access-token lifetime in seconds.
+    #[arg(long, default_value_t = 75 * 60)]
+    pub access_token_lifetime: u64,
+    /// Where to write the CA certificate of the https listener (PEM).
+    #[arg(long)]
+    pub ca_pem: Option<std::path::PathBuf>,
 }

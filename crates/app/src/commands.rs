@@ -10,15 +10,20 @@ use secrecy::{ExposeSecret, SecretString};
 use store::{Keyring, Store};
 
 use crate::cli::{Cli, ClientCommand, Command, KeysCommand, TokenCommand, UserCommand};
+use crate::demo;
 use crate::settings::Settings;
 use crate::telemetry;
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // The emulator's own default address differs from the service's.
+    let listen_flag = cli.settings.listen.clone();
     let settings = Settings::resolve(&cli.settings)?;
     telemetry::init(settings.log_format);
     let clock = clock_from_env()?;
     match cli.command {
-        Command::Serve => serve(settings, clock).await?,
+        Command::Serve => serve(settings, clock, None).await?,
+        Command::Demo(args) => demo::run(settings, clock, &args).await?,
+        Command::Msemu(args) => demo::run_emulator(listen_flag.as_deref(), &args).await?,
         Command::Client(cmd) => client(settings, clock, cmd).await?,
         Command::User(cmd) => user(settings, clock, cmd).await?,
         Command::Token(cmd) => token(settings, clock, cmd).await?,
@@ -65,7 +70,13 @@ pub async fn open_store(settings: &Settings, clock: &dyn Clock) -> anyhow::Resul
     Ok(store)
 }
 
-async fn serve(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
+/// Serves until a shutdown signal. `on_ready` runs once the listener is
+/// bound and the store open (the demo uses it to seed its importer).
+pub async fn serve(
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    on_ready: Option<demo::OnReady>,
+) -> anyhow::Result<()> {
     let store = open_store(&settings, clock.as_ref()).await?;
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
@@ -88,10 +99,11 @@ async fn serve(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<()> 
     let state = web::AppState {
         store,
         clock,
-        config: Arc::new(web::WebConfig {
-            public_url: settings.public_url.clone(),
-        }),
+        config: Arc::new(web::WebConfig { public_url }),
     };
+    if let Some(on_ready) = on_ready {
+        on_ready(state.clone()).await?;
+    }
     web::serve(listener, state, shutdown_signal())
         .await
         .context("the web server failed")?;

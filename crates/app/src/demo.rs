@@ -1,0 +1,120 @@
+//! `mailferry demo` and `mailferry msemu`: the Microsoft emulator, alone or
+//! next to the service with a seeded mailbox and a ready importer, so a
+//! newcomer sees the whole flow without an Azure tenant.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use anyhow::Context;
+use domain::clock::Clock;
+use domain::importer::ImporterInput;
+use msemu::demo as seed;
+use secrecy::ExposeSecret;
+
+use crate::cli::{DemoArgs, MsemuArgs};
+use crate::commands;
+use crate::settings::Settings;
+
+pub type OnReady = Box<
+    dyn FnOnce(web::AppState) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>> + Send,
+>;
+
+const DEMO_IMPORTER: &str = "Demo mailbox (emulated Microsoft 365)";
+
+pub async fn run_emulator(listen: Option<&str>, args: &MsemuArgs) -> anyhow::Result<()> {
+    let listen = listen.unwrap_or("127.0.0.1:8081");
+    let listen = listen.parse().with_context(|| {
+        format!("--listen: `{listen}` is not an address: write IP:PORT, e.g. 127.0.0.1:8081")
+    })?;
+    let options = msemu::Options {
+        auto_consent: args.auto_consent,
+        access_token_lifetime: std::time::Duration::from_secs(args.access_token_lifetime),
+        https_listen: args.https_listen,
+        ca_pem_path: args.ca_pem.clone(),
+        ..msemu::Options::default()
+    };
+    msemu::run(listen, args.state.as_deref(), options)
+        .await
+        .context("the Microsoft emulator failed")
+}
+
+pub async fn run(settings: Settings, clock: Arc<dyn Clock>, args: &DemoArgs) -> anyhow::Result<()> {
+    let redirect_uri = format!(
+        "{}/api/v2/importers/email/authenticate/end",
+        settings.public_url
+    );
+    let mut demo_seed = msemu::Seed::demo();
+    for app in demo_seed.tenants.iter_mut().flat_map(|t| t.apps.iter_mut()) {
+        if app.client_id == seed::CLIENT_ID && !app.redirect_uris.contains(&redirect_uri) {
+            app.redirect_uris.push(redirect_uri.clone());
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(args.emulator_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} for the emulator: pass --emulator-listen",
+                args.emulator_listen
+            )
+        })?;
+    let emulator = msemu::Emulator::start(demo_seed, msemu::Options::default(), listener, None)
+        .await
+        .context("starting the Microsoft emulator")?;
+    let emulator_url = emulator.base_url();
+    let on_ready: OnReady =
+        Box::new(move |state: web::AppState| Box::pin(prepare(state, emulator_url)));
+    let result = commands::serve(settings, clock, Some(on_ready)).await;
+    emulator.shutdown().await;
+    result
+}
+
+/// Creates the demo importer (once) and prints how to use it.
+async fn prepare(state: web::AppState, emulator_url: String) -> anyhow::Result<()> {
+    let now = state.clock.now();
+    let client = state.store.ensure_default_client(now).await?;
+    let existing = state.store.list_importers(&client.id).await?;
+    let importer = match existing
+        .into_iter()
+        .find(|i| i.settings.name == DEMO_IMPORTER)
+    {
+        Some(importer) => importer,
+        None => {
+            let input: ImporterInput = serde_json::from_value(serde_json::json!({
+                "name": DEMO_IMPORTER,
+                "protocol": "graph_delegated",
+                "client_id": seed::CLIENT_ID,
+                "client_secret": seed::CLIENT_SECRET,
+                "tenant_id": seed::TENANT_ID,
+                "mailbox": "",
+                "folders": { "inbox": "Inbox", "exported": "Exported", "error": "Error" },
+                "endpoints": { "authority": emulator_url, "graph": emulator_url },
+                "attachments": { "allowed_types": ["application/pdf", "image/*"] }
+            }))?;
+            let valid = input
+                .validate(None)
+                .map_err(|e| anyhow::anyhow!("demo importer: {e}"))?;
+            state.store.create_importer(&client.id, &valid, now).await?
+        }
+    };
+    let (_, token) = state
+        .store
+        .create_api_token(&client.id, "demo", now)
+        .await?;
+    let base = &state.config.public_url;
+    println!(
+        "\nmailferry demo is running.\n\
+         \n  Service:            {base}  (health: {base}/healthz)\
+         \n  API token:          {token}\
+         \n  Demo importer:      {id}\
+         \n  Emulated Microsoft: {emulator_url}  (user {alice}, password {password})\
+         \n\nTry:\
+         \n  curl -H 'Authorization: Bearer {token}' {base}/api/v2/importers/email\
+         \n  open {base}/api/v2/importers/email/{id}/authenticate  (with the token; sign in as {alice})\n",
+        token = token.expose_secret(),
+        id = importer.id,
+        alice = seed::ALICE,
+        password = seed::ALICE_PASSWORD,
+    );
+    Ok(())
+}

@@ -46,11 +46,27 @@ pub fn router() -> Router<Shared> {
         .route("/_emulator/counters/reset", post(reset_counters))
 }
 
-fn problem(status: StatusCode, message: impl std::fmt::Display) -> Response {
-    (status, Json(json!({"error": message.to_string()}))).into_response()
+/// An admin request that failed, with the HTTP status to answer with.
+#[derive(Debug)]
+pub struct AdminError {
+    pub status: StatusCode,
+    pub message: String,
 }
 
-fn state_problem(e: StateError) -> Response {
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": self.message}))).into_response()
+    }
+}
+
+fn problem(status: StatusCode, message: impl std::fmt::Display) -> AdminError {
+    AdminError {
+        status,
+        message: message.to_string(),
+    }
+}
+
+fn state_problem(e: StateError) -> AdminError {
     let status = match e {
         StateError::Unknown { .. } => StatusCode::NOT_FOUND,
         StateError::FolderExists(_) => StatusCode::CONFLICT,
@@ -59,7 +75,7 @@ fn state_problem(e: StateError) -> Response {
     problem(status, e)
 }
 
-fn mailbox_id(ctx: &Ctx, key: &str) -> Result<String, Response> {
+fn mailbox_id(ctx: &Ctx, key: &str) -> Result<String, AdminError> {
     ctx.lock()
         .mailbox_by_key(key)
         .map(|m| m.id.clone())
@@ -105,7 +121,11 @@ pub struct FolderInfo {
 }
 
 /// Adds a message to a mailbox folder (see [`NewMessage`]).
-pub fn add_message_to(ctx: &Ctx, mailbox: &str, req: &NewMessage) -> Result<MessageInfo, Response> {
+pub fn add_message_to(
+    ctx: &Ctx,
+    mailbox: &str,
+    req: &NewMessage,
+) -> Result<MessageInfo, AdminError> {
     let mb = mailbox_id(ctx, mailbox)?;
     let now = ctx.clock.now();
     let mut world = ctx.lock();
@@ -142,12 +162,12 @@ async fn add_message(
     ctx.counters.hit("admin");
     match add_message_to(&ctx, &mailbox, &req) {
         Ok(info) => (StatusCode::CREATED, Json(info)).into_response(),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
 /// Every message of a mailbox with its folder path.
-pub fn messages_of(ctx: &Ctx, mailbox: &str) -> Result<Vec<MessageInfo>, Response> {
+pub fn messages_of(ctx: &Ctx, mailbox: &str) -> Result<Vec<MessageInfo>, AdminError> {
     let mb = mailbox_id(ctx, mailbox)?;
     let world = ctx.lock();
     Ok(world
@@ -161,12 +181,12 @@ async fn list_messages(State(ctx): State<Shared>, Path(mailbox): Path<String>) -
     ctx.counters.hit("admin");
     match messages_of(&ctx, &mailbox) {
         Ok(v) => Json(v).into_response(),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
 /// Every folder of a mailbox (depth first) with its path.
-pub fn folders_of(ctx: &Ctx, mailbox: &str) -> Result<Vec<FolderInfo>, Response> {
+pub fn folders_of(ctx: &Ctx, mailbox: &str) -> Result<Vec<FolderInfo>, AdminError> {
     let mb = mailbox_id(ctx, mailbox)?;
     let world = ctx.lock();
     let root = world
@@ -203,7 +223,7 @@ async fn list_folders(State(ctx): State<Shared>, Path(mailbox): Path<String>) ->
     ctx.counters.hit("admin");
     match folders_of(&ctx, &mailbox) {
         Ok(v) => Json(v).into_response(),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
@@ -223,7 +243,7 @@ async fn create_folder(
     ctx.counters.hit("admin");
     let mb = match mailbox_id(&ctx, &mailbox) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let mut world = ctx.lock();
     let (parent_path, name) = match req.path.trim_matches('/').rsplit_once('/') {
@@ -231,7 +251,7 @@ async fn create_folder(
         None => (String::new(), req.path.trim_matches('/').to_string()),
     };
     if name.is_empty() {
-        return problem(StatusCode::BAD_REQUEST, "empty folder path");
+        return problem(StatusCode::BAD_REQUEST, "empty folder path").into_response();
     }
     let result = world
         .ensure_folder_path(&mb, &parent_path)
@@ -241,7 +261,7 @@ async fn create_folder(
             let path = world.folder_path(&id);
             (StatusCode::CREATED, Json(json!({"id": id, "path": path}))).into_response()
         }
-        Err(e) => state_problem(e),
+        Err(e) => state_problem(e).into_response(),
     }
 }
 
@@ -263,7 +283,7 @@ async fn remove_fault(State(ctx): State<Shared>, Path(id): Path<u64>) -> Respons
     if ctx.faults.remove(id) {
         StatusCode::NO_CONTENT.into_response()
     } else {
-        problem(StatusCode::NOT_FOUND, format!("no fault {id}"))
+        problem(StatusCode::NOT_FOUND, format!("no fault {id}")).into_response()
     }
 }
 
@@ -287,12 +307,12 @@ async fn advance_clock(State(ctx): State<Shared>, Json(a): Json<Advance>) -> Res
             ctx.clock.advance(d);
             Json(clock_json(&ctx)).into_response()
         }
-        Err(e) => problem(StatusCode::BAD_REQUEST, e),
+        Err(e) => problem(StatusCode::BAD_REQUEST, e).into_response(),
     }
 }
 
 /// Revokes every refresh token of a user, as "revoke sessions" in Entra does.
-pub fn revoke_refresh_tokens(ctx: &Ctx, upn: &str) -> Result<Timestamp, Response> {
+pub fn revoke_refresh_tokens(ctx: &Ctx, upn: &str) -> Result<Timestamp, AdminError> {
     let now = ctx.clock.now();
     let mut world = ctx.lock();
     let uid = world
@@ -313,7 +333,7 @@ pub fn revoke_refresh_tokens(ctx: &Ctx, upn: &str) -> Result<Timestamp, Response
 async fn revoke(State(ctx): State<Shared>, Path(upn): Path<String>) -> Response {
     match revoke_refresh_tokens(&ctx, &upn) {
         Ok(t) => Json(json!({"tokens_valid_from": t.to_string()})).into_response(),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 

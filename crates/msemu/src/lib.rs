@@ -251,27 +251,24 @@ impl EmulatorHandle {
                 is_read: false,
             },
         };
-        admin::add_message_to(&self.ctx, mailbox, &req)
-            .map_err(|r| Error::Admin(format!("status {}", r.status())))
+        admin::add_message_to(&self.ctx, mailbox, &req).map_err(|e| Error::Admin(e.message))
     }
 
     /// Every message of a mailbox with its folder path.
     pub fn messages(&self, mailbox: &str) -> Result<Vec<MessageInfo>, Error> {
-        admin::messages_of(&self.ctx, mailbox)
-            .map_err(|r| Error::Admin(format!("status {}", r.status())))
+        admin::messages_of(&self.ctx, mailbox).map_err(|e| Error::Admin(e.message))
     }
 
     /// Every folder of a mailbox with its path.
     pub fn folders(&self, mailbox: &str) -> Result<Vec<FolderInfo>, Error> {
-        admin::folders_of(&self.ctx, mailbox)
-            .map_err(|r| Error::Admin(format!("status {}", r.status())))
+        admin::folders_of(&self.ctx, mailbox).map_err(|e| Error::Admin(e.message))
     }
 
     /// Revokes a user's refresh tokens (their next use fails with AADSTS50173).
     pub fn revoke_refresh_tokens(&self, upn: &str) -> Result<(), Error> {
         admin::revoke_refresh_tokens(&self.ctx, upn)
             .map(|_| ())
-            .map_err(|r| Error::Admin(format!("status {}", r.status())))
+            .map_err(|e| Error::Admin(e.message))
     }
 
     /// Stops serving, closes open connections and removes the generated CA file.

@@ -58,6 +58,15 @@ pub async fn serve(
                 let router = router.clone();
                 async move {
                     req.extensions_mut().insert(scheme);
+                    // HTTP/2 carries the host in :authority; absolute links need it as Host.
+                    if !req.headers().contains_key(axum::http::header::HOST)
+                        && let Some(v) = req
+                            .uri()
+                            .authority()
+                            .and_then(|a| axum::http::HeaderValue::from_str(a.as_str()).ok())
+                    {
+                        req.headers_mut().insert(axum::http::header::HOST, v);
+                    }
                     let resp = match router.oneshot(req.map(axum::body::Body::new)).await {
                         Ok(r) => r,
                         Err(e) => match e {},

@@ -568,13 +568,21 @@ fn message(
         (p @ (MessagePart::Move | MessagePart::Copy), Method::POST) => {
             let v: Value = serde_json::from_slice(call.body)
                 .map_err(|_| GraphError::bad_request("Invalid JSON body."))?;
-            let dest = v["destinationId"].as_str().ok_or_else(|| {
-                GraphError::new(
-                    StatusCode::BAD_REQUEST,
-                    "ErrorInvalidParameter",
-                    "The value of the parameter 'DestinationId' is empty.",
-                )
-            })?;
+            // msgraph-sdk sends `DestinationId`; Graph matches action parameters ignoring case.
+            let dest = v
+                .as_object()
+                .and_then(|o| {
+                    o.iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("destinationId"))
+                        .and_then(|(_, v)| v.as_str())
+                })
+                .ok_or_else(|| {
+                    GraphError::new(
+                        StatusCode::BAD_REQUEST,
+                        "ErrorInvalidParameter",
+                        "The value of the parameter 'DestinationId' is empty.",
+                    )
+                })?;
             let dest = world
                 .resolve_folder(&mb, dest)
                 .map_err(lookup_error)?

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use serde::Deserialize;
 
@@ -74,7 +74,7 @@ fn validate_client(
         .filter(|a| tenant_id.as_ref().is_none_or(|t| *t == a.tenant_id))
         .ok_or_else(|| AadError::unknown_client(client_id, tenant))?;
     let redirect_uri = q.get("redirect_uri").cloned().unwrap_or_default();
-    if !app.redirect_uris.iter().any(|r| *r == redirect_uri) {
+    if !app.redirect_uris.contains(&redirect_uri) {
         return Err(AadError::new(
             "invalid_request",
             50011,
@@ -108,7 +108,8 @@ fn respond_to_client(flow: &Flow, mut params: Vec<(&str, String)>) -> Response {
         url.query_pairs_mut()
             .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
     }
-    Redirect::to(url.as_str()).into_response()
+    // Entra answers with 302 Found, not axum's default 303.
+    (StatusCode::FOUND, [(header::LOCATION, url.to_string())]).into_response()
 }
 
 fn error_redirect(flow: &Flow, err: AadError, now: Timestamp) -> Response {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::folder::FolderSpec;
+use crate::rules::{ImportRules, ImportRulesInput};
 use crate::validation::ValidationErrors;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -202,6 +203,9 @@ pub struct ImporterSettings {
     pub connection: Connection,
     pub folders: Folders,
     pub attachments: AttachmentRules,
+    /// Absent in settings saved before rules existed: allow everything.
+    #[serde(default)]
+    pub rules: ImportRules,
 }
 
 impl ImporterSettings {
@@ -309,6 +313,8 @@ pub struct ImporterInput {
     pub cloud: Option<String>,
     pub endpoints: Option<EndpointsInput>,
     pub attachments: Option<AttachmentRulesInput>,
+    /// Sender allow-list and subject block-list; absent allows every mail.
+    pub rules: Option<ImportRulesInput>,
     pub host: Option<String>,
     pub port: Option<u32>,
     #[schema(value_type = Option<ImapSecurity>)]
@@ -409,9 +415,16 @@ impl ImporterInput {
         }
         let folders = self.parse_folders(&mut errors);
         let attachments = self.parse_attachments(&mut errors);
+        let rules = self.rules.clone().unwrap_or_default().parse(&mut errors);
 
-        let (Some(name), Some(protocol), Some(connection), Some(folders), Some(attachments)) =
-            (name, protocol, connection, folders, attachments)
+        let (
+            Some(name),
+            Some(protocol),
+            Some(connection),
+            Some(folders),
+            Some(attachments),
+            Some(rules),
+        ) = (name, protocol, connection, folders, attachments, rules)
         else {
             return Err(errors);
         };
@@ -421,6 +434,7 @@ impl ImporterInput {
             connection,
             folders,
             attachments,
+            rules,
         };
         let secret = settings.secret_kind().and_then(|kind| {
             let submitted = match kind {

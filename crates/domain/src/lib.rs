@@ -2,7 +2,9 @@
 //! with no I/O, so every rule is tested fast and exhaustively.
 
 pub mod clock;
+pub mod document;
 pub mod folder;
 pub mod importer;
+pub mod rules;
 pub mod schedule;
 pub mod validation;

@@ -302,3 +302,24 @@ pub(crate) fn sample_mime(n: usize, tag: &str) -> String {
         pdf = sample_pdf(n),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readme_example_and_demo_seed_load() {
+        let readme = include_str!("../README.md");
+        let section = &readme[readme.find("## Seed file format").expect("section")..];
+        let start = section.find("```json\n").expect("json block") + "```json\n".len();
+        let end = start + section[start..].find("```").expect("end");
+        let seed: Seed = serde_json::from_str(&section[start..end]).expect("README example parses");
+        let world = crate::state::State::from_seed(&seed, Timestamp::now()).expect("loads");
+        assert_eq!(world.messages.len(), 1);
+
+        let text = serde_json::to_string(&Seed::demo()).expect("serialise");
+        let back: Seed = serde_json::from_str(&text).expect("round trip");
+        let world = crate::state::State::from_seed(&back, Timestamp::now()).expect("demo loads");
+        assert_eq!(world.messages.len(), 5);
+    }
+}

@@ -5,6 +5,7 @@ pub mod clock;
 pub mod document;
 pub mod folder;
 pub mod importer;
+pub mod mailbox;
 pub mod rules;
 pub mod schedule;
 pub mod validation;

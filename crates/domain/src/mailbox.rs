@@ -1,0 +1,129 @@
+//! The mailbox port: what the import pipeline needs from a mailbox (its folder
+//! tree, the messages of a folder oldest first, a message's raw MIME, moving
+//! a message), implemented by Graph and later IMAP; and the rules that turn
+//! an admin's folder settings into folders of a real tree ([`resolve`]).
+
+use std::fmt;
+use std::future::Future;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+mod resolve;
+mod tree;
+
+pub use resolve::{
+    FolderError, FolderRole, FoldersError, MatchedBy, ResolvedFolder, ResolvedFolders,
+    resolve_folder, resolve_folders,
+};
+pub use tree::{FolderNode, FolderTree, FolderTreeError};
+
+/// One message as listed, before its content is fetched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageSummary {
+    /// The mailbox's id for the message; stable across moves where the
+    /// protocol allows it (Graph immutable ids, IMAP never).
+    pub id: String,
+    /// `Message-ID` header: the key that survives moves and copies.
+    pub internet_message_id: Option<String>,
+    pub received_at: Option<Timestamp>,
+    pub subject: Option<String>,
+    /// The sender's address.
+    pub from: Option<String>,
+    pub has_attachments: bool,
+}
+
+/// Where the next page of a listing starts: opaque to the caller (for Graph
+/// the `@odata.nextLink`, kept exactly as the server gave it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageCursor(pub String);
+
+/// One page of a folder's messages, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct MessagePage {
+    pub messages: Vec<MessageSummary>,
+    /// `None` on the last page.
+    pub next: Option<PageCursor>,
+}
+
+/// Why a mailbox operation failed, so the caller knows whether to retry later,
+/// refresh a token, or stop and tell an admin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MailboxErrorKind {
+    /// Throttling, server errors, timeouts, dropped connections that outlived
+    /// the bounded retries: leave the mail where it is and try next run.
+    Transient,
+    /// The access token was refused: refresh it (or re-authorize) and retry.
+    Token,
+    /// The account or application lacks a permission or mailbox right.
+    Permission,
+    /// The message or folder is gone (moved or deleted meanwhile).
+    NotFound,
+    /// The mailbox cannot be used at all (unknown, unlicensed, on-premises).
+    MailboxUnavailable,
+    /// Anything else the server refused; retrying will not help.
+    Permanent,
+}
+
+/// A failed mailbox operation in plain words: what happened and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}; {fix}")]
+pub struct MailboxError {
+    pub kind: MailboxErrorKind,
+    pub message: String,
+    pub fix: String,
+}
+
+impl MailboxError {
+    pub fn new(kind: MailboxErrorKind, message: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            fix: fix.into(),
+        }
+    }
+
+    /// Worth trying again later without anyone changing anything.
+    pub fn is_transient(&self) -> bool {
+        matches!(self.kind, MailboxErrorKind::Transient)
+    }
+}
+
+/// A mailbox as the import pipeline uses it. Implementations bound their own
+/// concurrency and retries; an error they return is final for this attempt.
+pub trait Mailbox: Send + Sync {
+    /// The whole folder tree; hidden folders only when asked for.
+    fn folder_tree(
+        &self,
+        include_hidden: bool,
+    ) -> impl Future<Output = Result<FolderTree, MailboxError>> + Send;
+
+    /// A page of a folder's messages, oldest received first. Pass the
+    /// previous page's `next` to continue; `None` starts at the beginning.
+    fn list_messages(
+        &self,
+        folder_id: &str,
+        cursor: Option<&PageCursor>,
+    ) -> impl Future<Output = Result<MessagePage, MailboxError>> + Send;
+
+    /// The message exactly as the mailbox serves it (RFC 5322 bytes).
+    fn fetch_mime(
+        &self,
+        message_id: &str,
+    ) -> impl Future<Output = Result<Vec<u8>, MailboxError>> + Send;
+
+    /// Moves a message into a folder; returns the message's id afterwards
+    /// (the same id where the protocol keeps ids stable).
+    fn move_message(
+        &self,
+        message_id: &str,
+        destination_folder_id: &str,
+    ) -> impl Future<Output = Result<String, MailboxError>> + Send;
+}
+
+impl fmt::Display for PageCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# Installs what mailferry's tests need on a Debian machine: PostgreSQL
-# (Debian package) and, in a virtualenv inside the repository, Microsoft's
-# own Python client libraries (msal, msgraph-sdk) and croniter, which the
-# tests use as independent checks.
+# Installs what mailferry's tests need on a Debian machine: PostgreSQL and
+# Chromium (Debian packages); in a virtualenv inside the repository,
+# Microsoft's own Python client libraries (msal, msgraph-sdk) and croniter,
+# which the tests use as independent checks; and playwright-core (npm, no
+# browser download) to drive Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(postgresql python3-venv)
+apt_packages=(postgresql python3-venv chromium)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+# Node may come from elsewhere than Debian (this machine kind ships npm 11).
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "missing Debian packages: ${missing[*]} (install them as root: apt-get install ${missing[*]})" >&2
@@ -26,3 +30,6 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
 "$venv/bin/pip" install -q --disable-pip-version-check -r scripts/test-requirements.txt
+
+# playwright-core only drives a browser; it never downloads one.
+(cd crates/app/tests/ui && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)

@@ -16,6 +16,7 @@ pub mod credentials;
 pub mod grants;
 pub mod importers;
 pub mod sealed;
+pub mod sessions;
 
 pub use sealed::{Keyring, SealError};
 

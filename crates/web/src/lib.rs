@@ -13,6 +13,7 @@ pub mod caller;
 pub mod json_body;
 pub mod observability;
 pub mod problem;
+pub mod ui;
 
 /// Settings the HTTP layer needs.
 #[derive(Debug, Clone)]
@@ -43,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         Router::new()
             .merge(observability::routes())
             .merge(api::routes())
+            .merge(ui::routes())
             .with_state(state),
     )
 }

@@ -7,3 +7,4 @@ mod support;
 
 mod api_importers;
 mod cli;
+mod ui;

@@ -1,0 +1,86 @@
+// Drives the admin UI as an admin would, in Debian's headless Chromium.
+// Inputs (env): BASE_URL, EMAIL, PASSWORD, SCREENSHOT_DIR. Exits non-zero on
+// the first failed expectation, saying which.
+import { chromium } from "playwright-core";
+import assert from "node:assert/strict";
+
+const { BASE_URL, EMAIL, PASSWORD, SCREENSHOT_DIR } = process.env;
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+const shot = (name) => page.screenshot({ path: `${SCREENSHOT_DIR}/${name}.png`, fullPage: true });
+const step = (name) => console.log(`ui: ${name}`);
+
+try {
+  step("the app sends a signed-out admin to the sign-in page");
+  await page.goto(`${BASE_URL}/ui/`);
+  await page.waitForURL(/\/ui\/login$/);
+
+  step("a wrong password is refused with a message");
+  await page.fill('input[name="email"]', EMAIL);
+  await page.fill('input[name="password"]', "wrong password!!");
+  await page.click('button[type="submit"]');
+  await page.waitForSelector("text=Wrong e-mail address or password.");
+
+  step("signing in shows the importer list");
+  await page.fill('input[name="email"]', EMAIL);
+  await page.fill('input[name="password"]', PASSWORD);
+  await page.click('button[type="submit"]');
+  await page.waitForSelector("h1:has-text('E-mail importers')");
+  assert.match(await page.textContent("#who"), new RegExp(EMAIL));
+  await page.waitForSelector("text=No importer yet.");
+
+  step("a new importer with mistakes shows every bad field next to it, and nothing is saved");
+  await page.click("text=New importer");
+  await page.waitForSelector("#importer-form");
+  await page.fill('[data-field="name"]', "Invoices");
+  await page.fill('[data-field="client_id"]', "my-app");
+  await page.fill('[data-field="tenant_id"]', "contoso.onmicrosoft.com");
+  await page.fill('[data-field="client_secret"]', "Azure-Secret-Value~UI");
+  await page.fill('[data-field="folders.exported"]', "Inbox");
+  await page.click('button[type="submit"]');
+  await page.waitForSelector('[data-error="client_id"]:not(:empty)');
+  assert.match(await page.textContent('[data-error="client_id"]'), /Application \(client\) ID/);
+  assert.match(await page.textContent('[data-error="folders.exported"]'), /must differ from folders.inbox/);
+  await shot("importer-form-errors");
+
+  step("fixing the fields saves; the seed's dialog offers authentication, and it can be declined");
+  await page.fill('[data-field="client_id"]', "11111111-2222-3333-4444-555555555555");
+  await page.fill('[data-field="folders.exported"]', "Inbox/Exported");
+  await page.click('button[type="submit"]');
+  await page.waitForSelector("#auth-prompt");
+  assert.match(await page.textContent("#auth-prompt"), /Start the authentication now\?/);
+  const authHref = await page.getAttribute("#auth-prompt a", "href");
+  assert.match(authHref, /\/api\/v2\/importers\/email\/[^/]+\/authenticate$/);
+  assert.match(await page.textContent("#redirect-uri"), /\/api\/v2\/importers\/email\/authenticate\/end$/);
+  await shot("importer-saved-auth-prompt");
+  await page.click("#decline");
+  await page.waitForSelector("text=You can authenticate later");
+  assert.equal(await page.isVisible("#authenticate"), true, "the Authenticate button stays available");
+
+  step("the secret is never shown again, and the list shows the importer needs authentication");
+  assert.equal(await page.inputValue('[data-field="client_secret"]'), "");
+  assert.match(await page.textContent('[data-wrap="client_secret"]'), /stored — leave empty to keep it/);
+  await page.click("text=Back");
+  await page.waitForSelector("text=authentication required");
+  await shot("importer-list");
+
+  step("switching the protocol to IMAP shows the IMAP fields only");
+  await page.click("text=Invoices");
+  await page.waitForSelector("#importer-form");
+  await page.selectOption('[data-field="protocol"]', "imap");
+  assert.equal(await page.isVisible('[data-field="host"]'), true);
+  assert.equal(await page.isVisible('[data-field="client_id"]'), false);
+  assert.equal(await page.isVisible("#authenticate"), false);
+
+  console.log("ui: all steps passed");
+} catch (err) {
+  await shot("failure").catch(() => {});
+  console.error(`ui: FAILED: ${err.stack || err}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

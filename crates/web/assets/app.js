@@ -1,0 +1,403 @@
+// mailferry admin UI: a thin page over the REST API (/api/v2). Every action
+// is an API call with the session cookie and the CSRF token; nothing here
+// knows more than the API tells it.
+
+const view = document.getElementById("view");
+let session = null;
+
+async function api(method, path, body) {
+  const headers = { "Accept": "application/json" };
+  if (session) headers["X-CSRF-Token"] = session.csrf_token;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const res = await fetch(path, { method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) });
+  if (res.status === 401) { location.href = "/ui/login"; throw new Error("signed out"); }
+  const text = await res.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = { detail: text }; }
+  return { ok: res.ok, status: res.status, data };
+}
+
+function esc(s) {
+  return String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+}
+
+function when(ts) {
+  if (!ts) return "–";
+  const d = new Date(ts);
+  return `${d.toLocaleString()} <span class="muted small">(${esc(ts)})</span>`;
+}
+
+function problemText(p) {
+  if (!p) return "The server did not answer.";
+  return p.detail || p.title || JSON.stringify(p);
+}
+
+function unavailable(res, what) {
+  if (res.status === 404 || res.status === 405) return `<p class="muted">${esc(what)} is not available in this build.</p>`;
+  return `<div class="notice bad">${esc(problemText(res.data))}</div>`;
+}
+
+// ---------- importers ----------
+
+const PROTOCOLS = {
+  graph_delegated: "Microsoft Graph API Delegated",
+  graph_client_credentials: "Microsoft Graph API Client Credentials",
+  imap: "IMAP",
+};
+
+function authBadge(imp) {
+  if (imp.protocol !== "graph_delegated") return `<span class="badge neutral">no user authorization</span>`;
+  return imp.authentication_required
+    ? `<span class="badge warn">authentication required</span>`
+    : `<span class="badge ok">authorized</span>`;
+}
+
+async function importersPage() {
+  const res = await api("GET", "/api/v2/importers/email");
+  if (!res.ok) { view.innerHTML = unavailable(res, "The importer list"); return; }
+  const rows = res.data.map((i) => `<tr>
+      <td><a href="#/importers/${esc(i.id)}">${esc(i.name)}</a></td>
+      <td>${esc(PROTOCOLS[i.protocol] || i.protocol)}</td>
+      <td>${esc(i.mailbox || i.username || "(authorizing user)")}</td>
+      <td>${authBadge(i)} ${i.warnings.length ? `<span class="badge bad" title="${esc(i.warnings.join("\n"))}">${i.warnings.length} warning(s)</span>` : ""}</td>
+    </tr>`).join("");
+  view.innerHTML = `<div class="card"><h1>E-mail importers</h1>
+    ${res.data.length ? `<table><thead><tr><th>Name</th><th>Protocol</th><th>Mailbox</th><th>Status</th></tr></thead><tbody>${rows}</tbody></table>`
+      : `<p class="muted">No importer yet.</p>`}
+    <div class="actions"><a class="button" href="#/importers/new">New importer</a></div></div>`;
+}
+
+function input(field, label, value, opts = {}) {
+  const type = opts.type || "text";
+  const hint = opts.hint ? `<span class="hint">${opts.hint}</span>` : "";
+  return `<label data-wrap="${field}">${esc(label)} ${hint}
+    <input type="${type}" data-field="${field}" value="${esc(value ?? "")}" ${opts.placeholder ? `placeholder="${esc(opts.placeholder)}"` : ""} ${opts.extra || ""}>
+    <span class="field-error" data-error="${field}"></span></label>`;
+}
+
+function folderInput(key, value, canPick) {
+  const pick = canPick ? `<button type="button" class="secondary" data-pick="${key}">Choose…</button>` : "";
+  return `<label data-wrap="folders.${key}">${key[0].toUpperCase() + key.slice(1)} folder
+      <span class="hint">a name (<code>Exported</code>) or a path (<code>Inbox/Invoices</code>)</span>
+      <span style="display:flex;gap:8px"><input type="text" data-field="folders.${key}" value="${esc(value ?? "")}">${pick}</span>
+      <span class="field-error" data-error="folders.${key}"></span></label>`;
+}
+
+function importerForm(imp) {
+  const isNew = !imp.id;
+  const p = imp.protocol || "graph_delegated";
+  const f = imp.folders || { inbox: "Inbox", exported: "Exported", error: "Error" };
+  const att = imp.attachments || { allowed_types: [], allowed_extensions: [], include_inline: false, min_size: 0 };
+  return `<form id="importer-form" class="card" autocomplete="off">
+    <h1>${isNew ? "New e-mail importer" : esc(imp.name)}</h1>
+    <div id="form-notice"></div>
+    ${input("name", "Name", imp.name, { placeholder: "Invoices" })}
+    <label>Protocol <select data-field="protocol">${Object.entries(PROTOCOLS).map(([k, v]) => `<option value="${k}" ${k === p ? "selected" : ""}>${v}</option>`).join("")}</select>
+      <span class="field-error" data-error="protocol"></span></label>
+    <div data-section="graph">
+      <div class="grid2">
+        ${input("client_id", "Client ID", imp.client_id, { hint: "Application (client) ID from Azure" })}
+        ${input("tenant_id", "Tenant ID", imp.tenant_id, { hint: "Directory (tenant) ID or domain" })}
+        ${input("client_secret", "Client secret", "", { type: "password", hint: imp.client_secret_set ? "stored — leave empty to keep it" : "the secret's value, not its ID", extra: 'autocomplete="new-password"' })}
+        ${input("client_secret_expires_at", "Client secret expires", imp.client_secret_expires_at ? imp.client_secret_expires_at.slice(0, 10) : "", { type: "date", hint: "to be warned 30 days before" })}
+        ${input("mailbox", "Mailbox", imp.mailbox, { hint: "empty: the authorizing user's own mailbox; a shared mailbox needs Mail.ReadWrite.Shared" })}
+        <label>Cloud <select data-field="cloud">${["global", "usgov", "usgov-dod", "china"].map((c) => `<option ${c === (imp.cloud || "global") ? "selected" : ""}>${c}</option>`).join("")}</select></label>
+      </div>
+      <details><summary class="muted">Endpoints (emulator or proxy)</summary><div class="grid2">
+        ${input("endpoints.authority", "Authority", imp.endpoints?.authority, { placeholder: "https://login.microsoftonline.com" })}
+        ${input("endpoints.graph", "Graph", imp.endpoints?.graph, { placeholder: "https://graph.microsoft.com" })}
+      </div></details>
+      ${imp.redirect_uri ? `<p class="small">Redirect URI to register in Azure (Authentication tab): <code id="redirect-uri">${esc(imp.redirect_uri)}</code></p>` : ""}
+    </div>
+    <div data-section="imap"><div class="grid3">
+      ${input("host", "Host", imp.host, { placeholder: "imap.example.com" })}
+      ${input("port", "Port", imp.port, { type: "number", placeholder: "993" })}
+      <label>Security <select data-field="security">${["tls", "starttls", "none"].map((s) => `<option ${s === (imp.security || "tls") ? "selected" : ""}>${s}</option>`).join("")}</select></label>
+      ${input("username", "Username", imp.username)}
+      ${input("password", "Password", "", { type: "password", hint: imp.password_set ? "stored — leave empty to keep it" : "", extra: 'autocomplete="new-password"' })}
+    </div></div>
+    <h3>Folders</h3>
+    <div class="grid3">${folderInput("inbox", f.inbox, !isNew)}${folderInput("exported", f.exported, !isNew)}${folderInput("error", f.error, !isNew)}</div>
+    <div id="folder-picker"></div>
+    <h3>Attachments</h3>
+    <div class="grid2">
+      ${input("attachments.allowed_types", "Allowed types", att.allowed_types.join(", "), { hint: "comma-separated, e.g. application/pdf, image/*; empty allows all" })}
+      ${input("attachments.min_size", "Minimum size (bytes)", att.min_size, { type: "number", hint: "skips logos and signatures" })}
+      <label class="inline"><input type="checkbox" data-field="attachments.include_inline" ${att.include_inline ? "checked" : ""}> Import inline images</label>
+    </div>
+    <div class="actions">
+      <button type="submit">Save</button>
+      ${isNew ? "" : `<a class="button secondary" id="authenticate" href="/api/v2/importers/email/${esc(imp.id)}/authenticate" ${p === "graph_delegated" ? "" : "hidden"}>Authenticate</a>
+        <button type="button" class="secondary" id="test">Mail connection test</button>
+        <button type="button" class="danger" id="delete">Delete</button>`}
+      <a class="button secondary" href="#/importers">Back</a>
+    </div>
+  </form>
+  <div id="test-result"></div>
+  ${isNew ? "" : `<div class="card" id="status"><h2>Status</h2><p class="muted">Loading…</p></div>`}`;
+}
+
+function readForm(form, isNew) {
+  const get = (f) => form.querySelector(`[data-field="${f}"]`);
+  const val = (f) => get(f).value.trim();
+  const protocol = val("protocol");
+  const body = {
+    name: val("name"), protocol,
+    folders: { inbox: val("folders.inbox"), exported: val("folders.exported"), error: val("folders.error") },
+    attachments: {
+      allowed_types: val("attachments.allowed_types").split(",").map((s) => s.trim()).filter(Boolean),
+      include_inline: get("attachments.include_inline").checked,
+      min_size: Number(val("attachments.min_size") || 0),
+    },
+  };
+  if (protocol === "imap") {
+    Object.assign(body, { host: val("host"), security: val("security"), username: val("username") });
+    if (val("port")) body.port = Number(val("port"));
+    if (val("password")) body.password = val("password");
+  } else {
+    Object.assign(body, { client_id: val("client_id"), tenant_id: val("tenant_id"), mailbox: val("mailbox"), cloud: val("cloud") });
+    if (val("client_secret")) body.client_secret = val("client_secret");
+    if (val("client_secret_expires_at")) body.client_secret_expires_at = val("client_secret_expires_at");
+    const authority = val("endpoints.authority"), graph = val("endpoints.graph");
+    if (authority || graph) body.endpoints = { ...(authority && { authority }), ...(graph && { graph }) };
+  }
+  return body;
+}
+
+function showFieldErrors(form, problem) {
+  form.querySelectorAll("[data-error]").forEach((e) => (e.textContent = ""));
+  const unplaced = [];
+  for (const err of problem?.errors || []) {
+    const base = err.field.replace(/\[\d+\]$/, "");
+    const slot = form.querySelector(`[data-error="${CSS.escape(base)}"]`);
+    if (slot) slot.textContent = err.message; else unplaced.push(`${err.field}: ${err.message}`);
+  }
+  const notice = form.querySelector("#form-notice");
+  notice.innerHTML = `<div class="notice bad">${esc(problemText(problem))}${unplaced.length ? `<br>${unplaced.map(esc).join("<br>")}` : ""}</div>`;
+}
+
+function toggleSections(form) {
+  const protocol = form.querySelector('[data-field="protocol"]').value;
+  form.querySelector('[data-section="graph"]').hidden = protocol === "imap";
+  form.querySelector('[data-section="imap"]').hidden = protocol !== "imap";
+  const auth = form.querySelector("#authenticate");
+  if (auth) auth.hidden = protocol !== "graph_delegated";
+}
+
+async function importerPage(id) {
+  let imp = { folders: null };
+  if (id !== "new") {
+    const res = await api("GET", `/api/v2/importers/email/${encodeURIComponent(id)}`);
+    if (!res.ok) { view.innerHTML = unavailable(res, "This importer"); return; }
+    imp = res.data;
+  }
+  view.innerHTML = importerForm(imp);
+  const form = document.getElementById("importer-form");
+  toggleSections(form);
+  form.querySelector('[data-field="protocol"]').addEventListener("change", () => toggleSections(form));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const body = readForm(form, !imp.id);
+    const res = imp.id ? await api("PUT", `/api/v2/importers/email/${encodeURIComponent(imp.id)}`, body) : await api("POST", "/api/v2/importers/email", body);
+    if (!res.ok) { showFieldErrors(form, res.data); return; }
+    const saved = res.data;
+    sessionStorage.setItem("saved-notice", JSON.stringify({ id: saved.id, required: saved.authentication_required && saved.protocol === "graph_delegated", notice: saved.authentication_notice || null }));
+    if (!imp.id) location.hash = `#/importers/${saved.id}`; else importerPage(saved.id);
+  });
+  if (!imp.id) return;
+  showSavedNotice(form, imp);
+  form.querySelector("#delete").addEventListener("click", async () => {
+    if (!confirm(`Delete importer “${imp.name}” and its authorization?`)) return;
+    const res = await api("DELETE", `/api/v2/importers/email/${encodeURIComponent(imp.id)}`);
+    if (res.ok) location.hash = "#/importers"; else showFieldErrors(form, res.data);
+  });
+  form.querySelector("#test").addEventListener("click", () => runConnectionTest(imp.id));
+  form.querySelectorAll("[data-pick]").forEach((b) => b.addEventListener("click", () => pickFolder(imp.id, b.dataset.pick, form)));
+  loadStatus(imp);
+}
+
+// The seed's dialog after saving: authentication is needed, and declining is fine.
+function showSavedNotice(form, imp) {
+  const raw = sessionStorage.getItem("saved-notice");
+  sessionStorage.removeItem("saved-notice");
+  const saved = raw ? JSON.parse(raw) : null;
+  const box = form.querySelector("#form-notice");
+  if (!saved || saved.id !== imp.id) return;
+  if (saved.required) {
+    box.innerHTML = `<div class="notice" id="auth-prompt">Saved. ${esc(saved.notice || "mailferry is not authorized for this mailbox yet.")}
+      Start the authentication now? <span class="actions"><a class="button" href="/api/v2/importers/email/${esc(imp.id)}/authenticate">Authenticate now</a>
+      <button type="button" class="secondary" id="decline">Not now</button></span></div>`;
+    box.querySelector("#decline").addEventListener("click", () => (box.innerHTML = `<div class="notice ok">Saved. You can authenticate later with the Authenticate button.</div>`));
+  } else {
+    box.innerHTML = `<div class="notice ok">Saved.</div>`;
+  }
+}
+
+async function loadStatus(imp) {
+  const box = document.getElementById("status");
+  const res = await api("GET", `/api/v2/importers/email/${encodeURIComponent(imp.id)}/status`);
+  if (!res.ok) { box.innerHTML = `<h2>Status</h2>${unavailable(res, "The status")}`; return; }
+  const a = res.data.auth || {};
+  const badge = { authorized: "ok", reauth_required: "bad", unauthenticated: "warn", not_applicable: "neutral" }[a.state] || "neutral";
+  const warnings = [...(res.data.warnings || []), ...(imp.warnings || [])];
+  box.innerHTML = `<h2>Status</h2>
+    <p>Authorization: <span class="badge ${badge}" id="auth-state">${esc(a.state)}</span> ${a.account ? `as <strong>${esc(a.account)}</strong>` : ""}</p>
+    <table><tbody>
+      <tr><th>Access token expires</th><td>${when(a.access_token_expires_at)}</td></tr>
+      <tr><th>Last refresh</th><td>${when(a.last_refresh_at)}</td></tr>
+      <tr><th>Last error</th><td>${esc(a.last_error || "–")}</td></tr>
+      <tr><th>Last import</th><td>${res.data.last_import ? esc(JSON.stringify(res.data.last_import)) : "–"}</td></tr>
+    </tbody></table>
+    ${[...new Set(warnings)].map((w) => `<div class="notice">${esc(w)}</div>`).join("")}`;
+}
+
+async function runConnectionTest(id) {
+  const box = document.getElementById("test-result");
+  box.innerHTML = `<div class="card"><p class="muted">Testing the mail connection…</p></div>`;
+  const res = await api("POST", `/api/v2/importers/email/${encodeURIComponent(id)}/test`);
+  if (!res.ok) { box.innerHTML = `<div class="card"><h2>Mail connection test</h2>${unavailable(res, "The mail connection test")}</div>`; return; }
+  const items = res.data.checks.map((c) => `<li><span class="badge ${c.ok ? "ok" : "bad"}">${c.ok ? "ok" : "failed"}</span>
+      <strong>${esc(c.name)}</strong> — ${esc(c.detail)}${c.fix ? `<br><span class="small">Fix: ${esc(c.fix)}</span>` : ""}</li>`).join("");
+  box.innerHTML = `<div class="card" id="test-card"><h2>Mail connection test: <span class="badge ${res.data.ok ? "ok" : "bad"}">${res.data.ok ? "passed" : "failed"}</span></h2><ul class="checks">${items}</ul></div>`;
+}
+
+function treeHtml(nodes) {
+  return `<ul class="tree">${nodes.map((n) => `<li><button type="button" class="link" data-path="${esc(n.path)}">${esc(n.name)}</button>
+      ${n.children?.length ? treeHtml(n.children) : ""}</li>`).join("")}</ul>`;
+}
+
+// Folders come flat or nested from the API; build a tree of {name, path, children}.
+function toTree(data) {
+  const list = Array.isArray(data) ? data : data.folders || [];
+  const nested = list.length && list[0].children !== undefined;
+  const norm = (n, parentPath) => {
+    const name = n.display_name ?? n.name ?? n.displayName;
+    const path = n.path ? (Array.isArray(n.path) ? n.path.join("/") : n.path) : (parentPath ? `${parentPath}/${name}` : name);
+    return { name, path, children: (n.children || []).map((c) => norm(c, path)) };
+  };
+  return nested ? list.map((n) => norm(n, "")) : list.map((n) => norm(n, ""));
+}
+
+async function pickFolder(id, key, form) {
+  const box = form.querySelector("#folder-picker");
+  box.innerHTML = `<p class="muted">Loading the mailbox's folders…</p>`;
+  const res = await api("GET", `/api/v2/importers/email/${encodeURIComponent(id)}/folders`);
+  if (!res.ok) { box.innerHTML = unavailable(res, "The folder picker"); return; }
+  box.innerHTML = `<div class="notice">Choose the ${esc(key)} folder: ${treeHtml(toTree(res.data))}</div>`;
+  box.querySelectorAll("[data-path]").forEach((b) => b.addEventListener("click", () => {
+    form.querySelector(`[data-field="folders.${key}"]`).value = b.dataset.path;
+    box.innerHTML = "";
+  }));
+}
+
+// ---------- scripts, jobs, executions, documents ----------
+
+async function scriptsPage() {
+  const res = await api("GET", "/api/v2/scripts");
+  if (!res.ok) { view.innerHTML = `<div class="card"><h1>Scripts</h1>${unavailable(res, "The script list")}</div>`; return; }
+  view.innerHTML = `<div class="card"><h1>Scripts</h1><p class="muted">Scripts can be run at any time; jobs run them on a schedule.</p>
+    <table><thead><tr><th>Script</th><th>Description</th><th></th></tr></thead><tbody>
+    ${res.data.map((s) => `<tr><td><code>${esc(s.name)}</code></td><td>${esc(s.description)}</td>
+      <td><button type="button" data-run="${esc(s.name)}">Run now</button></td></tr>`).join("")}</tbody></table>
+    <div id="run-result"></div></div>`;
+  view.querySelectorAll("[data-run]").forEach((b) => b.addEventListener("click", async () => {
+    const r = await api("POST", `/api/v2/scripts/${encodeURIComponent(b.dataset.run)}/run`, {});
+    const out = document.getElementById("run-result");
+    if (!r.ok) { out.innerHTML = `<div class="notice bad">${esc(problemText(r.data))}</div>`; return; }
+    location.hash = `#/executions/${r.data.id}`;
+  }));
+}
+
+async function jobsPage() {
+  const res = await api("GET", "/api/v2/jobs");
+  if (!res.ok) { view.innerHTML = `<div class="card"><h1>Jobs</h1>${unavailable(res, "The job list")}</div>`; return; }
+  view.innerHTML = `<div class="card"><h1>Jobs</h1>
+    <table><thead><tr><th>Script</th><th>Cron</th><th>Time zone</th><th>Enabled</th><th>Runs</th><th></th></tr></thead><tbody>
+    ${res.data.map((j) => `<tr data-job="${esc(j.id)}">
+      <td><code>${esc(j.script)}</code></td>
+      <td><input data-k="cron" value="${esc(j.cron)}" size="14"><div class="small muted" data-desc></div><div class="field-error" data-err="cron"></div></td>
+      <td><input data-k="timezone" value="${esc(j.timezone)}" size="16"><div class="field-error" data-err="timezone"></div></td>
+      <td><input type="checkbox" data-k="enabled" ${j.enabled ? "checked" : ""}></td>
+      <td class="small" data-next></td>
+      <td><button type="button" data-save>Save</button></td></tr>`).join("")}</tbody></table></div>`;
+  for (const row of view.querySelectorAll("[data-job]")) {
+    const job = res.data.find((j) => j.id === row.dataset.job);
+    const showNext = async () => {
+      const n = await api("GET", `/api/v2/jobs/${encodeURIComponent(job.id)}/next-runs?count=3`);
+      if (n.ok) {
+        row.querySelector("[data-desc]").textContent = n.data.description;
+        row.querySelector("[data-next]").innerHTML = n.data.runs.map((r) => esc(r.local)).join("<br>");
+      }
+    };
+    showNext();
+    row.querySelector("[data-save]").addEventListener("click", async () => {
+      const body = { ...job, cron: row.querySelector('[data-k="cron"]').value, timezone: row.querySelector('[data-k="timezone"]').value, enabled: row.querySelector('[data-k="enabled"]').checked };
+      const r = await api("PUT", `/api/v2/jobs/${encodeURIComponent(job.id)}`, body);
+      row.querySelectorAll("[data-err]").forEach((e) => (e.textContent = ""));
+      if (!r.ok) {
+        for (const e of r.data?.errors || []) { const slot = row.querySelector(`[data-err="${e.field}"]`); if (slot) slot.textContent = e.message; }
+        if (!(r.data?.errors || []).length) alert(problemText(r.data));
+        return;
+      }
+      Object.assign(job, r.data);
+      showNext();
+    });
+  }
+}
+
+async function executionsPage(id) {
+  if (id) {
+    const res = await api("GET", `/api/v2/executions/${encodeURIComponent(id)}`);
+    if (!res.ok) { view.innerHTML = `<div class="card">${unavailable(res, "This execution")}</div>`; return; }
+    const e = res.data;
+    const log = Array.isArray(e.log) ? e.log.join("\n") : e.log;
+    view.innerHTML = `<div class="card"><h1>Execution of <code>${esc(e.script)}</code></h1>
+      <p>Status: <span class="badge ${e.status === "succeeded" ? "ok" : e.status === "failed" ? "bad" : "warn"}" id="exec-status">${esc(e.status)}</span> · trigger ${esc(e.trigger)}</p>
+      <p>Started ${when(e.started_at)} · finished ${when(e.finished_at)}</p>
+      <pre class="log">${esc(log || "")}</pre><a class="button secondary" href="#/executions">All executions</a></div>`;
+    if (e.status === "running") setTimeout(() => { if (location.hash === `#/executions/${id}`) executionsPage(id); }, 1000);
+    return;
+  }
+  const res = await api("GET", "/api/v2/executions");
+  if (!res.ok) { view.innerHTML = `<div class="card"><h1>Executions</h1>${unavailable(res, "The execution list")}</div>`; return; }
+  view.innerHTML = `<div class="card"><h1>Executions</h1><table><thead><tr><th>Script</th><th>Trigger</th><th>Status</th><th>Started</th></tr></thead><tbody>
+    ${res.data.map((e) => `<tr><td><a href="#/executions/${esc(e.id)}">${esc(e.script)}</a></td><td>${esc(e.trigger)}</td><td>${esc(e.status)}</td><td>${when(e.started_at)}</td></tr>`).join("")}
+    </tbody></table></div>`;
+}
+
+async function documentsPage() {
+  const res = await api("GET", "/api/v2/documents");
+  if (!res.ok) { view.innerHTML = `<div class="card"><h1>Documents</h1>${unavailable(res, "The document list")}</div>`; return; }
+  view.innerHTML = `<div class="card"><h1>Documents</h1><table><thead><tr><th>Subject</th><th>From</th><th>Imported</th><th>Attachments</th></tr></thead><tbody>
+    ${res.data.map((d) => `<tr><td>${esc(d.subject)}</td><td>${esc(d.from)}</td><td>${when(d.imported_at)}</td><td>${esc((d.attachments || []).map((a) => a.filename || a.file).join(", "))}</td></tr>`).join("")}
+    </tbody></table></div>`;
+}
+
+// ---------- routing ----------
+
+async function route() {
+  const parts = location.hash.replace(/^#\/?/, "").split("/");
+  try {
+    switch (parts[0]) {
+      case "importers": return parts[1] ? importerPage(parts[1]) : importersPage();
+      case "scripts": return scriptsPage();
+      case "jobs": return jobsPage();
+      case "executions": return executionsPage(parts[1]);
+      case "documents": return documentsPage();
+      default: location.hash = "#/importers";
+    }
+  } catch (e) {
+    view.innerHTML = `<div class="notice bad">${esc(e.message)}</div>`;
+  }
+}
+
+async function start() {
+  const res = await fetch("/ui/session", { credentials: "same-origin" });
+  if (!res.ok) { location.href = "/ui/login"; return; }
+  session = await res.json();
+  document.getElementById("who").textContent = `${session.email} · client ${session.client}`;
+  window.addEventListener("hashchange", route);
+  route();
+}
+
+start();

@@ -1,0 +1,109 @@
+//! A document ready for a sink: the metadata, the original message and the
+//! attachment bytes, with names and checksums computed once here so that
+//! every sink writes the same thing.
+
+use std::sync::Arc;
+
+use domain::document::{DocumentAttachment, DocumentMetadata, DocumentSource};
+use jiff::Timestamp;
+use sha2::{Digest, Sha256};
+
+use crate::filename::unique_names;
+
+/// Folder (inside a document) that holds the attachments.
+pub const ATTACHMENTS_DIR: &str = "attachments";
+pub const MESSAGE_FILE: &str = "message.eml";
+pub const METADATA_FILE: &str = "metadata.json";
+
+/// One part to import, as the MIME decoder found it.
+#[derive(Debug, Clone)]
+pub struct NewAttachment {
+    /// The name the sender gave, decoded; `None` when the part had none.
+    pub filename: Option<String>,
+    /// A name to use when `filename` is `None` (e.g. `attachment.pdf`).
+    pub fallback_name: String,
+    pub content_type: String,
+    pub bytes: Arc<[u8]>,
+}
+
+/// Everything about the mail a document records besides its parts.
+#[derive(Debug, Clone)]
+pub struct DocumentHeader {
+    pub document_id: String,
+    pub client: String,
+    pub importer_id: String,
+    pub source: DocumentSource,
+    pub subject: Option<String>,
+    pub from: Option<String>,
+    pub to: Vec<String>,
+    pub received_at: Option<Timestamp>,
+    pub imported_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub metadata: DocumentMetadata,
+    /// The original message bytes (`message.eml`).
+    pub message: Arc<[u8]>,
+    /// The bytes of `metadata.attachments[i]`, in the same order.
+    pub files: Vec<Arc<[u8]>>,
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest.iter() {
+        out.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
+        out.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
+    }
+    out
+}
+
+impl Document {
+    pub fn new(header: DocumentHeader, message: Arc<[u8]>, parts: Vec<NewAttachment>) -> Self {
+        let names = unique_names(
+            parts
+                .iter()
+                .map(|p| p.filename.as_deref().unwrap_or(&p.fallback_name)),
+        );
+        let mut attachments = Vec::with_capacity(parts.len());
+        let mut files = Vec::with_capacity(parts.len());
+        for (part, name) in parts.into_iter().zip(names) {
+            attachments.push(DocumentAttachment {
+                file: format!("{ATTACHMENTS_DIR}/{name}"),
+                filename: part.filename,
+                content_type: part.content_type,
+                size: part.bytes.len() as u64,
+                sha256: sha256_hex(&part.bytes),
+            });
+            files.push(part.bytes);
+        }
+        Self {
+            metadata: DocumentMetadata {
+                document_id: header.document_id,
+                client: header.client,
+                importer_id: header.importer_id,
+                source: header.source,
+                subject: header.subject,
+                from: header.from,
+                to: header.to,
+                received_at: header.received_at,
+                imported_at: header.imported_at,
+                attachments,
+            },
+            message,
+            files,
+        }
+    }
+
+    /// Bytes of the message and every attachment.
+    pub fn total_bytes(&self) -> u64 {
+        self.message.len() as u64 + self.files.iter().map(|f| f.len() as u64).sum::<u64>()
+    }
+
+    pub fn metadata_json(&self) -> Vec<u8> {
+        // Serialising plain strings, numbers and timestamps cannot fail.
+        serde_json::to_vec_pretty(&self.metadata).unwrap_or_default()
+    }
+}

@@ -1,0 +1,203 @@
+//! The filesystem spool (the default sink), exactly as the contract says:
+//! `DATA_DIR/documents/{client}/{importer_id}/{document_id}/` with
+//! `message.eml`, `attachments/` and `metadata.json`.
+//!
+//! A document is written into a temporary folder beside its final place,
+//! every file and folder is fsynced, and the folder is then renamed into
+//! place: a reader (or a run after a crash) sees the whole document or none
+//! of it. Renaming onto an existing document fails, so the first writer wins
+//! and a second import of the same `document_id` stores nothing new.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::document::{Document, MESSAGE_FILE, METADATA_FILE};
+use crate::{SinkError, Stored};
+
+/// Prefix of folders being written; never a valid document id.
+const TEMP_PREFIX: &str = ".tmp-";
+
+#[derive(Debug, Clone)]
+pub struct FilesystemSpool {
+    /// `DATA_DIR/documents`.
+    root: PathBuf,
+}
+
+impl FilesystemSpool {
+    /// A spool under `data_dir/documents`.
+    pub fn new(data_dir: impl AsRef<Path>) -> Self {
+        Self {
+            root: data_dir.as_ref().join("documents"),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The folder a document has (or would have).
+    pub fn document_dir(
+        &self,
+        client: &str,
+        importer_id: &str,
+        document_id: &str,
+    ) -> Result<PathBuf, SinkError> {
+        for (what, segment) in [
+            ("client", client),
+            ("importer id", importer_id),
+            ("document id", document_id),
+        ] {
+            if !is_plain_segment(segment) {
+                return Err(SinkError::permanent(format!(
+                    "the {what} `{segment}` cannot name a folder of the document spool"
+                )));
+            }
+        }
+        Ok(self.root.join(client).join(importer_id).join(document_id))
+    }
+
+    /// Writes `doc` unless a document with its id is already there.
+    pub async fn store(&self, doc: &Document) -> Result<Stored, SinkError> {
+        let spool = self.clone();
+        let doc = doc.clone();
+        tokio::task::spawn_blocking(move || spool.store_blocking(&doc))
+            .await
+            .map_err(|e| SinkError::transient(format!("the spool writer stopped: {e}")))?
+    }
+
+    fn store_blocking(&self, doc: &Document) -> Result<Stored, SinkError> {
+        let m = &doc.metadata;
+        let dir = self.document_dir(&m.client, &m.importer_id, &m.document_id)?;
+        let location = dir.display().to_string();
+        if dir.exists() {
+            return Ok(Stored {
+                location,
+                already_present: true,
+            });
+        }
+        let parent = dir
+            .parent()
+            .ok_or_else(|| SinkError::permanent("the spool has no parent folder"))?;
+        fs::create_dir_all(parent).map_err(|e| io_error("create", parent, e))?;
+        self.remove_stale_temp(parent, &m.document_id);
+        // A concurrent cleaner may remove a temp folder between its creation
+        // and its lock; that attempt fails and the next one succeeds.
+        let mut attempt = 0;
+        let (temp, _lock) = loop {
+            attempt += 1;
+            let temp = parent.join(format!(
+                "{TEMP_PREFIX}{}-{}",
+                m.document_id,
+                uuid::Uuid::new_v4().simple()
+            ));
+            match write_document(&temp, doc) {
+                Ok(lock) => break (temp, lock),
+                Err(e) => {
+                    let _ = fs::remove_dir_all(&temp);
+                    if attempt >= 3 || !e.transient {
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        match fs::rename(&temp, &dir) {
+            Ok(()) => {}
+            // Another writer got there first: its document is the same one.
+            Err(_) if dir.exists() => {
+                let _ = fs::remove_dir_all(&temp);
+                return Ok(Stored {
+                    location,
+                    already_present: true,
+                });
+            }
+            Err(e) => {
+                let _ = fs::remove_dir_all(&temp);
+                return Err(io_error("rename into place", &dir, e));
+            }
+        }
+        sync_dir(parent).map_err(|e| io_error("sync", parent, e))?;
+        Ok(Stored {
+            location,
+            already_present: false,
+        })
+    }
+
+    /// A crash while writing leaves a temporary folder; the next attempt at
+    /// the same document removes it. A folder still being written is locked
+    /// by its writer (the lock dies with the process), so it is left alone.
+    fn remove_stale_temp(&self, parent: &Path, document_id: &str) {
+        let prefix = format!("{TEMP_PREFIX}{document_id}-");
+        if let Ok(entries) = fs::read_dir(parent) {
+            for entry in entries.flatten() {
+                if !entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    continue;
+                }
+                let unlocked = File::open(entry.path()).is_ok_and(|d| d.try_lock().is_ok());
+                if unlocked {
+                    let _ = fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+    }
+}
+
+/// Writes the document into `temp` and returns the folder's lock, held
+/// until the folder is renamed into place.
+fn write_document(temp: &Path, doc: &Document) -> Result<File, SinkError> {
+    fs::create_dir(temp).map_err(|e| io_error("create", temp, e))?;
+    let lock = File::open(temp).map_err(|e| io_error("open", temp, e))?;
+    lock.lock().map_err(|e| io_error("lock", temp, e))?;
+    write_synced(&temp.join(MESSAGE_FILE), &doc.message)?;
+    let attachments_dir = temp.join(crate::document::ATTACHMENTS_DIR);
+    fs::create_dir(&attachments_dir).map_err(|e| io_error("create", &attachments_dir, e))?;
+    for (meta, bytes) in doc.metadata.attachments.iter().zip(&doc.files) {
+        let path = temp.join(&meta.file);
+        // Names are sanitised when the document is built; this guards the
+        // promise that nothing lands outside the document folder.
+        if path.parent() != Some(attachments_dir.as_path()) {
+            return Err(SinkError::permanent(format!(
+                "attachment file `{}` would leave the document folder",
+                meta.file
+            )));
+        }
+        write_synced(&path, bytes)?;
+    }
+    sync_dir(&attachments_dir).map_err(|e| io_error("sync", &attachments_dir, e))?;
+    write_synced(&temp.join(METADATA_FILE), &doc.metadata_json())?;
+    lock.sync_all().map_err(|e| io_error("sync", temp, e))?;
+    Ok(lock)
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), SinkError> {
+    let mut file = File::options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| io_error("create", path, e))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io_error("write", path, e))
+}
+
+fn sync_dir(path: &Path) -> io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+fn io_error(action: &str, path: &Path, e: io::Error) -> SinkError {
+    SinkError::transient(format!(
+        "could not {action} {}: {e}; check that the data directory is writable and has free space",
+        path.display()
+    ))
+}
+
+/// A non-empty name that is one normal path component and not a temp folder.
+fn is_plain_segment(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s != "."
+        && s != ".."
+        && !s.starts_with('.')
+        && !s.contains(['/', '\\', '\0'])
+        && !s.chars().any(char::is_control)
+}

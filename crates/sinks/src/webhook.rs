@@ -1,0 +1,178 @@
+//! The webhook sink: `POST` of the document as `multipart/form-data` to a
+//! configured URL. Each part is named by its path inside the document
+//! (`metadata.json`, `message.eml`, `attachments/…`, also its file name) so a
+//! receiver can rebuild the spool's layout. `Idempotency-Key: {document_id}` lets the receiver
+//! drop a repeat after a crash between its answer and our move.
+//!
+//! Only a 2xx answer counts as stored; anything else (after bounded
+//! retries) is a transient failure, which leaves the mail in the Inbox.
+
+use std::time::Duration;
+
+use reqwest::multipart::{Form, Part};
+
+use crate::document::{Document, MESSAGE_FILE, METADATA_FILE};
+use crate::{SinkError, Stored};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    pub url: url::Url,
+    /// For one whole request, upload included.
+    pub timeout: Duration,
+    /// Tries per document (at least 1).
+    pub attempts: u32,
+    /// The wait before the second try; doubled for each further one.
+    pub backoff: Duration,
+}
+
+impl WebhookConfig {
+    pub fn new(url: url::Url) -> Self {
+        Self {
+            url,
+            timeout: Duration::from_secs(60),
+            attempts: 3,
+            backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Longest `Retry-After` we honour; longer ones end this run's tries.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub struct WebhookSink {
+    config: WebhookConfig,
+    http: reqwest::Client,
+}
+
+impl WebhookSink {
+    pub fn new(config: WebhookConfig) -> Result<Self, SinkError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            // A redirect could carry the document somewhere unintended.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| SinkError::permanent(format!("cannot build the webhook client: {e}")))?;
+        Ok(Self { config, http })
+    }
+
+    /// The URL without query and credentials, fit for logs and the documents table.
+    pub fn location(&self) -> String {
+        let mut u = self.config.url.clone();
+        u.set_query(None);
+        let _ = u.set_username("");
+        let _ = u.set_password(None);
+        u.to_string()
+    }
+
+    pub async fn store(&self, doc: &Document) -> Result<Stored, SinkError> {
+        let attempts = self.config.attempts.max(1);
+        let mut wait = self.config.backoff;
+        let mut last = String::new();
+        for attempt in 1..=attempts {
+            match self.post_once(doc).await {
+                Ok(()) => {
+                    return Ok(Stored {
+                        location: self.location(),
+                        already_present: false,
+                    });
+                }
+                Err(Failure {
+                    message,
+                    retry_after,
+                }) => {
+                    last = message;
+                    if attempt == attempts {
+                        break;
+                    }
+                    let pause = match retry_after {
+                        Some(d) if d > MAX_RETRY_AFTER => break,
+                        Some(d) => d,
+                        None => wait,
+                    };
+                    tracing::warn!(attempt, error = %last, "webhook delivery failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    wait = wait.saturating_mul(2);
+                }
+            }
+        }
+        Err(SinkError::transient(format!(
+            "the webhook {} did not accept document {}: {last}; the mail stays in the Inbox and is sent again next run",
+            self.location(),
+            doc.metadata.document_id
+        )))
+    }
+
+    async fn post_once(&self, doc: &Document) -> Result<(), Failure> {
+        let part = |bytes: Vec<u8>, name: &str, mime: &str| {
+            Part::bytes(bytes).file_name(name.to_owned()).mime_str(mime)
+        };
+        // Raw UTF-8 names, as browsers send them: the percent-encoded or
+        // RFC 2231 forms are not understood by common multipart parsers.
+        let mut form = Form::new()
+            .percent_encode_noop()
+            .part(
+                METADATA_FILE,
+                part(doc.metadata_json(), METADATA_FILE, "application/json")
+                    .map_err(Failure::from_build)?,
+            )
+            .part(
+                MESSAGE_FILE,
+                part(doc.message.to_vec(), MESSAGE_FILE, "message/rfc822")
+                    .map_err(Failure::from_build)?,
+            );
+        for (meta, bytes) in doc.metadata.attachments.iter().zip(&doc.files) {
+            let p = Part::bytes(bytes.to_vec()).file_name(meta.file.clone());
+            // A type the sender wrote that is not a valid MIME type is sent as bytes.
+            let p = match p.mime_str(&meta.content_type) {
+                Ok(p) => p,
+                Err(_) => Part::bytes(bytes.to_vec())
+                    .file_name(meta.file.clone())
+                    .mime_str("application/octet-stream")
+                    .map_err(Failure::from_build)?,
+            };
+            form = form.part(meta.file.clone(), p);
+        }
+        let response = self
+            .http
+            .post(self.config.url.clone())
+            .header("Idempotency-Key", &doc.metadata.document_id)
+            .multipart(form)
+            .send()
+            .await
+            .map_err(|e| Failure {
+                message: format!("request failed: {e}"),
+                retry_after: None,
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(Duration::from_secs_f64);
+        Err(Failure {
+            message: format!("it answered {status}"),
+            retry_after,
+        })
+    }
+}
+
+struct Failure {
+    message: String,
+    retry_after: Option<Duration>,
+}
+
+impl Failure {
+    fn from_build(e: reqwest::Error) -> Self {
+        Self {
+            message: format!("could not build the request: {e}"),
+            retry_after: None,
+        }
+    }
+}

@@ -1,1 +1,0 @@
-//! The Graph mail client (filled in by the mailbox work).

@@ -41,7 +41,7 @@ try {
   await page.fill('[data-field="tenant_id"]', "contoso.onmicrosoft.com");
   await page.fill('[data-field="client_secret"]', "Azure-Secret-Value~UI");
   await page.fill('[data-field="folders.exported"]', "Inbox");
-  await page.click('button[type="submit"]');
+  await page.click('#importer-form button[type="submit"]');
   await page.waitForSelector('[data-error="client_id"]:not(:empty)');
   assert.match(await page.textContent('[data-error="client_id"]'), /Application \(client\) ID/);
   assert.match(await page.textContent('[data-error="folders.exported"]'), /must differ from folders.inbox/);
@@ -50,7 +50,7 @@ try {
   step("fixing the fields saves; the seed's dialog offers authentication, and it can be declined");
   await page.fill('[data-field="client_id"]', "11111111-2222-3333-4444-555555555555");
   await page.fill('[data-field="folders.exported"]', "Inbox/Exported");
-  await page.click('button[type="submit"]');
+  await page.click('#importer-form button[type="submit"]');
   await page.waitForSelector("#auth-prompt");
   assert.match(await page.textContent("#auth-prompt"), /Start the authentication now\?/);
   const authHref = await page.getAttribute("#auth-prompt a", "href");

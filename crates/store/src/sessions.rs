@@ -22,7 +22,12 @@ pub struct Session {
 
 impl Store {
     /// Starts a session for a verified user; returns the cookie value.
-    pub async fn create_session(&self, user_id: &str, client_id: &str, now: Timestamp) -> Result<SecretString> {
+    pub async fn create_session(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: Timestamp,
+    ) -> Result<SecretString> {
         let id = SecretString::from(random_urlsafe(32));
         sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
             .bind(to_millis(now))
@@ -53,7 +58,13 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         row.map(|(user_id, client_id, email, csrf_token, expires_at)| {
-            Ok(Session { user_id, client_id, email, csrf_token, expires_at: from_millis(expires_at)? })
+            Ok(Session {
+                user_id,
+                client_id,
+                email,
+                csrf_token,
+                expires_at: from_millis(expires_at)?,
+            })
         })
         .transpose()
     }

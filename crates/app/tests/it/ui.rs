@@ -14,7 +14,12 @@ async fn an_admin_signs_in_and_configures_an_importer_in_the_browser() {
     let app = TestApp::spawn().await;
     let password = "correct horse battery staple";
     app.store
-        .create_user(&app.client_id, "admin@example.com", &SecretString::from(password.to_owned()), app.clock_now())
+        .create_user(
+            &app.client_id,
+            "admin@example.com",
+            &SecretString::from(password.to_owned()),
+            app.clock_now(),
+        )
         .await
         .expect("user");
     assert!(
@@ -43,18 +48,31 @@ async fn an_admin_signs_in_and_configures_an_importer_in_the_browser() {
     .expect("join");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the UI run failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "the UI run failed:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("ui: all steps passed"), "{stdout}");
 
     // what the browser did went through the API and is in the store
-    let importers = app.store.list_importers(&app.client_id).await.expect("list");
+    let importers = app
+        .store
+        .list_importers(&app.client_id)
+        .await
+        .expect("list");
     assert_eq!(importers.len(), 1);
     assert_eq!(importers[0].settings.name, "Invoices");
-    assert_eq!(importers[0].settings.folders.exported.to_string(), "Inbox/Exported");
+    assert_eq!(
+        importers[0].settings.folders.exported.to_string(),
+        "Inbox/Exported"
+    );
     if let Ok(keep) = std::env::var("MAILFERRY_KEEP_SCREENSHOTS") {
         let _ = std::fs::create_dir_all(&keep);
         for entry in std::fs::read_dir(&shots).expect("read").flatten() {
-            let _ = std::fs::copy(entry.path(), std::path::Path::new(&keep).join(entry.file_name()));
+            let _ = std::fs::copy(
+                entry.path(),
+                std::path::Path::new(&keep).join(entry.file_name()),
+            );
         }
     }
 }
@@ -64,14 +82,30 @@ async fn a_session_cookie_without_the_csrf_token_cannot_change_anything() {
     let app = TestApp::spawn().await;
     let user = app
         .store
-        .create_user(&app.client_id, "admin@example.com", &SecretString::from("correct horse battery".to_owned()), app.clock_now())
+        .create_user(
+            &app.client_id,
+            "admin@example.com",
+            &SecretString::from("correct horse battery".to_owned()),
+            app.clock_now(),
+        )
         .await
         .expect("user");
-    let cookie = app.store.create_session(&user.id, &app.client_id, app.clock_now()).await.expect("session");
-    let cookie = format!("mf_session={}", secrecy::ExposeSecret::expose_secret(&cookie));
+    let cookie = app
+        .store
+        .create_session(&user.id, &app.client_id, app.clock_now())
+        .await
+        .expect("session");
+    let cookie = format!(
+        "mf_session={}",
+        secrecy::ExposeSecret::expose_secret(&cookie)
+    );
     let body = crate::support::graph_importer_body("x");
     let post = |csrf: Option<&str>| {
-        let mut req = app.http.post(app.url("/api/v2/importers/email")).header("cookie", &cookie).json(&body);
+        let mut req = app
+            .http
+            .post(app.url("/api/v2/importers/email"))
+            .header("cookie", &cookie)
+            .json(&body);
         if let Some(csrf) = csrf {
             req = req.header("x-csrf-token", csrf);
         }
@@ -79,7 +113,13 @@ async fn a_session_cookie_without_the_csrf_token_cannot_change_anything() {
     };
     assert_eq!(post(None).await.expect("post").status(), 403);
     assert_eq!(post(Some("forged")).await.expect("post").status(), 403);
-    assert!(app.store.list_importers(&app.client_id).await.expect("q").is_empty());
+    assert!(
+        app.store
+            .list_importers(&app.client_id)
+            .await
+            .expect("q")
+            .is_empty()
+    );
     let session: serde_json::Value = app
         .http
         .get(app.url("/ui/session"))
@@ -93,6 +133,12 @@ async fn a_session_cookie_without_the_csrf_token_cannot_change_anything() {
     let csrf = session["csrf_token"].as_str().expect("csrf").to_owned();
     assert_eq!(post(Some(&csrf)).await.expect("post").status(), 201);
     // reading needs no CSRF token
-    let list = app.http.get(app.url("/api/v2/importers/email")).header("cookie", &cookie).send().await.expect("get");
+    let list = app
+        .http
+        .get(app.url("/api/v2/importers/email"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("get");
     assert_eq!(list.status(), 200);
 }

@@ -1,0 +1,10 @@
+//! Turns mail into documents, exactly once: [`mime`] decides what a mail
+//! becomes, [`identity`] names its document, and the pipeline (resolve →
+//! list → fetch → decide → sink → move, with the ledger) drives a mailbox.
+
+#[cfg(feature = "test-corpus")]
+pub mod corpus;
+pub mod identity;
+pub mod mime;
+
+pub use mime::{Analysis, Decision, Extracted, MailFacts, Reason, Skipped, analyze};

@@ -1,0 +1,353 @@
+//! MIME → what a mail would become. Pure: bytes and settings in, an
+//! [`Analysis`] out, so the pipeline, the dry run and the tests all decide
+//! with the same code.
+//!
+//! Which parts are documents:
+//! - every part mail-parser files as an attachment (any depth of nested
+//!   multiparts), except body text and detached signatures
+//!   (`application/pkcs7-signature`, `application/pgp-signature`), which
+//!   are transport artefacts, not documents;
+//! - an attached mail (`message/rfc822`) is one document file, kept whole
+//!   as `.eml` (its own attachments stay inside it);
+//! - an *inline* part (shown in the body: a `Content-ID` or an `inline`
+//!   disposition on an image, and no `attachment` disposition) only when
+//!   `include_inline` is set;
+//! - then `allowed_types` (`type/subtype`, `type/*`, `*/*`) and
+//!   `allowed_extensions`, each a filter when non-empty (both must pass),
+//!   and `min_size`.
+//!
+//! A part whose transfer encoding is broken (bad base64) makes the mail
+//! `unparsable`: importing corrupt bytes silently would be worse.
+
+use std::sync::Arc;
+
+use domain::importer::AttachmentRules;
+use domain::rules::ImportRules;
+use jiff::Timestamp;
+use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
+
+/// Facts about a mail that its document records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailFacts {
+    pub subject: Option<String>,
+    /// The `From` address.
+    pub from: Option<String>,
+    pub to: Vec<String>,
+    /// `Date` header.
+    pub date: Option<Timestamp>,
+    /// `Message-ID`, with angle brackets.
+    pub internet_message_id: Option<String>,
+}
+
+/// A part that becomes a file of the document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extracted {
+    /// The decoded name the sender gave (RFC 2231 / RFC 2047), if any.
+    pub filename: Option<String>,
+    /// Used when `filename` is `None`: `attachment.pdf`, `Subject.eml`.
+    pub fallback_name: String,
+    /// `type/subtype`, lower case.
+    pub content_type: String,
+    pub bytes: Arc<[u8]>,
+    pub inline: bool,
+}
+
+/// A part that is not imported, and why (for the dry run).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+    pub why: String,
+}
+
+/// Why a mail goes to the Error folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason {
+    /// `no_importable_attachment`, `unparsable`, `rule:sender_allow`, `rule:subject_block`.
+    pub code: String,
+    pub detail: String,
+}
+
+impl Reason {
+    pub fn new(code: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// `code: detail`, as kept in the ledger.
+    pub fn to_line(&self) -> String {
+        format!("{}: {}", self.code, self.detail)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Import { attachments: Vec<Extracted> },
+    ToError { reason: Reason },
+}
+
+impl Decision {
+    pub fn is_import(&self) -> bool {
+        matches!(self, Self::Import { .. })
+    }
+
+    /// The reason code, or `import`.
+    pub fn code(&self) -> &str {
+        match self {
+            Self::Import { .. } => "import",
+            Self::ToError { reason } => &reason.code,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Analysis {
+    pub facts: MailFacts,
+    pub decision: Decision,
+    pub skipped: Vec<Skipped>,
+}
+
+pub const NO_IMPORTABLE_ATTACHMENT: &str = "no_importable_attachment";
+pub const UNPARSABLE: &str = "unparsable";
+
+/// Decides what `raw` becomes: rules first (sender allow-list, then subject
+/// block-list), then the attachment rules.
+pub fn analyze(raw: &[u8], attachments: &AttachmentRules, rules: &ImportRules) -> Analysis {
+    let parsed = MessageParser::default().parse(raw);
+    let Some(message) = parsed.filter(|m| is_a_mail(m)) else {
+        return Analysis {
+            facts: MailFacts::default(),
+            decision: Decision::ToError {
+                reason: Reason::new(
+                    UNPARSABLE,
+                    "the message is not MIME: no header section could be read",
+                ),
+            },
+            skipped: Vec::new(),
+        };
+    };
+    let facts = facts_of(&message);
+    if let Err(stop) = rules.check(
+        facts.from.as_deref(),
+        facts.subject.as_deref().unwrap_or(""),
+    ) {
+        return Analysis {
+            facts,
+            decision: Decision::ToError {
+                reason: Reason::new(format!("rule:{}", stop.rule()), stop.detail()),
+            },
+            skipped: Vec::new(),
+        };
+    }
+    let mut kept = Vec::new();
+    let mut skipped = Vec::new();
+    for &id in &message.attachments {
+        let Some(part) = message.parts.get(id as usize) else {
+            continue;
+        };
+        let candidate = candidate_of(part);
+        if part.is_encoding_problem && !matches!(part.body, PartType::Message(_)) {
+            return Analysis {
+                facts,
+                decision: Decision::ToError {
+                    reason: Reason::new(
+                        UNPARSABLE,
+                        format!(
+                            "the part `{}` ({}) is not validly encoded ({}); its bytes cannot be trusted",
+                            candidate.display_name(),
+                            candidate.content_type,
+                            part.content_transfer_encoding()
+                                .unwrap_or("no transfer encoding")
+                        ),
+                    ),
+                },
+                skipped,
+            };
+        }
+        match why_skipped(part, &candidate, attachments) {
+            Some(why) => skipped.push(Skipped {
+                name: candidate.display_name(),
+                content_type: candidate.content_type,
+                size: candidate.bytes.len() as u64,
+                why,
+            }),
+            None => kept.push(candidate),
+        }
+    }
+    let decision = if kept.is_empty() {
+        let detail = if skipped.is_empty() {
+            "the mail has no attachment".to_owned()
+        } else {
+            let parts: Vec<String> = skipped
+                .iter()
+                .map(|s| format!("`{}` ({})", s.name, s.why))
+                .collect();
+            format!(
+                "no attachment passes the attachment rules: {}",
+                parts.join("; ")
+            )
+        };
+        Decision::ToError {
+            reason: Reason::new(NO_IMPORTABLE_ATTACHMENT, detail),
+        }
+    } else {
+        Decision::Import { attachments: kept }
+    };
+    Analysis {
+        facts,
+        decision,
+        skipped,
+    }
+}
+
+/// mail-parser accepts almost anything; a mail must at least have headers.
+fn is_a_mail(m: &Message<'_>) -> bool {
+    !m.headers().is_empty()
+        && m.headers()
+            .iter()
+            .all(|h| !h.name().is_empty() && !h.name().contains(char::is_whitespace))
+}
+
+fn facts_of(m: &Message<'_>) -> MailFacts {
+    let address = |a: &mail_parser::Addr<'_>| a.address().map(|s| s.trim().to_owned());
+    MailFacts {
+        subject: m.subject().map(str::to_owned),
+        from: m.from().and_then(|a| a.first()).and_then(address),
+        to: m
+            .to()
+            .map(|a| a.iter().filter_map(address).collect())
+            .unwrap_or_default(),
+        date: m
+            .date()
+            .and_then(|d| Timestamp::from_second(d.to_timestamp()).ok()),
+        internet_message_id: m
+            .message_id()
+            .map(|id| format!("<{}>", id.trim().trim_matches(['<', '>']))),
+    }
+}
+
+fn candidate_of(part: &MessagePart<'_>) -> Extracted {
+    let content_type = part
+        .content_type()
+        .map(|ct| {
+            let sub = ct.subtype().unwrap_or("octet-stream");
+            format!("{}/{}", ct.ctype(), sub).to_ascii_lowercase()
+        })
+        .unwrap_or_else(|| match part.body {
+            PartType::Text(_) => "text/plain".to_owned(),
+            PartType::Html(_) => "text/html".to_owned(),
+            PartType::Message(_) => "message/rfc822".to_owned(),
+            _ => "application/octet-stream".to_owned(),
+        });
+    let filename = part
+        .attachment_name()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned);
+    let fallback_name = match &part.body {
+        PartType::Message(inner) => {
+            let stem = inner
+                .subject()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .unwrap_or("attached message");
+            format!("{stem}.eml")
+        }
+        _ => format!(
+            "attachment.{}",
+            sinks::filename::extension_for(&content_type)
+        ),
+    };
+    // An attached mail is kept as `.eml` whatever the sender named it.
+    let filename = match (&part.body, filename) {
+        (PartType::Message(_), Some(n)) if !n.to_ascii_lowercase().ends_with(".eml") => {
+            Some(format!("{n}.eml"))
+        }
+        (_, n) => n,
+    };
+    let disposition = part
+        .content_disposition()
+        .map(|d| d.ctype().to_ascii_lowercase());
+    let inline = match disposition.as_deref() {
+        Some("attachment") => false,
+        Some("inline") => part.content_id().is_some() || content_type.starts_with("image/"),
+        _ => part.content_id().is_some() && !matches!(part.body, PartType::Message(_)),
+    };
+    Extracted {
+        filename,
+        fallback_name,
+        content_type,
+        bytes: Arc::from(part.contents()),
+        inline,
+    }
+}
+
+impl Extracted {
+    pub fn display_name(&self) -> String {
+        self.filename
+            .clone()
+            .unwrap_or_else(|| self.fallback_name.clone())
+    }
+}
+
+fn why_skipped(part: &MessagePart<'_>, c: &Extracted, rules: &AttachmentRules) -> Option<String> {
+    let is_body_text = matches!(part.body, PartType::Text(_) | PartType::Html(_))
+        && c.filename.is_none()
+        && !part
+            .content_disposition()
+            .is_some_and(|d| d.is_attachment());
+    if is_body_text {
+        return Some("body text, not an attachment".to_owned());
+    }
+    if matches!(
+        c.content_type.as_str(),
+        "application/pkcs7-signature"
+            | "application/x-pkcs7-signature"
+            | "application/pgp-signature"
+    ) {
+        return Some("a detached signature, not a document".to_owned());
+    }
+    if c.inline && !rules.include_inline {
+        return Some("inline in the body (attachments.include_inline is off)".to_owned());
+    }
+    if !rules.allowed_types.is_empty()
+        && !rules
+            .allowed_types
+            .iter()
+            .any(|t| media_range_matches(t, &c.content_type))
+    {
+        return Some(format!(
+            "type {} is not in attachments.allowed_types",
+            c.content_type
+        ));
+    }
+    if !rules.allowed_extensions.is_empty() {
+        let name = c.display_name().to_ascii_lowercase();
+        let ext = sinks::filename::split_extension(&name)
+            .1
+            .trim_start_matches('.');
+        if !rules.allowed_extensions.iter().any(|e| e == ext) {
+            return Some(format!(
+                "extension `{ext}` is not in attachments.allowed_extensions"
+            ));
+        }
+    }
+    let size = c.bytes.len() as u64;
+    if size < rules.min_size {
+        return Some(format!(
+            "{size} bytes, smaller than attachments.min_size ({})",
+            rules.min_size
+        ));
+    }
+    None
+}
+
+/// `application/pdf`, `image/*` or `*/*` against a lower-case `type/subtype`.
+pub fn media_range_matches(range: &str, content_type: &str) -> bool {
+    let (rt, rs) = range.split_once('/').unwrap_or((range, "*"));
+    let (ct, cs) = content_type.split_once('/').unwrap_or((content_type, ""));
+    (rt == "*" || rt.eq_ignore_ascii_case(ct)) && (rs == "*" || rs.eq_ignore_ascii_case(cs))
+}

@@ -1,0 +1,178 @@
+//! Every corpus mail is decided as expected, and the decision is stable.
+
+use import::corpus::{self, CorpusMail, Expected};
+use import::mime::{Decision, analyze};
+use proptest::prelude::*;
+
+fn check(mail: &CorpusMail) {
+    let analysis = analyze(
+        &mail.raw,
+        &corpus::attachment_rules(),
+        &corpus::import_rules(),
+    );
+    match (&mail.expected, &analysis.decision) {
+        (Expected::Error(code), Decision::ToError { reason }) => {
+            assert_eq!(reason.code, *code, "{}: {}", mail.name, reason.detail);
+            assert!(!reason.detail.is_empty(), "{}", mail.name);
+        }
+        (Expected::Import(files), Decision::Import { attachments }) => {
+            let names = sinks::filename::unique_names(
+                attachments
+                    .iter()
+                    .map(|a| a.filename.as_deref().unwrap_or(&a.fallback_name)),
+            );
+            let got: Vec<(&str, usize)> = names
+                .iter()
+                .zip(attachments)
+                .map(|(n, a)| (n.as_str(), a.bytes.len()))
+                .collect();
+            let want: Vec<(&str, usize)> =
+                files.iter().map(|(n, b)| (n.as_str(), b.len())).collect();
+            assert_eq!(got, want, "{}: skipped {:?}", mail.name, analysis.skipped);
+            for ((name, bytes), a) in files.iter().zip(attachments) {
+                assert!(
+                    &a.bytes[..] == bytes.as_slice(),
+                    "{}: bytes of {name} differ from the source",
+                    mail.name
+                );
+            }
+        }
+        (want, got) => panic!(
+            "{}: expected {want:?}, decided {}: {:?}",
+            mail.name,
+            got.code(),
+            match got {
+                Decision::ToError { reason } => reason.detail.clone(),
+                Decision::Import { attachments } => format!("{} attachments", attachments.len()),
+            }
+        ),
+    }
+}
+
+#[test]
+fn the_corpus_has_at_least_30_varied_mails() {
+    let all = corpus::corpus();
+    assert!(all.len() >= 30, "{}", all.len());
+    let mut names: Vec<_> = all.iter().map(|m| m.name).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), all.len(), "names are unique");
+    for code in [
+        "no_importable_attachment",
+        "unparsable",
+        "rule:sender_allow",
+        "rule:subject_block",
+    ] {
+        assert!(
+            all.iter().any(|m| m.expected == Expected::Error(code)),
+            "the corpus covers {code}"
+        );
+    }
+}
+
+#[test]
+fn every_corpus_mail_lands_where_the_rules_say() {
+    for mail in corpus::corpus() {
+        check(&mail);
+    }
+}
+
+#[test]
+fn a_20_mb_attachment_is_imported_byte_for_byte() {
+    check(&corpus::large_mail());
+}
+
+#[test]
+fn facts_are_read_from_the_headers() {
+    let all = corpus::corpus();
+    let by = |n: &str| all.iter().find(|m| m.name == n).expect("in corpus");
+    let a = analyze(
+        &by("rfc2047_filename").raw,
+        &corpus::attachment_rules(),
+        &corpus::import_rules(),
+    );
+    assert_eq!(a.facts.subject.as_deref(), Some("Rechnung für März"));
+    assert_eq!(a.facts.from.as_deref(), Some("juergen@contoso.com"));
+    assert_eq!(
+        a.facts.internet_message_id.as_deref(),
+        Some("<rfc2047-filename@contoso.com>")
+    );
+    assert_eq!(
+        a.facts.date,
+        Some("2026-03-02T09:01:00Z".parse().expect("ts"))
+    );
+    let a = analyze(
+        &by("single_pdf").raw,
+        &corpus::attachment_rules(),
+        &corpus::import_rules(),
+    );
+    assert_eq!(a.facts.to, ["invoices@contoso.com", "archive@contoso.com"]);
+}
+
+#[test]
+fn inline_images_are_imported_when_include_inline_is_set() {
+    let all = corpus::corpus();
+    let mail = all
+        .iter()
+        .find(|m| m.name == "html_with_only_inline_images")
+        .expect("in corpus");
+    let mut rules = corpus::attachment_rules();
+    rules.include_inline = true;
+    let a = analyze(&mail.raw, &rules, &corpus::import_rules());
+    let Decision::Import { attachments } = a.decision else {
+        panic!("imported with include_inline: {:?}", a.skipped)
+    };
+    assert_eq!(attachments.len(), 2);
+    assert!(attachments.iter().all(|a| a.inline));
+}
+
+#[test]
+fn allowed_types_and_extensions_filter_parts() {
+    let all = corpus::corpus();
+    let mail = all
+        .iter()
+        .find(|m| m.name == "three_attachments")
+        .expect("in corpus");
+    let mut rules = corpus::attachment_rules();
+    rules.allowed_types = vec!["image/*".into(), "application/pdf".into()];
+    let a = analyze(&mail.raw, &rules, &corpus::import_rules());
+    let Decision::Import { attachments } = &a.decision else {
+        panic!("imported")
+    };
+    assert_eq!(attachments.len(), 2);
+    assert_eq!(a.skipped.len(), 1, "the xlsx: {:?}", a.skipped);
+    assert!(a.skipped.iter().any(|s| s.why.contains("allowed_types")));
+    rules.allowed_extensions = vec!["png".into()];
+    let a = analyze(&mail.raw, &rules, &corpus::import_rules());
+    let Decision::Import { attachments } = &a.decision else {
+        panic!("imported")
+    };
+    assert_eq!(attachments.len(), 1);
+    assert_eq!(attachments[0].filename.as_deref(), Some("chart.png"));
+    rules.allowed_types = vec!["application/pdf".into()];
+    let a = analyze(&mail.raw, &rules, &corpus::import_rules());
+    let Decision::ToError { reason } = &a.decision else {
+        panic!("to error")
+    };
+    assert_eq!(reason.code, "no_importable_attachment");
+    assert!(reason.detail.contains("chart.png"), "{}", reason.detail);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn any_bytes_are_decided_without_panicking(raw in prop::collection::vec(any::<u8>(), 0..2000)) {
+        let _ = analyze(&raw, &corpus::attachment_rules(), &corpus::import_rules());
+    }
+
+    #[test]
+    fn damaged_corpus_mails_are_decided_without_panicking(cut in 0usize..4000, flip in any::<u8>()) {
+        for mail in corpus::corpus().iter().take(8) {
+            let mut raw = mail.raw.clone();
+            raw.truncate(cut.min(raw.len()));
+            if let Some(b) = raw.get_mut(cut / 2) { *b ^= flip; }
+            let _ = analyze(&raw, &corpus::attachment_rules(), &corpus::import_rules());
+        }
+    }
+}

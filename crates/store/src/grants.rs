@@ -84,6 +84,14 @@ impl Store {
             .as_ref()
             .map(|t| self.keyring().seal(field(id, "refresh_token_sealed"), t));
         let mut tx = self.pool().begin().await?;
+        // A new authorization must outrank any refresh still in flight for
+        // the old grant, so that refresh's compare-and-set fails.
+        let previous: Option<(i64,)> =
+            sqlx::query_as("SELECT version FROM oauth_grants WHERE importer_id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let version = previous.map_or(grant.version, |(v,)| grant.version.max(v + 1));
         sqlx::query("DELETE FROM oauth_grants WHERE importer_id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -104,7 +112,7 @@ impl Store {
         .bind(grant.last_refresh_at.map(to_millis))
         .bind(grant.last_error.as_deref())
         .bind(grant.consecutive_failures)
-        .bind(grant.version)
+        .bind(version)
         .bind(to_millis(grant.updated_at))
         .execute(&mut *tx)
         .await?;
@@ -160,4 +168,166 @@ impl Store {
             updated_at: from_millis(updated_at)?,
         }))
     }
+}
+
+/// Tokens from a successful refresh, to replace the stored ones.
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshedTokens<'a> {
+    pub access_token: &'a SecretString,
+    pub access_token_expires_at: Timestamp,
+    /// `None` when Microsoft sent no new refresh token: the old one stays.
+    pub refresh_token: Option<&'a SecretString>,
+    /// Empty when Microsoft did not say: the stored scopes stay.
+    pub scopes: &'a [String],
+}
+
+impl Store {
+    /// Replaces the tokens of a grant if it is still at `expected_version`
+    /// (compare-and-set): two overlapping refresh runs can never overwrite
+    /// a newer rotated refresh token with an older one. Returns `false`
+    /// when the grant changed (or vanished) meanwhile; the caller then
+    /// re-reads it. Clears failures and sets the state to `authorized`.
+    pub async fn store_refreshed_tokens(
+        &self,
+        importer_id: &str,
+        expected_version: i64,
+        tokens: RefreshedTokens<'_>,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let access = self.keyring().seal(
+            field(importer_id, "access_token_sealed"),
+            tokens.access_token,
+        );
+        let scopes = (!tokens.scopes.is_empty()).then(|| tokens.scopes.join(" "));
+        let common = "state = 'authorized', access_token_sealed = $1, access_token_expires_at = $2, \
+             scopes = COALESCE($3, scopes), last_refresh_at = $4, last_error = NULL, consecutive_failures = 0, \
+             version = version + 1, updated_at = $4";
+        let done = match tokens.refresh_token {
+            Some(rt) => {
+                let refresh = self
+                    .keyring()
+                    .seal(field(importer_id, "refresh_token_sealed"), rt);
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE oauth_grants SET {common}, refresh_token_sealed = $5, refresh_token_issued_at = $4 \
+                     WHERE importer_id = $6 AND version = $7"
+                )))
+                .bind(access)
+                .bind(to_millis(tokens.access_token_expires_at))
+                .bind(scopes)
+                .bind(to_millis(now))
+                .bind(refresh)
+                .bind(importer_id)
+                .bind(expected_version)
+                .execute(self.pool())
+                .await?
+            }
+            None => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE oauth_grants SET {common} WHERE importer_id = $5 AND version = $6"
+                )))
+                .bind(access)
+                .bind(to_millis(tokens.access_token_expires_at))
+                .bind(scopes)
+                .bind(to_millis(now))
+                .bind(importer_id)
+                .bind(expected_version)
+                .execute(self.pool())
+                .await?
+            }
+        };
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Marks a grant unusable with Microsoft's reason, if it is still at
+    /// `expected_version` (a newer grant, e.g. a fresh sign-in, is kept).
+    pub async fn mark_reauth_required(
+        &self,
+        importer_id: &str,
+        expected_version: i64,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE oauth_grants SET state = 'reauth_required', last_error = $1, \
+             consecutive_failures = consecutive_failures + 1, version = version + 1, updated_at = $2 \
+             WHERE importer_id = $3 AND version = $4",
+        )
+        .bind(reason)
+        .bind(to_millis(now))
+        .bind(importer_id)
+        .bind(expected_version)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Counts a failed refresh that may succeed later (network, 5xx, 429).
+    /// Leaves `version` alone: the tokens did not change, and bumping it
+    /// would make a concurrent successful refresh lose its rotated token.
+    pub async fn record_refresh_failure(
+        &self,
+        importer_id: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE oauth_grants SET last_error = $1, consecutive_failures = consecutive_failures + 1, \
+             updated_at = $2 WHERE importer_id = $3",
+        )
+        .bind(reason)
+        .bind(to_millis(now))
+        .bind(importer_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Sets (or clears) the note on a grant without touching its tokens,
+    /// e.g. "the signed-in account cannot open the mailbox".
+    pub async fn set_grant_note(&self, importer_id: &str, note: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE oauth_grants SET last_error = $1 WHERE importer_id = $2")
+            .bind(note)
+            .bind(importer_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Claims the right to refresh one grant until `until`, so two runs (or
+    /// two instances) do not both spend the same refresh token. A claim
+    /// whose holder died lapses at `until`. Compare-and-set on `version`
+    /// stays the safety net if a claim lapses mid-refresh.
+    pub async fn try_claim_refresh(
+        &self,
+        importer_id: &str,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO leases (name, owner, until_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until_at = excluded.until_at \
+             WHERE leases.until_at <= $4 OR leases.owner = excluded.owner",
+        )
+        .bind(refresh_lease(importer_id))
+        .bind(owner)
+        .bind(to_millis(until))
+        .bind(to_millis(now))
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn release_refresh_claim(&self, importer_id: &str, owner: &str) -> Result<()> {
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND owner = $2")
+            .bind(refresh_lease(importer_id))
+            .bind(owner)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
+
+fn refresh_lease(importer_id: &str) -> String {
+    format!("grant-refresh:{importer_id}")
 }

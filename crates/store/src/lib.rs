@@ -15,6 +15,7 @@ pub mod clients;
 pub mod credentials;
 pub mod grants;
 pub mod importers;
+pub mod oauth_states;
 pub mod sealed;
 pub mod sessions;
 

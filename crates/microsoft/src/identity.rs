@@ -1,1 +1,0 @@
-//! The identity platform client (filled in by the authorization work).

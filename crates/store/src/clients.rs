@@ -123,6 +123,7 @@ impl Store {
             .map_err(|e| {
                 unique_violation_as_conflict(e, || format!("client `{name}` already exists"))
             })?;
+        self.create_default_jobs(&client.id, now).await?;
         Ok(client)
     }
 

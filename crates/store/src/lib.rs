@@ -13,8 +13,11 @@ use sqlx::{AnyPool, Executor};
 
 pub mod clients;
 pub mod credentials;
+pub mod executions;
 pub mod grants;
 pub mod importers;
+pub mod jobs;
+pub mod leases;
 pub mod oauth_states;
 pub mod sealed;
 pub mod sessions;

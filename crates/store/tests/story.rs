@@ -84,6 +84,11 @@ on_both_backends!(
     grant_is_dropped_only_by_grant_relevant_changes,
     secrets_are_sealed_at_rest,
     key_rotation_reseals_everything,
+    jobs_belong_to_their_client_and_new_clients_get_defaults,
+    a_due_slot_is_claimed_by_exactly_one_instance,
+    a_dead_instances_lease_is_taken_over_after_it_expires,
+    executions_are_listed_swept_and_pruned,
+    named_leases_have_one_holder_at_a_time,
 );
 
 fn t(s: &str) -> Timestamp {
@@ -490,4 +495,485 @@ async fn key_rotation_reseals_everything(db: TestDb) {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+// ---- jobs, executions and leases (the scheduler's storage) ----
+
+use store::executions::{ExecutionFilter, ExecutionStatus, NewExecution, Retention, TriggerKind};
+use store::jobs::{JobClaim, JobSpec};
+
+fn job_spec(script: &str, cron: &str, tz: &str) -> JobSpec {
+    JobSpec {
+        script: script.to_owned(),
+        schedule: domain::schedule::CronSchedule::parse(cron, tz).expect("schedule"),
+        enabled: true,
+        params: serde_json::Map::new(),
+        description: String::new(),
+    }
+}
+
+fn scheduled(job: &store::jobs::Job, slot: Timestamp, owner: &str, now: Timestamp) -> NewExecution {
+    NewExecution {
+        client_id: job.client_id.clone(),
+        script: job.script.clone(),
+        job_id: Some(job.id.clone()),
+        trigger: TriggerKind::Scheduled,
+        params: job.params.clone(),
+        scheduled_for: Some(slot),
+        owner: owner.to_owned(),
+        started_at: now,
+    }
+}
+
+fn claim<'a>(
+    job: &'a store::jobs::Job,
+    owner: &'a str,
+    now: Timestamp,
+    lease_secs: i64,
+) -> JobClaim<'a> {
+    let slot = job.next_run_at.expect("job is scheduled");
+    let schedule = job.schedule().expect("schedule");
+    JobClaim {
+        job_id: &job.id,
+        seen_next_run_at: slot,
+        slot,
+        following: schedule.next_run(slot).map(|z| z.timestamp()),
+        owner,
+        lease_until: now
+            .checked_add(jiff::SignedDuration::from_secs(lease_secs))
+            .expect("ts"),
+        now,
+        execution: scheduled(job, slot, owner, now),
+    }
+}
+
+async fn jobs_belong_to_their_client_and_new_clients_get_defaults(db: TestDb) {
+    let s = &db.store;
+    let now = t("2026-03-29T00:30:00Z");
+    let acme = s.create_client("acme", &[], now).await.expect("acme");
+    let defaults = s.list_jobs(&acme.id).await.expect("jobs");
+    let summary: Vec<(&str, &str, &str, bool)> = defaults
+        .iter()
+        .map(|j| {
+            (
+                j.script.as_str(),
+                j.cron.as_str(),
+                j.timezone.as_str(),
+                j.enabled,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("refresh-tokens", "*/50 * * * *", "UTC", true),
+            ("import-emails", "*/5 * * * *", "UTC", true)
+        ]
+    );
+    assert_eq!(defaults[0].next_run_at, Some(t("2026-03-29T00:50:00Z")));
+    assert_eq!(defaults[1].next_run_at, Some(t("2026-03-29T00:35:00Z")));
+
+    let other = s.create_client("other", &[], now).await.expect("other");
+    let mut spec = job_spec("purge-documents", "30 2 * * *", "Europe/Berlin");
+    spec.params.insert("retention_days".into(), 90.into());
+    spec.description = "keep 90 days".into();
+    let job = s.create_job(&acme.id, &spec, now).await.expect("create");
+    assert_eq!(job.timezone, "Europe/Berlin");
+    assert_eq!(job.params["retention_days"], 90);
+    // 02:30 on the night Berlin springs forward does not exist: 03:00 CEST.
+    assert_eq!(job.next_run_at, Some(t("2026-03-29T01:00:00Z")));
+    assert!(s.job(&other.id, &job.id).await.expect("get").is_none());
+    assert!(matches!(
+        s.update_job(&other.id, &job.id, &spec, now).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(!s.delete_job(&other.id, &job.id).await.expect("delete"));
+
+    let later = t("2026-03-30T12:00:00Z");
+    spec.enabled = false;
+    let off = s
+        .update_job(&acme.id, &job.id, &spec, later)
+        .await
+        .expect("update");
+    assert_eq!(off.next_run_at, None, "a disabled job owes nothing");
+    assert!(
+        s.due_jobs(t("2030-01-01T00:00:00Z"))
+            .await
+            .expect("due")
+            .iter()
+            .all(|j| j.id != job.id)
+    );
+    spec.enabled = true;
+    let on = s
+        .update_job(&acme.id, &job.id, &spec, later)
+        .await
+        .expect("update");
+    assert_eq!(
+        on.next_run_at,
+        Some(t("2026-03-31T00:30:00Z")),
+        "scheduled from the change on"
+    );
+    assert_eq!(on.updated_at, later);
+    assert!(s.delete_job(&acme.id, &job.id).await.expect("delete"));
+    assert_eq!(s.list_jobs(&acme.id).await.expect("jobs").len(), 2);
+}
+
+async fn a_due_slot_is_claimed_by_exactly_one_instance(db: TestDb) {
+    let s = db.store.clone();
+    let now = t("2026-06-01T10:00:00Z");
+    let client = s.create_client("acme", &[], now).await.expect("client");
+    let job = s
+        .create_job(
+            &client.id,
+            &job_spec("purge-documents", "*/5 * * * *", "UTC"),
+            now,
+        )
+        .await
+        .expect("job");
+    let slot = t("2026-06-01T10:05:00Z");
+    assert_eq!(job.next_run_at, Some(slot));
+    assert!(
+        s.due_jobs(now).await.expect("due").is_empty(),
+        "not due before its slot"
+    );
+    let at = t("2026-06-01T10:05:00.300Z");
+    assert!(
+        s.due_jobs(at)
+            .await
+            .expect("due")
+            .iter()
+            .any(|j| j.id == job.id)
+    );
+
+    // Ten instances race for the slot at the same moment; one wins.
+    let mut racers = Vec::new();
+    for i in 0..10 {
+        let (s, job) = (s.clone(), job.clone());
+        racers.push(tokio::spawn(async move {
+            let owner = format!("instance-{i}");
+            s.claim_job_run(&claim(&job, &owner, at, 3600)).await
+        }));
+    }
+    let mut winners = Vec::new();
+    for racer in racers {
+        if let Some(execution) = racer.await.expect("task").expect("claim") {
+            winners.push(execution);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one instance runs the slot");
+    let won = &winners[0];
+    assert_eq!(won.status, ExecutionStatus::Running);
+    assert_eq!(won.scheduled_for, Some(slot));
+    let owner = won.owner.clone().expect("owner");
+    let after = s.job(&client.id, &job.id).await.expect("get").expect("job");
+    assert_eq!(after.next_run_at, Some(t("2026-06-01T10:10:00Z")));
+    assert_eq!(after.lease_owner.as_deref(), Some(owner.as_str()));
+    assert_eq!(after.last_run_at, Some(at));
+
+    // The second guard: the same slot cannot be recorded twice.
+    let again = s
+        .start_execution(&scheduled(&job, slot, "someone", at))
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+
+    // No overlap: while the run holds the lease, its next slot is not due.
+    let next_slot_passed = t("2026-06-01T10:10:30Z");
+    assert!(
+        s.due_jobs(next_slot_passed)
+            .await
+            .expect("due")
+            .iter()
+            .all(|j| j.id != job.id)
+    );
+    assert_eq!(
+        s.claim_job_run(&claim(&after, "instance-x", next_slot_passed, 60))
+            .await
+            .expect("claim"),
+        None
+    );
+    assert!(
+        s.renew_job_lease(&job.id, &owner, t("2026-06-01T10:12:00Z"))
+            .await
+            .expect("renew")
+    );
+    assert!(
+        !s.renew_job_lease(&job.id, "instance-x", t("2026-06-01T10:12:00Z"))
+            .await
+            .expect("renew")
+    );
+    s.finish_execution(
+        &won.id,
+        ExecutionStatus::Succeeded,
+        next_slot_passed,
+        &["done".into()],
+        None,
+    )
+    .await
+    .expect("finish");
+    s.release_job_lease(&job.id, &owner).await.expect("release");
+    let released = s.job(&client.id, &job.id).await.expect("get").expect("job");
+    assert_eq!(released.lease_owner, None);
+    let next = s
+        .claim_job_run(&claim(&released, "instance-x", next_slot_passed, 60))
+        .await
+        .expect("claim")
+        .expect("the next slot runs once the lease is free");
+    assert_eq!(next.scheduled_for, Some(t("2026-06-01T10:10:00Z")));
+}
+
+async fn a_dead_instances_lease_is_taken_over_after_it_expires(db: TestDb) {
+    let s = &db.store;
+    let now = t("2026-06-01T10:00:00Z");
+    let client = s.create_client("acme", &[], now).await.expect("client");
+    let job = s
+        .create_job(
+            &client.id,
+            &job_spec("purge-documents", "* * * * *", "UTC"),
+            now,
+        )
+        .await
+        .expect("job");
+    let at = t("2026-06-01T10:01:00Z");
+    let orphan = s
+        .claim_job_run(&claim(&job, "crashed", at, 60))
+        .await
+        .expect("claim")
+        .expect("won");
+    // "crashed" never renews its lease. Until it expires, nobody else runs the job.
+    let job = s.job(&client.id, &job.id).await.expect("get").expect("job");
+    let before_expiry = t("2026-06-01T10:02:00Z");
+    assert_eq!(
+        s.claim_job_run(&claim(&job, "survivor", before_expiry, 60))
+            .await
+            .expect("claim"),
+        None
+    );
+    let after_expiry = t("2026-06-01T10:02:00.001Z");
+    let taken = s
+        .claim_job_run(&claim(&job, "survivor", after_expiry, 60))
+        .await
+        .expect("claim")
+        .expect("the expired lease is taken over");
+    assert_eq!(taken.owner.as_deref(), Some("survivor"));
+    let orphan = s
+        .execution(&client.id, &orphan.id)
+        .await
+        .expect("get")
+        .expect("orphan");
+    assert_eq!(orphan.status, ExecutionStatus::Failed);
+    assert!(
+        orphan
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("another instance took the job over"),
+        "{orphan:?}"
+    );
+    assert!(
+        !s.renew_job_lease(&job.id, "crashed", after_expiry)
+            .await
+            .expect("renew"),
+        "the dead owner's lease is gone"
+    );
+}
+
+async fn executions_are_listed_swept_and_pruned(db: TestDb) {
+    let s = &db.store;
+    let now = t("2026-06-01T10:00:00Z");
+    let acme = s.create_client("acme", &[], now).await.expect("acme");
+    let other = s.create_client("other", &[], now).await.expect("other");
+    let manual = |client: &str, script: &str, at: Timestamp| NewExecution {
+        client_id: client.to_owned(),
+        script: script.to_owned(),
+        job_id: None,
+        trigger: TriggerKind::Manual,
+        params: serde_json::Map::new(),
+        scheduled_for: None,
+        owner: "me".to_owned(),
+        started_at: at,
+    };
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let at = now
+            .checked_add(jiff::SignedDuration::from_mins(i))
+            .expect("ts");
+        let script = if i % 2 == 0 {
+            "purge-documents"
+        } else {
+            "import-emails"
+        };
+        let e = s
+            .start_execution(&manual(&acme.id, script, at))
+            .await
+            .expect("start");
+        ids.push(e.id);
+    }
+    s.start_execution(&manual(&other.id, "purge-documents", now))
+        .await
+        .expect("other");
+    let newest = s
+        .list_executions(
+            &acme.id,
+            &ExecutionFilter {
+                limit: 3,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(
+        newest.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        [&ids[11], &ids[10], &ids[9]]
+    );
+    let purges = s
+        .list_executions(
+            &acme.id,
+            &ExecutionFilter {
+                script: Some("purge-documents".into()),
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(purges.len(), 6);
+    assert!(
+        s.execution(&other.id, &ids[0])
+            .await
+            .expect("get")
+            .is_none(),
+        "scoped to the client"
+    );
+
+    // A heartbeat keeps a run alive and saves its log so far.
+    let beat = t("2026-06-01T10:20:00Z");
+    assert!(
+        s.execution_heartbeat(&ids[11], beat, &["halfway".into()])
+            .await
+            .expect("beat")
+    );
+    let got = s
+        .execution(&acme.id, &ids[11])
+        .await
+        .expect("get")
+        .expect("e");
+    assert_eq!(
+        (got.heartbeat_at, got.log),
+        (Some(beat), vec!["halfway".to_owned()])
+    );
+    // Runs without a heartbeat since 10:15 belong to a dead instance.
+    let swept = s
+        .fail_stale_executions(t("2026-06-01T10:15:00Z"), beat)
+        .await
+        .expect("sweep");
+    assert_eq!(swept, 12, "all but the one that beat");
+    let alive = s
+        .execution(&acme.id, &ids[11])
+        .await
+        .expect("get")
+        .expect("e");
+    assert_eq!(alive.status, ExecutionStatus::Running);
+    assert!(
+        s.finish_execution(
+            &ids[11],
+            ExecutionStatus::Succeeded,
+            beat,
+            &["done".into()],
+            None
+        )
+        .await
+        .expect("finish")
+    );
+    assert!(
+        !s.finish_execution(&ids[11], ExecutionStatus::Failed, beat, &[], Some("late"))
+            .await
+            .expect("finish"),
+        "the first end wins"
+    );
+    let dead = s
+        .execution(&acme.id, &ids[0])
+        .await
+        .expect("get")
+        .expect("e");
+    assert_eq!(dead.status, ExecutionStatus::Failed);
+
+    // Keep the newest 5 per client, and nothing older than a day.
+    let pruned = s
+        .prune_executions(
+            Retention {
+                keep_per_client: 5,
+                max_age: jiff::SignedDuration::from_hours(24),
+            },
+            beat,
+        )
+        .await
+        .expect("prune");
+    assert_eq!(pruned, 7);
+    let left = s
+        .list_executions(
+            &acme.id,
+            &ExecutionFilter {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(
+        left.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        [&ids[11], &ids[10], &ids[9], &ids[8], &ids[7]]
+    );
+    let a_month_later = t("2026-07-02T10:00:00Z");
+    let pruned = s
+        .prune_executions(Retention::default(), a_month_later)
+        .await
+        .expect("prune");
+    assert_eq!(pruned, 6, "30 days on, every finished execution is gone");
+}
+
+async fn named_leases_have_one_holder_at_a_time(db: TestDb) {
+    let s = &db.store;
+    let now = t("2026-06-01T10:00:00Z");
+    let until = t("2026-06-01T11:00:00Z");
+    assert!(
+        s.try_acquire_lease("prune", "a", until, now)
+            .await
+            .expect("a")
+    );
+    assert!(
+        !s.try_acquire_lease("prune", "b", until, now)
+            .await
+            .expect("b")
+    );
+    assert!(
+        s.try_acquire_lease("prune", "a", t("2026-06-01T12:00:00Z"), now)
+            .await
+            .expect("renew")
+    );
+    assert_eq!(
+        s.lease_owner("prune", now).await.expect("owner").as_deref(),
+        Some("a")
+    );
+    let later = t("2026-06-01T12:00:00.001Z");
+    assert!(
+        s.try_acquire_lease("prune", "b", t("2026-06-01T13:00:00Z"), later)
+            .await
+            .expect("expired")
+    );
+    s.release_lease("prune", "a")
+        .await
+        .expect("not a's any more");
+    assert_eq!(
+        s.lease_owner("prune", later)
+            .await
+            .expect("owner")
+            .as_deref(),
+        Some("b")
+    );
+    s.release_lease("prune", "b").await.expect("release");
+    assert!(
+        s.try_acquire_lease("prune", "c", until, later)
+            .await
+            .expect("c")
+    );
 }

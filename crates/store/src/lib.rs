@@ -13,11 +13,13 @@ use sqlx::{AnyPool, Executor};
 
 pub mod clients;
 pub mod credentials;
+pub mod documents;
 pub mod executions;
 pub mod grants;
 pub mod importers;
 pub mod jobs;
 pub mod leases;
+pub mod ledger;
 pub mod oauth_states;
 pub mod sealed;
 pub mod sessions;

@@ -89,6 +89,8 @@ on_both_backends!(
     a_dead_instances_lease_is_taken_over_after_it_expires,
     executions_are_listed_swept_and_pruned,
     named_leases_have_one_holder_at_a_time,
+    ledger_follows_a_mail_to_its_folder,
+    documents_are_recorded_once_and_scoped_to_their_client,
 );
 
 fn t(s: &str) -> Timestamp {
@@ -495,6 +497,202 @@ async fn key_rotation_reseals_everything(db: TestDb) {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+async fn ledger_follows_a_mail_to_its_folder(db: TestDb) {
+    use store::ledger::{LedgerEntry, LedgerState};
+    let s = &db.store;
+    let now = t("2026-03-01T10:00:00Z");
+    let entry = LedgerEntry {
+        importer_id: "imp-1".into(),
+        source_key: "AAMk/+=1".into(),
+        internet_message_id: Some("<a@contoso.com>".into()),
+        mime_sha256: Some("ab".repeat(32)),
+        document_id: Some("doc-1".into()),
+        state: LedgerState::Stored,
+        reason: None,
+        created_at: now,
+        updated_at: now,
+    };
+    s.record_ledger(&entry).await.expect("record");
+    assert_eq!(
+        s.ledger_entry("imp-1", "AAMk/+=1").await.expect("read"),
+        Some(entry.clone())
+    );
+    assert_eq!(
+        s.ledger_entry("imp-1", "aamk/+=1").await.expect("read"),
+        None,
+        "ids are case-sensitive"
+    );
+    assert_eq!(
+        s.ledger_entry("imp-2", "AAMk/+=1").await.expect("read"),
+        None
+    );
+
+    let later = t("2026-03-01T10:00:05Z");
+    s.set_ledger_state("imp-1", "AAMk/+=1", LedgerState::Moved, later)
+        .await
+        .expect("moved");
+    let moved = s
+        .ledger_entry("imp-1", "AAMk/+=1")
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(moved.state, LedgerState::Moved);
+    assert_eq!((moved.created_at, moved.updated_at), (now, later));
+    assert!(matches!(
+        s.set_ledger_state("imp-1", "missing", LedgerState::Moved, later)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // The same mail under a new id is found by its Message-ID …
+    let found = s
+        .ledger_entry_for_mail("imp-1", Some("<a@contoso.com>"), "ff")
+        .await
+        .expect("find")
+        .expect("same mail");
+    assert_eq!(found.source_key, "AAMk/+=1");
+    assert_eq!(
+        s.ledger_entry_for_mail("imp-2", Some("<a@contoso.com>"), "ff")
+            .await
+            .expect("find"),
+        None
+    );
+    // … and a mail without one by its MIME.
+    let no_id = LedgerEntry {
+        source_key: "AAMk2".into(),
+        internet_message_id: None,
+        mime_sha256: Some("cd".repeat(32)),
+        document_id: None,
+        state: LedgerState::ToError,
+        reason: Some("no_importable_attachment: the mail has no attachment".into()),
+        ..entry.clone()
+    };
+    s.record_ledger(&no_id).await.expect("record");
+    let found = s
+        .ledger_entry_for_mail("imp-1", None, &"cd".repeat(32))
+        .await
+        .expect("find")
+        .expect("same mime");
+    assert_eq!(
+        found.reason.as_deref(),
+        Some("no_importable_attachment: the mail has no attachment")
+    );
+    assert_eq!(
+        s.ledger_entry_for_mail("imp-1", None, &"ab".repeat(32))
+            .await
+            .expect("find"),
+        None,
+        "a mail with a Message-ID is matched by it, not by MIME"
+    );
+
+    // Recording again advances the row and keeps its creation time.
+    s.record_ledger(&LedgerEntry {
+        state: LedgerState::MovedToError,
+        updated_at: later,
+        created_at: later,
+        ..no_id.clone()
+    })
+    .await
+    .expect("re-record");
+    let again = s
+        .ledger_entry("imp-1", "AAMk2")
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(
+        (again.state, again.created_at, again.updated_at),
+        (LedgerState::MovedToError, now, later)
+    );
+    assert_eq!(s.ledger_entries("imp-1").await.expect("list").len(), 2);
+}
+
+async fn documents_are_recorded_once_and_scoped_to_their_client(db: TestDb) {
+    use domain::document::{DocumentAttachment, DocumentMetadata, DocumentSource};
+    use store::documents::DocumentRecord;
+    let s = &db.store;
+    let now = t("2026-03-01T10:00:00Z");
+    let a = s.ensure_default_client(now).await.expect("default");
+    let b = s.create_client("other", &[], now).await.expect("other");
+    let record = |id: &str, client: &str, minute: i64| DocumentRecord {
+        id: id.into(),
+        client_id: client.into(),
+        importer_id: "imp-1".into(),
+        sink: "filesystem".into(),
+        location: format!("/data/documents/default/imp-1/{id}"),
+        metadata: DocumentMetadata {
+            document_id: id.into(),
+            client: "default".into(),
+            importer_id: "imp-1".into(),
+            source: DocumentSource {
+                protocol: "graph_delegated".into(),
+                mailbox: "me".into(),
+                message_id: "AAMk".into(),
+                internet_message_id: Some(format!("<{id}@x>")),
+            },
+            subject: Some("Rechnung März".into()),
+            from: Some("anna@contoso.com".into()),
+            to: vec!["invoices@contoso.com".into()],
+            received_at: Some(now),
+            imported_at: now + jiff::SignedDuration::from_mins(minute),
+            attachments: vec![DocumentAttachment {
+                file: "attachments/a.pdf".into(),
+                filename: Some("a.pdf".into()),
+                content_type: "application/pdf".into(),
+                size: 3,
+                sha256: "00".repeat(32),
+            }],
+        },
+    };
+    assert!(
+        s.insert_document(&record("d1", &a.id, 1))
+            .await
+            .expect("insert")
+    );
+    assert!(
+        s.insert_document(&record("d2", &a.id, 2))
+            .await
+            .expect("insert")
+    );
+    assert!(
+        !s.insert_document(&record("d1", &a.id, 9))
+            .await
+            .expect("again"),
+        "same id: nothing new"
+    );
+    assert!(
+        s.insert_document(&record("d3", &b.id, 3))
+            .await
+            .expect("insert")
+    );
+
+    let listed = s.list_documents(&a.id, None, 100, 0).await.expect("list");
+    assert_eq!(
+        listed.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        ["d2", "d1"]
+    );
+    assert_eq!(listed[1], record("d1", &a.id, 1), "the first record stays");
+    assert_eq!(
+        s.list_documents(&a.id, Some("imp-2"), 100, 0)
+            .await
+            .expect("list"),
+        []
+    );
+    assert_eq!(
+        s.list_documents(&a.id, None, 1, 1).await.expect("page")[0].id,
+        "d1"
+    );
+    assert_eq!(
+        s.document(&a.id, "d3").await.expect("get"),
+        None,
+        "another client's document is invisible"
+    );
+    assert_eq!(
+        s.document(&b.id, "d3").await.expect("get").expect("own").id,
+        "d3"
+    );
+    assert_eq!(s.count_documents("imp-1").await.expect("count"), 3);
 }
 
 // ---- jobs, executions and leases (the scheduler's storage) ----

@@ -27,6 +27,9 @@ pub enum Command {
     /// Run the Microsoft emulator (identity platform + Graph mail) alone, on
     /// `--listen` (default 127.0.0.1:8081).
     Msemu(MsemuArgs),
+    /// Run a script once now, e.g. `mailferry run purge-documents --param retention_days=90`;
+    /// prints a summary and exits non-zero when it failed.
+    Run(RunArgs),
     /// Manage clients (the tenants of this installation).
     #[command(subcommand)]
     Client(ClientCommand),
@@ -39,6 +42,30 @@ pub enum Command {
     /// Manage the master key that seals secrets.
     #[command(subcommand)]
     Keys(KeysCommand),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// The script (`GET /api/v2/scripts` lists them).
+    pub script: String,
+    /// Only this importer (given to the script as `importer_id`).
+    #[arg(long)]
+    pub importer: Option<String>,
+    /// Only this client [default: every client, one run each].
+    #[arg(long)]
+    pub client: Option<String>,
+    /// A script parameter as `key=value` (repeatable).
+    #[arg(long = "param", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+}
+
+fn parse_param(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("`{raw}` is not key=value")),
+    }
 }
 
 #[derive(Debug, Subcommand)]

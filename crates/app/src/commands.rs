@@ -22,6 +22,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let clock = clock_from_env()?;
     match cli.command {
         Command::Serve => serve(settings, clock, None).await?,
+        Command::Run(args) => return crate::scripts::run(settings, clock, args).await,
         Command::Demo(args) => demo::run(settings, clock, &args).await?,
         Command::Msemu(args) => demo::run_emulator(listen_flag.as_deref(), &args).await?,
         Command::Client(cmd) => client(settings, clock, cmd).await?,
@@ -96,17 +97,37 @@ pub async fn serve(
         settings.public_url.clone()
     };
     tracing::info!(listen = %bound, public_url = %public_url, database = %store::redact_url(&settings.database_url), "mailferry is serving");
+    let runner = scheduler::Runner::new(
+        store.clone(),
+        clock.clone(),
+        crate::scripts::registry(&settings),
+        scheduler::RunnerConfig::default(),
+    );
     let state = web::AppState {
         store,
         clock,
         config: Arc::new(web::WebConfig { public_url }),
+        runner: runner.clone(),
     };
     if let Some(on_ready) = on_ready {
         on_ready(state.clone()).await?;
     }
-    web::serve(listener, state, shutdown_signal())
-        .await
-        .context("the web server failed")?;
+    // The scheduler stops with the web server; it then waits for running
+    // scripts up to its grace period.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let scheduler = scheduler::Scheduler::new(runner, scheduler::SchedulerConfig::default());
+    let scheduler = tokio::spawn(scheduler.run(stop.clone()));
+    let web_stop = stop.clone();
+    let served = web::serve(listener, state, async move {
+        shutdown_signal().await;
+        web_stop.cancel();
+    })
+    .await;
+    stop.cancel();
+    if scheduler.await.is_err() {
+        tracing::error!("the scheduler stopped abnormally");
+    }
+    served.context("the web server failed")?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -2,4 +2,18 @@
 //! the cron jobs that run them, their recorded executions, and the scheduler
 //! loop that runs each due job exactly once across instances.
 
+pub mod params;
+pub mod purge_documents;
+pub mod runner;
+pub mod schedule_loop;
 pub mod script;
+
+#[cfg(test)]
+mod tests;
+
+pub use runner::{RunError, Runner, RunnerConfig, ShutdownReport, Started};
+pub use schedule_loop::{Scheduler, SchedulerConfig};
+pub use script::{
+    ExecutionLog, ParamKind, ParamSpec, Script, ScriptContext, ScriptError, ScriptFuture,
+    ScriptRegistry,
+};

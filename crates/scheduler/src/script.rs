@@ -12,13 +12,33 @@ use serde::Serialize;
 use store::Store;
 
 /// One typed parameter a script accepts (shown in the API and the UI).
+/// The runner checks names, kinds and presence before a script starts
+/// (see [`crate::params`]); ranges and meaning are the script's to check.
 #[derive(Debug, Clone, Serialize)]
 pub struct ParamSpec {
     pub name: &'static str,
-    /// `string`, `integer`, `boolean`.
-    pub kind: &'static str,
+    pub kind: ParamKind,
     pub required: bool,
     pub description: &'static str,
+}
+
+/// The JSON type a parameter takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamKind {
+    String,
+    Integer,
+    Boolean,
+}
+
+impl ParamKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::String => "string",
+            Self::Integer => "integer",
+            Self::Boolean => "boolean",
+        }
+    }
 }
 
 /// Lines a running script reports; they become the execution's log.
@@ -31,7 +51,10 @@ impl ExecutionLog {
     pub fn line(&self, line: impl Into<String>) {
         let line = line.into();
         tracing::info!(target: "script", "{line}");
-        self.lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+        self.lines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(line);
     }
 
     pub fn lines(&self) -> Vec<String> {
@@ -44,18 +67,41 @@ impl ExecutionLog {
 pub struct ScriptContext {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
-    /// The client the run belongs to; `None` when run for every client (CLI).
-    pub client_id: Option<String>,
+    /// The client the run belongs to (every execution belongs to one client;
+    /// `mailferry run` without `--client` runs once per client).
+    pub client_id: String,
+    /// Checked against [`Script::params`] before the run starts.
     pub params: serde_json::Map<String, serde_json::Value>,
     pub log: ExecutionLog,
     /// Cancelled on shutdown: long scripts stop between units of work.
     pub cancel: tokio_util::sync::CancellationToken,
 }
 
+impl ScriptContext {
+    /// A string parameter (already checked to be a string when present).
+    pub fn param_str(&self, name: &str) -> Option<&str> {
+        self.params.get(name).and_then(serde_json::Value::as_str)
+    }
+
+    pub fn param_i64(&self, name: &str) -> Option<i64> {
+        self.params.get(name).and_then(serde_json::Value::as_i64)
+    }
+
+    pub fn param_bool(&self, name: &str) -> Option<bool> {
+        self.params.get(name).and_then(serde_json::Value::as_bool)
+    }
+}
+
 /// A script failed; the message is shown to the admin as the execution's outcome.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ScriptError(pub String);
+
+impl ScriptError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
 
 pub type ScriptFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ScriptError>> + Send + 'a>>;
 

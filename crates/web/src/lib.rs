@@ -37,6 +37,8 @@ pub struct AppState {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<WebConfig>,
+    /// Runs scripts (manual runs from the API) and lists the registry.
+    pub runner: scheduler::Runner,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -86,6 +86,12 @@ impl TestApp {
             config: Arc::new(web::WebConfig {
                 public_url: base_url.clone(),
             }),
+            runner: scheduler::Runner::new(
+                store.clone(),
+                clock.clone(),
+                test_scripts(dir.path()),
+                scheduler::RunnerConfig::default(),
+            ),
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(web::serve(listener, state, async move {
@@ -193,6 +199,16 @@ pub fn graph_importer_body(name: &str) -> serde_json::Value {
         "cloud": "global",
         "attachments": { "allowed_types": ["application/pdf", "image/*"], "include_inline": false }
     })
+}
+
+/// The scripts of the in-process test app: those of the build that need
+/// no outside peer.
+pub fn test_scripts(data_dir: &std::path::Path) -> scheduler::ScriptRegistry {
+    let mut registry = scheduler::ScriptRegistry::default();
+    registry.register(Arc::new(scheduler::purge_documents::PurgeDocuments::new(
+        data_dir,
+    )));
+    registry
 }
 
 /// The `mailferry` binary built for these tests.

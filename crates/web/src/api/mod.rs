@@ -8,7 +8,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::AppState;
 
+pub mod executions;
 pub mod importers;
+pub mod jobs;
+pub mod scripts;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +24,16 @@ pub mod importers;
         importers::get_one,
         importers::replace,
         importers::delete,
+        jobs::list,
+        jobs::create,
+        jobs::get_one,
+        jobs::replace,
+        jobs::delete,
+        jobs::next_runs,
+        scripts::list,
+        scripts::run,
+        executions::list,
+        executions::get_one,
     ),
     components(schemas(crate::problem::Problem, domain::validation::FieldError)),
     modifiers(&BearerAuth),
@@ -44,6 +57,9 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v2/openapi.json", get(openapi))
         .merge(importers::routes())
+        .merge(jobs::routes())
+        .merge(scripts::routes())
+        .merge(executions::routes())
 }
 
 async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {

@@ -7,4 +7,5 @@ mod support;
 
 mod api_importers;
 mod cli;
+mod graph_mailbox;
 mod ui;

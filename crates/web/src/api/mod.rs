@@ -11,6 +11,7 @@ use crate::AppState;
 pub mod executions;
 pub mod importers;
 pub mod jobs;
+pub mod mailbox;
 pub mod scripts;
 
 #[derive(OpenApi)]
@@ -24,6 +25,8 @@ pub mod scripts;
         importers::get_one,
         importers::replace,
         importers::delete,
+        mailbox::folders,
+        mailbox::test,
         jobs::list,
         jobs::create,
         jobs::get_one,
@@ -57,6 +60,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v2/openapi.json", get(openapi))
         .merge(importers::routes())
+        .merge(mailbox::routes())
         .merge(jobs::routes())
         .merge(scripts::routes())
         .merge(executions::routes())

@@ -1,0 +1,550 @@
+//! The importer's mailbox as the admin sees it: the folder tree for the
+//! folder picker (`GET …/{id}/folders`) and the Mail connection test
+//! (`POST …/{id}/test`): token, mailbox, permissions, and each of the three
+//! folders resolved to its full path, every check with a plain-words detail
+//! and, when it failed, what to do.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use domain::importer::{GraphSettings, Protocol};
+use domain::mailbox::{
+    FolderNode, FolderRole, FolderTree, FoldersError, Mailbox, MailboxError, MailboxErrorKind,
+    MatchedBy, resolve_folder,
+};
+use microsoft::graph::{
+    AccessTokenSource, AuthMode, GraphConfig, GraphMailbox, StaticToken, TokenPermissions,
+    token_permissions,
+};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use store::grants::GrantState;
+use store::importers::ImporterRecord;
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::caller::Caller;
+use crate::problem::Problem;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v2/importers/email/{id}/folders", get(folders))
+        .route("/api/v2/importers/email/{id}/test", post(test))
+}
+
+/// One folder of the picker's tree.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FolderView {
+    pub id: String,
+    pub name: String,
+    /// Full path from the top, e.g. `Inbox/Invoices`: what to put in a folder setting.
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub well_known_name: Option<String>,
+    pub hidden: bool,
+    #[schema(no_recursion)]
+    pub children: Vec<FolderView>,
+}
+
+fn nest(tree: &FolderTree, parent: Option<&str>) -> Vec<FolderView> {
+    tree.children(parent)
+        .map(|n: &FolderNode| FolderView {
+            id: n.id.clone(),
+            name: n.display_name.clone(),
+            path: n.path_string(),
+            well_known_name: n.well_known_name.clone(),
+            hidden: n.hidden,
+            children: nest(tree, Some(&n.id)),
+        })
+        .collect()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FoldersQuery {
+    #[serde(default)]
+    pub include_hidden: bool,
+}
+
+/// The mailbox's folder tree, nested, for the folder picker.
+#[utoipa::path(get, path = "/api/v2/importers/email/{id}/folders", tag = "importers",
+    params(("id" = String, Path), ("include_hidden" = Option<bool>, Query, description = "also list hidden folders")),
+    responses((status = 200, body = [FolderView]), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "the importer cannot reach its mailbox yet (not authorized, no secret)"),
+        (status = 502, body = Problem, description = "the mailbox refused or failed")))]
+pub async fn folders(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<FoldersQuery>,
+) -> Result<axum::Json<Vec<FolderView>>, Problem> {
+    let record = importer(&state, &caller, &id).await?;
+    let Some(graph) = record.settings.graph() else {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "the folder picker is available for Microsoft Graph importers only: type the IMAP folder path",
+        ));
+    };
+    let token = importer_token(&state, &record)
+        .await
+        .map_err(|t| Problem::new(StatusCode::CONFLICT, format!("{}; {}", t.detail, t.fix)))?;
+    let mailbox = graph_mailbox(&record, graph, token.secret, token.account);
+    let tree = mailbox
+        .folder_tree(query.include_hidden)
+        .await
+        .map_err(mailbox_problem)?;
+    Ok(axum::Json(nest(&tree, None)))
+}
+
+fn mailbox_problem(e: MailboxError) -> Problem {
+    let status = match e.kind {
+        MailboxErrorKind::Transient => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    Problem::new(status, e.to_string())
+}
+
+/// One check of the connection test.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Check {
+    /// Stable identifier: `token`, `mailbox`, `permissions`, `inbox_folder`,
+    /// `exported_folder`, `error_folder`, `distinct_folders`.
+    pub id: String,
+    /// What was checked, as the UI shows it.
+    pub name: String,
+    pub ok: bool,
+    /// What was found, in plain words.
+    pub detail: String,
+    /// What to do when the check failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn pass(id: &str, name: &str, detail: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            ok: true,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    fn fail(id: &str, name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            ok: false,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionTest {
+    /// True when every check passed.
+    pub ok: bool,
+    pub checks: Vec<Check>,
+}
+
+/// Mail connection test: token, mailbox, permissions, and the three folders.
+#[utoipa::path(post, path = "/api/v2/importers/email/{id}/test", tag = "importers", params(("id" = String, Path)),
+    responses((status = 200, body = ConnectionTest), (status = 404, body = Problem)))]
+pub async fn test(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<ConnectionTest>, Problem> {
+    let record = importer(&state, &caller, &id).await?;
+    let checks = match record.settings.graph() {
+        Some(graph) => graph_checks(&state, &record, graph).await,
+        None => vec![Check::fail(
+            "protocol",
+            "Connection test",
+            "the connection test for IMAP importers is not available in this version",
+            "run `mailferry run import-emails --importer ID` to try the IMAP connection",
+        )],
+    };
+    Ok(axum::Json(ConnectionTest {
+        ok: checks.iter().all(|c| c.ok),
+        checks,
+    }))
+}
+
+const TOKEN: (&str, &str) = ("token", "Access token");
+const MAILBOX: (&str, &str) = ("mailbox", "Mailbox reachable");
+const PERMISSIONS: (&str, &str) = ("permissions", "Permissions");
+const DISTINCT: (&str, &str) = ("distinct_folders", "Three different folders");
+
+fn folder_check_id(role: FolderRole) -> (String, String) {
+    (
+        format!("{}_folder", role.as_str()),
+        format!("{} folder", role.label()),
+    )
+}
+
+async fn graph_checks(
+    state: &AppState,
+    record: &ImporterRecord,
+    graph: &GraphSettings,
+) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let not_checked = |checks: &mut Vec<Check>, why: &str| {
+        let mut rest = vec![MAILBOX, PERMISSIONS]
+            .into_iter()
+            .map(|(id, name)| (id.to_owned(), name.to_owned()))
+            .collect::<Vec<_>>();
+        rest.extend(FolderRole::ALL.map(folder_check_id));
+        for (id, name) in rest {
+            checks.push(Check::fail(
+                &id,
+                &name,
+                format!("not checked: {why}"),
+                "fix the failed check above first",
+            ));
+        }
+    };
+    let token = match importer_token(state, record).await {
+        Ok(t) => t,
+        Err(t) => {
+            checks.push(Check::fail(TOKEN.0, TOKEN.1, t.detail, t.fix));
+            not_checked(&mut checks, "there is no access token");
+            return checks;
+        }
+    };
+    checks.push(Check::pass(TOKEN.0, TOKEN.1, token.description.clone()));
+    let permissions = token_permissions(&token.secret);
+    let mailbox = graph_mailbox(record, graph, token.secret.clone(), token.account.clone());
+    let label = mailbox.config().mailbox_label();
+
+    let tree = match mailbox.folder_tree(false).await {
+        Ok(tree) => {
+            checks.push(Check::pass(
+                MAILBOX.0,
+                MAILBOX.1,
+                format!("{label} answered and has {} folders", tree.len()),
+            ));
+            checks.push(permissions_check(record, graph, permissions.as_ref()));
+            Some(tree)
+        }
+        Err(e) if e.kind == MailboxErrorKind::Permission => {
+            checks.push(Check::pass(
+                MAILBOX.0,
+                MAILBOX.1,
+                format!("{label} exists and Microsoft answered"),
+            ));
+            checks.push(Check::fail(PERMISSIONS.0, PERMISSIONS.1, e.message, e.fix));
+            None
+        }
+        Err(e) => {
+            checks.push(Check::fail(MAILBOX.0, MAILBOX.1, e.message, e.fix));
+            checks.push(Check::fail(
+                PERMISSIONS.0,
+                PERMISSIONS.1,
+                "not checked: the mailbox could not be read",
+                "fix the failed check above first",
+            ));
+            None
+        }
+    };
+    let Some(tree) = tree else {
+        for (id, name) in FolderRole::ALL.map(folder_check_id) {
+            checks.push(Check::fail(
+                &id,
+                &name,
+                "not checked: the mailbox's folders could not be read",
+                "fix the failed check above first",
+            ));
+        }
+        return checks;
+    };
+    let folders = &record.settings.folders;
+    let mut all_resolved = true;
+    for role in FolderRole::ALL {
+        let spec = match role {
+            FolderRole::Inbox => &folders.inbox,
+            FolderRole::Exported => &folders.exported,
+            FolderRole::Error => &folders.error,
+        };
+        let (id, name) = folder_check_id(role);
+        match resolve_folder(&tree, spec) {
+            Ok(found) => {
+                let how = match found.matched_by {
+                    MatchedBy::Path => String::new(),
+                    MatchedBy::DisplayName => " (the only folder of that name)".to_owned(),
+                    MatchedBy::WellKnownName => " (found by its well-known name)".to_owned(),
+                };
+                checks.push(Check::pass(
+                    &id,
+                    &name,
+                    format!("`{spec}` is `{}`{how}", found.path),
+                ));
+            }
+            Err(e) => {
+                all_resolved = false;
+                checks.push(Check::fail(&id, &name, e.detail(), e.fix()));
+            }
+        }
+    }
+    if all_resolved {
+        match domain::mailbox::resolve_folders(&tree, folders) {
+            Ok(_) => checks.push(Check::pass(
+                DISTINCT.0,
+                DISTINCT.1,
+                "Inbox, Exported and Error are three different folders",
+            )),
+            Err(e @ FoldersError::NotDistinct { .. }) => checks.push(Check::fail(
+                DISTINCT.0,
+                DISTINCT.1,
+                e.to_string(),
+                "name three different folders for Inbox, Exported and Error",
+            )),
+            Err(e) => checks.push(Check::fail(
+                DISTINCT.0,
+                DISTINCT.1,
+                e.to_string(),
+                "correct the folder settings",
+            )),
+        }
+    }
+    checks
+}
+
+/// Which permission the importer needs, judged from the token's claims when
+/// the token is a readable JWT; reading already worked when this is called.
+fn permissions_check(
+    record: &ImporterRecord,
+    graph: &GraphSettings,
+    permissions: Option<&TokenPermissions>,
+) -> Check {
+    let shared = graph.mailbox.is_some();
+    let (needed, kind) = match (record.settings.protocol, shared) {
+        (Protocol::GraphClientCredentials, _) => ("Mail.ReadWrite", "application permission"),
+        (_, true) => ("Mail.ReadWrite.Shared", "delegated permission"),
+        (_, false) => ("Mail.ReadWrite", "delegated permission"),
+    };
+    let Some(p) = permissions else {
+        return Check::pass(
+            PERMISSIONS.0,
+            PERMISSIONS.1,
+            "the folders can be read; whether mail may be moved shows on the first import (the token's permissions are not readable)",
+        );
+    };
+    // Own mailbox: Mail.ReadWrite.Shared covers it too.
+    let has = p.has(needed) || (!shared && p.has("Mail.ReadWrite.Shared"));
+    if has {
+        let granted = if p.roles.is_empty() {
+            &p.scopes
+        } else {
+            &p.roles
+        };
+        Check::pass(
+            PERMISSIONS.0,
+            PERMISSIONS.1,
+            format!(
+                "the folders can be read and the {kind} {needed} lets mailferry move mail (granted: {})",
+                granted.join(", ")
+            ),
+        )
+    } else {
+        let granted: Vec<&String> = p.scopes.iter().chain(&p.roles).collect();
+        Check::fail(
+            PERMISSIONS.0,
+            PERMISSIONS.1,
+            format!(
+                "the folders can be read, but the token lacks the {kind} {needed}, so mail cannot be moved (granted: {})",
+                granted
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            format!(
+                "add the {kind} {needed} (Microsoft Graph) to the Azure app{}",
+                if record.settings.protocol == Protocol::GraphDelegated {
+                    " and press Authenticate to authorize again"
+                } else {
+                    " and grant admin consent"
+                }
+            ),
+        )
+    }
+}
+
+async fn importer(state: &AppState, caller: &Caller, id: &str) -> Result<ImporterRecord, Problem> {
+    state
+        .store
+        .importer(&caller.client_id, id)
+        .await?
+        .ok_or_else(|| Problem::not_found("importer"))
+}
+
+fn http() -> reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            microsoft::graph::http_client(&Default::default()).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot build the Graph HTTP client; using defaults");
+                reqwest::Client::new()
+            })
+        })
+        .clone()
+}
+
+fn graph_mailbox(
+    record: &ImporterRecord,
+    graph: &GraphSettings,
+    token: SecretString,
+    account: Option<String>,
+) -> GraphMailbox {
+    let auth = match record.settings.protocol {
+        Protocol::GraphClientCredentials => AuthMode::AppOnly,
+        _ => AuthMode::Delegated,
+    };
+    let mut config = GraphConfig::new(
+        &graph.endpoints.graph,
+        &graph.client_id,
+        graph.mailbox.clone(),
+        auth,
+    );
+    config.account = account;
+    // An interactive request: fail within seconds rather than retry for minutes.
+    config.retry.max_attempts = 3;
+    config.retry.max_retry_after = std::time::Duration::from_secs(10);
+    let tokens: Arc<dyn AccessTokenSource> = Arc::new(StaticToken(token));
+    GraphMailbox::new(http(), config, tokens)
+}
+
+/// An access token and how to describe it.
+struct ImporterToken {
+    secret: SecretString,
+    account: Option<String>,
+    description: String,
+}
+
+/// Why there is no token, with the fix.
+struct NoToken {
+    detail: String,
+    fix: String,
+}
+
+/// The access token for an importer. THE ONE PLACE to swap for
+/// `auth::AccessTokens::for_importer` (refresh on demand, cached app-only
+/// tokens) once that crate is part of the build; until then a delegated
+/// importer uses its stored, unexpired access token and an app-only
+/// importer gets a client-credentials token straight from its authority.
+async fn importer_token(
+    state: &AppState,
+    record: &ImporterRecord,
+) -> Result<ImporterToken, NoToken> {
+    let Some(graph) = record.settings.graph() else {
+        return Err(NoToken {
+            detail: "not a Microsoft Graph importer".into(),
+            fix: "nothing to do".into(),
+        });
+    };
+    let now = state.clock.now();
+    match record.settings.protocol {
+        Protocol::GraphDelegated => {
+            let grant = state.store.grant(&record.id).await.map_err(|e| NoToken {
+                detail: format!("the stored authorization cannot be read: {e}"),
+                fix: "check the server log; the database may be unavailable".into(),
+            })?;
+            let Some(grant) = grant else {
+                return Err(NoToken {
+                    detail: "the importer is not authorized yet".into(),
+                    fix: "press Authenticate and sign in with the mailbox account".into(),
+                });
+            };
+            if grant.state == GrantState::ReauthRequired {
+                return Err(NoToken {
+                    detail: format!(
+                        "Microsoft no longer accepts the authorization: {}",
+                        grant.last_error.as_deref().unwrap_or("no reason given")
+                    ),
+                    fix: "press Authenticate to authorize again".into(),
+                });
+            }
+            match (grant.access_token, grant.access_token_expires_at) {
+                (Some(token), Some(expires)) if expires > now => Ok(ImporterToken {
+                    description: format!(
+                        "authorized as {}; the access token is valid until {expires}",
+                        grant.account.as_deref().unwrap_or("an unknown account")
+                    ),
+                    secret: token,
+                    account: grant.account,
+                }),
+                _ => Err(NoToken {
+                    detail: "the access token has expired and has not been refreshed yet".into(),
+                    fix: "run the refresh-tokens script (or wait for its job); if that fails, press Authenticate".into(),
+                }),
+            }
+        }
+        _ => client_credentials_token(state, record, graph).await,
+    }
+}
+
+async fn client_credentials_token(
+    state: &AppState,
+    record: &ImporterRecord,
+    graph: &GraphSettings,
+) -> Result<ImporterToken, NoToken> {
+    use secrecy::ExposeSecret;
+    let secret = state
+        .store
+        .importer_secret(&record.client_id, &record.id)
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| NoToken {
+            detail: "the importer has no client secret".into(),
+            fix: "enter the client secret from the Azure app registration and save".into(),
+        })?;
+    let url = format!(
+        "{}/{}/oauth2/v2.0/token",
+        graph.endpoints.authority.trim_end_matches('/'),
+        graph.tenant_id.as_str()
+    );
+    let scope = format!("{}/.default", graph.cloud.graph_resource());
+    let response = http()
+        .post(&url)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", graph.client_id.as_str()),
+            ("client_secret", secret.expose_secret()),
+            ("scope", scope.as_str()),
+        ])
+        .send()
+        .await
+        .map_err(|e| NoToken {
+            detail: format!("the identity platform at {url} cannot be reached: {e}"),
+            fix: "check the importer's authority endpoint and the server's network access".into(),
+        })?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    match body["access_token"].as_str() {
+        Some(token) if status.is_success() => Ok(ImporterToken {
+            secret: SecretString::from(token.to_owned()),
+            account: None,
+            description: format!(
+                "the application {} obtained an app-only token from tenant {}",
+                graph.client_id,
+                graph.tenant_id.as_str()
+            ),
+        }),
+        _ => Err(NoToken {
+            detail: format!(
+                "Microsoft refused the client credentials: {}",
+                body["error_description"]
+                    .as_str()
+                    .or_else(|| body["error"].as_str())
+                    .unwrap_or("no reason given")
+            ),
+            fix: "check the client id, client secret (it may have expired) and tenant id of the Azure app registration".into(),
+        }),
+    }
+}

@@ -241,13 +241,11 @@ impl Store {
     pub async fn start_execution(&self, new: &NewExecution) -> Result<Execution> {
         let execution = new.to_execution();
         let mut conn = self.pool().acquire().await?;
-        insert_execution(&mut conn, &execution)
-            .await
-            .map_err(|e| {
-                crate::clients::unique_violation_as_conflict(e, || {
-                    "this job already has an execution for that slot".to_owned()
-                })
-            })?;
+        insert_execution(&mut conn, &execution).await.map_err(|e| {
+            crate::clients::unique_violation_as_conflict(e, || {
+                "this job already has an execution for that slot".to_owned()
+            })
+        })?;
         Ok(execution)
     }
 

@@ -8,4 +8,6 @@ mod support;
 mod api_importers;
 mod cli;
 mod graph_mailbox;
+mod jobs;
+mod scheduler_instances;
 mod ui;

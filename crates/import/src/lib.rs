@@ -4,7 +4,9 @@
 
 #[cfg(feature = "test-corpus")]
 pub mod corpus;
+pub mod failpoint;
 pub mod identity;
 pub mod mime;
+pub mod pipeline;
 
 pub use mime::{Analysis, Decision, Extracted, MailFacts, Reason, Skipped, analyze};

@@ -1,0 +1,430 @@
+//! The pipeline against an in-memory mailbox whose ids change on every move
+//! (Graph without immutable ids), a real SQLite store and a real spool.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use domain::clock::SystemClock;
+use domain::mailbox::{
+    FolderNode, FolderTree, Mailbox, MailboxError, MailboxErrorKind, MessagePage, MessageSummary,
+    PageCursor,
+};
+use import::corpus::{self, Expected};
+use import::pipeline::{ImportRun, RunError};
+use sinks::{FilesystemSpool, Sink, sha256_hex};
+use store::importers::ImporterRecord;
+use store::{Keyring, Store};
+
+/// folder id → [(message id, raw)] in arrival order
+type Folders = BTreeMap<String, Vec<(String, Vec<u8>)>>;
+
+#[derive(Default)]
+struct Fake {
+    /// folder id → [(message id, raw)] in arrival order
+    folders: Mutex<Folders>,
+    next_id: Mutex<u64>,
+    /// message ids whose next fetches fail (transient), and how often
+    fail_fetch: Mutex<BTreeMap<String, u32>>,
+    /// moves that fail (transient) before succeeding
+    fail_moves: Mutex<u32>,
+    extra_folders: Vec<FolderNode>,
+}
+
+impl Fake {
+    fn new(mails: impl IntoIterator<Item = Vec<u8>>) -> Self {
+        let f = Fake::default();
+        for raw in mails {
+            f.add("inbox", raw);
+        }
+        f
+    }
+    fn add(&self, folder: &str, raw: Vec<u8>) -> String {
+        let id = self.new_id();
+        self.folders
+            .lock()
+            .expect("lock")
+            .entry(folder.to_owned())
+            .or_default()
+            .push((id.clone(), raw));
+        id
+    }
+    fn new_id(&self) -> String {
+        let mut n = self.next_id.lock().expect("lock");
+        *n += 1;
+        format!("AAMk/{n}+=")
+    }
+    fn in_folder(&self, folder: &str) -> Vec<(String, Vec<u8>)> {
+        self.folders
+            .lock()
+            .expect("lock")
+            .get(folder)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+fn err(kind: MailboxErrorKind, m: &str) -> MailboxError {
+    MailboxError::new(kind, m, "try again")
+}
+
+const PAGE: usize = 7;
+
+impl Mailbox for Fake {
+    async fn folder_tree(&self, _hidden: bool) -> Result<FolderTree, MailboxError> {
+        let mut nodes = vec![
+            FolderNode::new("inbox", "Inbox", None).well_known("inbox"),
+            FolderNode::new("exported", "Exported", Some("inbox".into())),
+            FolderNode::new("error", "Error", None),
+        ];
+        nodes.extend(self.extra_folders.iter().cloned());
+        Ok(FolderTree::build(nodes).expect("tree"))
+    }
+    async fn list_messages(
+        &self,
+        folder_id: &str,
+        cursor: Option<&PageCursor>,
+    ) -> Result<MessagePage, MailboxError> {
+        let skip: usize = cursor.map_or(0, |c| c.0.parse().expect("cursor"));
+        let all = self.in_folder(folder_id);
+        let messages = all
+            .iter()
+            .skip(skip)
+            .take(PAGE)
+            .map(|(id, _)| MessageSummary {
+                id: id.clone(),
+                internet_message_id: None,
+                received_at: None,
+                subject: None,
+                from: None,
+                has_attachments: true,
+            })
+            .collect();
+        let next = (skip + PAGE < all.len()).then(|| PageCursor((skip + PAGE).to_string()));
+        Ok(MessagePage { messages, next })
+    }
+    async fn fetch_mime(&self, message_id: &str) -> Result<Vec<u8>, MailboxError> {
+        if let Some(n) = self.fail_fetch.lock().expect("lock").get_mut(message_id)
+            && *n > 0
+        {
+            *n -= 1;
+            return Err(err(MailboxErrorKind::Transient, "429 storm"));
+        }
+        for mails in self.folders.lock().expect("lock").values() {
+            if let Some((_, raw)) = mails.iter().find(|(id, _)| id == message_id) {
+                return Ok(raw.clone());
+            }
+        }
+        Err(err(MailboxErrorKind::NotFound, "gone"))
+    }
+    async fn move_message(&self, message_id: &str, dest: &str) -> Result<String, MailboxError> {
+        {
+            let mut f = self.fail_moves.lock().expect("lock");
+            if *f > 0 {
+                *f -= 1;
+                return Err(err(MailboxErrorKind::Transient, "503"));
+            }
+        }
+        let new_id = self.new_id();
+        let mut folders = self.folders.lock().expect("lock");
+        for mails in folders.values_mut() {
+            if let Some(i) = mails.iter().position(|(id, _)| id == message_id) {
+                let (_, raw) = mails.remove(i);
+                folders
+                    .entry(dest.to_owned())
+                    .or_default()
+                    .push((new_id.clone(), raw));
+                return Ok(new_id);
+            }
+        }
+        Err(err(MailboxErrorKind::NotFound, "gone"))
+    }
+}
+
+struct Env {
+    store: Store,
+    importer: ImporterRecord,
+    sink: Sink,
+    data: tempfile::TempDir,
+}
+
+async fn env(folders: serde_json::Value) -> Env {
+    let data = tempfile::tempdir().expect("tempdir");
+    let store = Store::connect(
+        &format!("sqlite://{}", data.path().join("db.sqlite").display()),
+        Keyring::load_or_create(&data.path().join("key")).expect("key"),
+    )
+    .await
+    .expect("store");
+    let now = "2026-03-01T00:00:00Z".parse().expect("ts");
+    let client = store.ensure_default_client(now).await.expect("client");
+    let input: domain::importer::ImporterInput = serde_json::from_value(serde_json::json!({
+        "name": "Invoices", "protocol": "graph_delegated",
+        "client_id": "11111111-2222-3333-4444-555555555555", "client_secret": "s",
+        "tenant_id": "contoso.onmicrosoft.com", "folders": folders,
+        "attachments": corpus::attachment_rules_json(), "rules": corpus::import_rules_json()
+    }))
+    .expect("input");
+    let importer = store
+        .create_importer(&client.id, &input.validate(None).expect("valid"), now)
+        .await
+        .expect("importer");
+    let sink = Sink::Filesystem(FilesystemSpool::new(data.path()));
+    Env {
+        store,
+        importer,
+        sink,
+        data,
+    }
+}
+
+fn default_folders() -> serde_json::Value {
+    serde_json::json!({"inbox": "Inbox", "exported": "Inbox/Exported", "error": "Error"})
+}
+
+fn no_log(_: String) {}
+fn never() -> bool {
+    false
+}
+
+fn run<'a>(e: &'a Env, mb: &'a Fake) -> ImportRun<'a, Fake> {
+    ImportRun {
+        store: &e.store,
+        clock: &SystemClock,
+        mailbox: mb,
+        importer: &e.importer,
+        client_name: "default",
+        sink: &e.sink,
+        log: &no_log,
+        should_stop: &never,
+    }
+}
+
+fn sha_of(raw: &[u8]) -> String {
+    sha256_hex(raw)
+}
+
+#[tokio::test]
+async fn the_corpus_lands_where_the_rules_say_once() {
+    let e = env(default_folders()).await;
+    let mails = corpus::corpus();
+    let mb = Fake::new(mails.iter().map(|m| m.raw.clone()));
+    let predictions = run(&e, &mb).dry_run().await.expect("dry run");
+    assert_eq!(predictions.len(), mails.len());
+    assert_eq!(
+        mb.in_folder("inbox").len(),
+        mails.len(),
+        "the dry run touched nothing"
+    );
+    assert!(
+        e.store
+            .ledger_entries(&e.importer.id)
+            .await
+            .expect("ledger")
+            .is_empty()
+    );
+
+    let summary = run(&e, &mb).run().await.expect("run");
+    assert!(summary.left_for_retry.is_empty(), "{summary:?}");
+    let exported: Vec<String> = mb
+        .in_folder("exported")
+        .iter()
+        .map(|(_, r)| sha_of(r))
+        .collect();
+    let errored: Vec<String> = mb
+        .in_folder("error")
+        .iter()
+        .map(|(_, r)| sha_of(r))
+        .collect();
+    assert!(mb.in_folder("inbox").is_empty());
+    let docs = e
+        .store
+        .list_documents(&e.importer.client_id, None, 1000, 0)
+        .await
+        .expect("docs");
+    for (mail, prediction) in mails.iter().zip(&predictions) {
+        let sha = sha_of(&mail.raw);
+        match &mail.expected {
+            Expected::Import(files) => {
+                assert!(exported.contains(&sha), "{} is in Exported", mail.name);
+                assert_eq!(prediction.outcome, "import", "{}", mail.name);
+                let doc = docs
+                    .iter()
+                    .find(|d| {
+                        sha_of(
+                            &std::fs::read(std::path::Path::new(&d.location).join("message.eml"))
+                                .expect("eml"),
+                        ) == sha
+                    })
+                    .unwrap_or_else(|| panic!("{} has a document", mail.name));
+                let got: Vec<&str> = doc
+                    .metadata
+                    .attachments
+                    .iter()
+                    .map(|a| a.file.trim_start_matches("attachments/"))
+                    .collect();
+                let want: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+                assert_eq!(got, want, "{}", mail.name);
+                assert_eq!(
+                    prediction.attachments, want,
+                    "{}: the dry run predicted the files",
+                    mail.name
+                );
+                for (a, (_, bytes)) in doc.metadata.attachments.iter().zip(files) {
+                    let on_disk = std::fs::read(std::path::Path::new(&doc.location).join(&a.file))
+                        .expect("file");
+                    assert!(
+                        on_disk == *bytes,
+                        "{}: {} bytes match the source",
+                        mail.name,
+                        a.file
+                    );
+                    assert_eq!(a.sha256, sha_of(bytes));
+                }
+            }
+            Expected::Error(code) => {
+                assert!(errored.contains(&sha), "{} is in Error", mail.name);
+                assert_eq!(prediction.outcome, "error", "{}", mail.name);
+                assert_eq!(prediction.reason.as_deref(), Some(*code), "{}", mail.name);
+            }
+        }
+    }
+    let imports = mails
+        .iter()
+        .filter(|m| matches!(m.expected, Expected::Import(_)))
+        .count();
+    assert_eq!(docs.len(), imports);
+    assert_eq!(summary.imported as usize, imports);
+    assert_eq!(
+        summary.to_error.values().sum::<u64>() as usize,
+        mails.len() - imports
+    );
+    let ledger = e
+        .store
+        .ledger_entries(&e.importer.id)
+        .await
+        .expect("ledger");
+    assert!(ledger.iter().all(|l| matches!(
+        l.state,
+        store::ledger::LedgerState::Moved | store::ledger::LedgerState::MovedToError
+    )));
+    assert!(
+        ledger
+            .iter()
+            .filter(|l| l.state == store::ledger::LedgerState::MovedToError)
+            .all(|l| l.reason.is_some())
+    );
+
+    // A second run finds nothing; the same mails dropped back into the
+    // Inbox (under new ids) make no second document.
+    let again = run(&e, &mb).run().await.expect("second run");
+    assert_eq!((again.imported, again.to_error.len()), (0, 0));
+    for (_, raw) in mb.in_folder("exported").into_iter().take(5) {
+        mb.add("inbox", raw);
+    }
+    let third = run(&e, &mb).run().await.expect("third run");
+    assert_eq!((third.imported, third.completed_from_earlier_run), (0, 5));
+    assert_eq!(
+        e.store
+            .count_documents(&e.importer.id)
+            .await
+            .expect("count") as usize,
+        imports
+    );
+    let spool_dir = e.data.path().join("documents/default").join(&e.importer.id);
+    assert_eq!(
+        std::fs::read_dir(spool_dir).expect("spool").count(),
+        imports
+    );
+}
+
+#[tokio::test]
+async fn transient_failures_leave_mail_in_the_inbox_and_lose_nothing() {
+    let e = env(default_folders()).await;
+    let mails: Vec<_> = corpus::corpus().into_iter().take(10).collect();
+    let mb = Fake::new(mails.iter().map(|m| m.raw.clone()));
+    let ids: Vec<String> = mb
+        .in_folder("inbox")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    mb.fail_fetch
+        .lock()
+        .expect("lock")
+        .insert(ids[0].clone(), 100);
+    mb.fail_fetch
+        .lock()
+        .expect("lock")
+        .insert(ids[3].clone(), 1);
+    *mb.fail_moves.lock().expect("lock") = 2;
+    let first = run(&e, &mb).run().await.expect("run");
+    assert!(first.left_for_retry.len() >= 2, "{first:?}");
+    assert!(mb.in_folder("inbox").iter().any(|(id, _)| id == &ids[0]));
+    mb.fail_fetch.lock().expect("lock").clear();
+    let second = run(&e, &mb).run().await.expect("run");
+    assert!(second.left_for_retry.is_empty(), "{second:?}");
+    assert!(mb.in_folder("inbox").is_empty());
+    let imports = mails
+        .iter()
+        .filter(|m| matches!(m.expected, Expected::Import(_)))
+        .count();
+    assert_eq!(
+        e.store
+            .count_documents(&e.importer.id)
+            .await
+            .expect("count") as usize,
+        imports
+    );
+    assert_eq!(mb.in_folder("exported").len(), imports);
+    assert_eq!(mb.in_folder("error").len(), mails.len() - imports);
+}
+
+#[tokio::test]
+async fn ambiguous_or_missing_folders_stop_the_run_before_any_mail_is_touched() {
+    for (folders, needle) in [
+        (
+            serde_json::json!({"inbox": "Inbox", "exported": "Exported", "error": "Error"}),
+            "Inbox/Exported",
+        ),
+        (
+            serde_json::json!({"inbox": "Inbox", "exported": "Inbox/Exported", "error": "Fehler"}),
+            "Fehler",
+        ),
+    ] {
+        let e = env(folders).await;
+        let mut mb = Fake::new(corpus::corpus().into_iter().take(3).map(|m| m.raw));
+        mb.extra_folders = vec![FolderNode::new("exported2", "Exported", None)];
+        let err = run(&e, &mb).run().await.expect_err("stopped");
+        assert!(matches!(err, RunError::Folders(_)), "{err}");
+        assert!(err.to_string().contains(needle), "{err}");
+        assert!(run(&e, &mb).dry_run().await.is_err());
+        assert_eq!(mb.in_folder("inbox").len(), 3, "no mail touched");
+        assert!(
+            e.store
+                .ledger_entries(&e.importer.id)
+                .await
+                .expect("ledger")
+                .is_empty()
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_runs_never_work_the_same_mailbox_at_once() {
+    let e = env(default_folders()).await;
+    let mb = Fake::new(corpus::corpus().into_iter().take(2).map(|m| m.raw));
+    let now = jiff::Timestamp::now();
+    assert!(
+        e.store
+            .try_acquire_lease(
+                &format!("import:{}", e.importer.id),
+                "other-run",
+                now + jiff::SignedDuration::from_mins(5),
+                now
+            )
+            .await
+            .expect("lease")
+    );
+    let err = run(&e, &mb).run().await.expect_err("busy");
+    assert!(matches!(err, RunError::Busy(_)), "{err}");
+    assert_eq!(mb.in_folder("inbox").len(), 2);
+}

@@ -106,7 +106,10 @@ pub async fn serve(
     let state = web::AppState {
         store,
         clock,
-        config: Arc::new(web::WebConfig { public_url }),
+        config: Arc::new(web::WebConfig {
+            public_url,
+            oauth_redirect_url: settings.oauth_redirect_url.clone(),
+        }),
         runner: runner.clone(),
     };
     if let Some(on_ready) = on_ready {

@@ -12,6 +12,9 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
+    // reqwest is built with `rustls-no-provider`: one provider (ring) for the
+    // whole process; an error only means one is already installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

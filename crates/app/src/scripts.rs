@@ -19,6 +19,7 @@ use crate::settings::Settings;
 pub fn registry(settings: &Settings) -> ScriptRegistry {
     let mut registry = ScriptRegistry::default();
     registry.register(Arc::new(PurgeDocuments::new(&settings.data_dir)));
+    registry.register(Arc::new(auth::RefreshTokens::new()));
     registry
 }
 

@@ -20,6 +20,10 @@ pub struct SettingsArgs {
     /// Base URL users and Microsoft reach this service under; redirect URIs derive from it [default: http://{listen}].
     #[arg(long, global = true, env = "MAILFERRY_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// One OAuth redirect URI for every client, e.g. https://auth.example.com/api/v2/importers/email/authenticate/end,
+    /// so a single Azure app registration serves them all [default: {public_url}/api/v2/importers/email/authenticate/end].
+    #[arg(long, global = true, env = "MAILFERRY_OAUTH_REDIRECT_URL")]
+    pub oauth_redirect_url: Option<String>,
     /// Directory for the SQLite database, the master key and the document spool [default: ./data].
     #[arg(long, global = true, env = "MAILFERRY_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -44,6 +48,7 @@ pub struct SettingsArgs {
 struct FileSettings {
     listen: Option<String>,
     public_url: Option<String>,
+    oauth_redirect_url: Option<String>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     master_key_file: Option<PathBuf>,
@@ -61,6 +66,8 @@ pub enum LogFormat {
 pub struct Settings {
     pub listen: String,
     pub public_url: String,
+    /// `None`: each redirect URI derives from `public_url`.
+    pub oauth_redirect_url: Option<String>,
     pub data_dir: PathBuf,
     pub database_url: String,
     pub master_key_file: PathBuf,
@@ -72,6 +79,7 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("listen", &self.listen)
             .field("public_url", &self.public_url)
+            .field("oauth_redirect_url", &self.oauth_redirect_url)
             .field("data_dir", &self.data_dir)
             .field("database_url", &store::redact_url(&self.database_url))
             .field("master_key_file", &self.master_key_file)
@@ -111,6 +119,20 @@ impl Settings {
                 "public_url: `{public_url}` is not an http(s) URL: write e.g. https://mailferry.example.com"
             );
         }
+        let oauth_redirect_url = args
+            .oauth_redirect_url
+            .clone()
+            .or(file.oauth_redirect_url)
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty());
+        if let Some(url) = &oauth_redirect_url {
+            let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+            if !scheme_ok || !url.ends_with("/api/v2/importers/email/authenticate/end") {
+                bail!(
+                    "oauth_redirect_url: `{url}` must be an http(s) URL of a mailferry ending in /api/v2/importers/email/authenticate/end, e.g. https://auth.example.com/api/v2/importers/email/authenticate/end"
+                );
+            }
+        }
         let data_dir = args
             .data_dir
             .clone()
@@ -136,6 +158,7 @@ impl Settings {
         Ok(Self {
             listen,
             public_url,
+            oauth_redirect_url,
             data_dir,
             database_url,
             master_key_file,
@@ -214,6 +237,33 @@ mod tests {
         })
         .expect_err("bad");
         assert!(err.to_string().starts_with("log_format:"));
+        let err = Settings::resolve(&SettingsArgs {
+            oauth_redirect_url: Some("https://auth.example.com/callback".into()),
+            ..Default::default()
+        })
+        .expect_err("bad");
+        assert!(err.to_string().starts_with("oauth_redirect_url:"));
+    }
+
+    #[test]
+    fn a_central_redirect_uri_is_kept_as_given() {
+        let s = Settings::resolve(&SettingsArgs {
+            oauth_redirect_url: Some(
+                "https://auth.example.com/api/v2/importers/email/authenticate/end".into(),
+            ),
+            ..Default::default()
+        })
+        .expect("settings");
+        assert_eq!(
+            s.oauth_redirect_url.as_deref(),
+            Some("https://auth.example.com/api/v2/importers/email/authenticate/end")
+        );
+        assert_eq!(
+            Settings::resolve(&SettingsArgs::default())
+                .expect("defaults")
+                .oauth_redirect_url,
+            None
+        );
     }
 
     #[test]

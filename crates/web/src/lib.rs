@@ -20,15 +20,22 @@ pub mod ui;
 pub struct WebConfig {
     /// Base URL under which users and Microsoft reach this service, without a trailing slash.
     pub public_url: String,
+    /// One redirect URI for every client (`MAILFERRY_OAUTH_REDIRECT_URL`), so
+    /// one Azure app registration serves them all; the OAuth `state` routes
+    /// each callback to its client and importer. `None`: derived from `public_url`.
+    pub oauth_redirect_url: Option<String>,
 }
 
 impl WebConfig {
     /// The redirect URI to register in Azure for every delegated importer.
     pub fn redirect_uri(&self) -> String {
-        format!(
-            "{}/api/v2/importers/email/authenticate/end",
-            self.public_url
-        )
+        match &self.oauth_redirect_url {
+            Some(central) => central.clone(),
+            None => format!(
+                "{}/api/v2/importers/email/authenticate/end",
+                self.public_url
+            ),
+        }
     }
 }
 

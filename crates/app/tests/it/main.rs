@@ -8,6 +8,7 @@ mod support;
 mod api_importers;
 mod cli;
 mod graph_mailbox;
+mod oauth;
 mod jobs;
 mod scheduler_instances;
 mod ui;

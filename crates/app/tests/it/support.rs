@@ -62,6 +62,21 @@ impl TestApp {
     }
 
     pub async fn spawn_with(db: Db, now: Timestamp) -> Self {
+        Self::spawn_inner(db, now, None).await
+    }
+
+    /// An app whose OAuth redirect URI is a central one (`oauth_redirect_url`),
+    /// made from the app's own base URL by `make`.
+    pub async fn spawn_with_central_redirect(make: fn(&str) -> String) -> Self {
+        let now = "2026-03-29T00:30:00Z".parse().expect("ts");
+        Self::spawn_inner(Db::Sqlite, now, Some(make)).await
+    }
+
+    async fn spawn_inner(
+        db: Db,
+        now: Timestamp,
+        central_redirect: Option<fn(&str) -> String>,
+    ) -> Self {
         install_crypto();
         let dir = tempfile::tempdir().expect("tempdir");
         let url = fresh_database(db, dir.path()).await;
@@ -85,6 +100,7 @@ impl TestApp {
             clock: clock.clone(),
             config: Arc::new(web::WebConfig {
                 public_url: base_url.clone(),
+                oauth_redirect_url: central_redirect.map(|make| make(&base_url)),
             }),
             runner: scheduler::Runner::new(
                 store.clone(),

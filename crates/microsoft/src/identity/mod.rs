@@ -213,6 +213,46 @@ impl IdentityClient {
         TokenSet::from_response(response, now, &self.graph_resource)
     }
 
+    /// Asks the tenant's OpenID discovery document whether the tenant exists
+    /// in this cloud, so an unknown tenant (AADSTS90002) is reported here
+    /// rather than on a Microsoft error page mid-sign-in. Unreachable or
+    /// busy is not a verdict: the caller goes ahead.
+    pub async fn check_tenant(&self) -> Result<(), IdentityError> {
+        let url = format!(
+            "{}/{}/v2.0/.well-known/openid-configuration",
+            self.authority, self.tenant
+        );
+        let response =
+            self.http
+                .reqwest()
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| IdentityError::Unavailable {
+                    detail: format!("could not reach {url}: {e}"),
+                    status: None,
+                    retry_after: None,
+                })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            return Err(IdentityError::Unavailable {
+                detail: format!("{url} answered HTTP {status}"),
+                status: Some(status.as_u16()),
+                retry_after: http::retry_after(response.headers()),
+            });
+        }
+        let body = response.bytes().await.unwrap_or_default();
+        match serde_json::from_slice::<MicrosoftError>(&body) {
+            Ok(e) => Err(IdentityError::Microsoft(Box::new(e))),
+            Err(_) => Err(IdentityError::Protocol(format!(
+                "{url} answered HTTP {status} without an error document"
+            ))),
+        }
+    }
+
     /// An app-only token for `{graph}/.default` on the importer's tenant.
     pub async fn client_credentials(&self, now: Timestamp) -> Result<TokenSet, IdentityError> {
         let client = self.oauth()?;

@@ -10,6 +10,7 @@ use crate::AppState;
 
 pub mod executions;
 pub mod importers;
+pub mod oauth;
 pub mod jobs;
 pub mod mailbox;
 pub mod scripts;
@@ -25,8 +26,9 @@ pub mod scripts;
         importers::get_one,
         importers::replace,
         importers::delete,
-        mailbox::folders,
-        mailbox::test,
+        oauth::start,
+        oauth::end,
+        oauth::status,
         jobs::list,
         jobs::create,
         jobs::get_one,
@@ -37,6 +39,8 @@ pub mod scripts;
         scripts::run,
         executions::list,
         executions::get_one,
+        mailbox::folders,
+        mailbox::test,
     ),
     components(schemas(crate::problem::Problem, domain::validation::FieldError)),
     modifiers(&BearerAuth),
@@ -60,10 +64,11 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v2/openapi.json", get(openapi))
         .merge(importers::routes())
-        .merge(mailbox::routes())
+        .merge(oauth::routes())
         .merge(jobs::routes())
         .merge(scripts::routes())
         .merge(executions::routes())
+        .merge(mailbox::routes())
 }
 
 async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {

@@ -1,0 +1,202 @@
+//! `refresh-tokens`: renews every delegated grant of the client whose access
+//! token expires within the margin or whose refresh token has been idle too
+//! long, and writes one line per importer. Fails (so the execution shows
+//! red and alerts fire) when any grant needs a new sign-in or could not be
+//! refreshed.
+
+use std::sync::OnceLock;
+
+use jiff::SignedDuration;
+use microsoft::identity::{HttpClient, IdentityClient};
+use scheduler::{ParamKind, ParamSpec, Script, ScriptContext, ScriptError, ScriptFuture};
+
+use domain::importer::Protocol;
+
+use crate::refresh::{RefreshOutcome, RefreshPolicy, refresh_grant};
+
+pub const NAME: &str = "refresh-tokens";
+
+#[derive(Debug, Default)]
+pub struct RefreshTokens {
+    /// Built on first run: registering the script must not fail.
+    http: OnceLock<HttpClient>,
+    policy: RefreshPolicy,
+}
+
+impl RefreshTokens {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with(http: HttpClient, policy: RefreshPolicy) -> Self {
+        Self {
+            http: OnceLock::from(http),
+            policy,
+        }
+    }
+
+    fn http(&self) -> Result<HttpClient, ScriptError> {
+        if let Some(h) = self.http.get() {
+            return Ok(h.clone());
+        }
+        let built = HttpClient::new()
+            .map_err(|e| ScriptError::new(format!("the HTTP client could not be built: {e}")))?;
+        Ok(self.http.get_or_init(|| built).clone())
+    }
+
+    async fn refresh_all(&self, ctx: &ScriptContext) -> Result<(), ScriptError> {
+        let http = self.http()?;
+        let margin = match ctx.param_i64("margin_minutes") {
+            None => self.policy.margin,
+            Some(m) if (0..=24 * 60).contains(&m) => SignedDuration::from_mins(m),
+            Some(m) => {
+                return Err(ScriptError::new(format!(
+                    "margin_minutes must be between 0 and 1440, not {m}"
+                )));
+            }
+        };
+        let mut policy = self.policy.clone();
+        if let Some(days) = ctx.param_i64("max_idle_days") {
+            if !(1..=89).contains(&days) {
+                return Err(ScriptError::new(format!(
+                    "max_idle_days must be between 1 and 89 (Microsoft drops refresh tokens idle for 90 days), not {days}"
+                )));
+            }
+            policy.max_idle = SignedDuration::from_hours(24 * days);
+        }
+        let only = ctx.param_str("importer_id");
+        let importers = ctx
+            .store
+            .list_importers(&ctx.client_id)
+            .await
+            .map_err(|e| ScriptError::new(e.to_string()))?;
+        if let Some(id) = only
+            && !importers.iter().any(|r| r.id == id)
+        {
+            return Err(ScriptError::new(format!(
+                "this client has no importer {id}"
+            )));
+        }
+        let owner = format!("refresh-tokens:{}", uuid::Uuid::now_v7());
+        let (mut refreshed, mut ok, mut broken) = (0, 0, 0);
+        for record in importers {
+            if only.is_some_and(|id| record.id != id) {
+                continue;
+            }
+            if ctx.cancel.is_cancelled() {
+                ctx.log.line("stopped: mailferry is shutting down");
+                break;
+            }
+            let label = format!("{} ({})", record.settings.name, record.id);
+            let Some(graph) = record.settings.graph().cloned() else {
+                continue;
+            };
+            if record.settings.protocol != Protocol::GraphDelegated {
+                ctx.log.line(format!(
+                    "{label}: not applicable (client credentials: tokens are fetched when needed)"
+                ));
+                continue;
+            }
+            let secret = ctx
+                .store
+                .importer_secret(&record.client_id, &record.id)
+                .await
+                .map_err(|e| ScriptError::new(e.to_string()))?;
+            let identity = IdentityClient::new(http.clone(), &graph, secret);
+            let outcome = refresh_grant(
+                &ctx.store,
+                &identity,
+                &record.settings,
+                &record.id,
+                ctx.clock.as_ref(),
+                &policy,
+                margin,
+                &owner,
+            )
+            .await
+            .map_err(|e| ScriptError::new(e.to_string()))?;
+            let line = match outcome {
+                RefreshOutcome::Refreshed { expires_at } => {
+                    refreshed += 1;
+                    format!("refreshed; access token valid until {expires_at}")
+                }
+                RefreshOutcome::NotDue { expires_at } => {
+                    ok += 1;
+                    match expires_at {
+                        Some(at) => format!("not due; access token valid until {at}"),
+                        None => "not due".to_owned(),
+                    }
+                }
+                RefreshOutcome::RefreshedElsewhere { expires_at } => {
+                    ok += 1;
+                    format!(
+                        "refreshed by another run meanwhile; access token valid until {}",
+                        expires_at.map_or_else(|| "unknown".to_owned(), |t| t.to_string())
+                    )
+                }
+                RefreshOutcome::Busy => {
+                    ok += 1;
+                    "another run is refreshing it right now; skipped".to_owned()
+                }
+                RefreshOutcome::NotAuthorized => {
+                    "not authorized yet: press Authenticate on the importer page".to_owned()
+                }
+                RefreshOutcome::ReauthRequired { reason } => {
+                    broken += 1;
+                    format!("reauth_required: {reason}")
+                }
+                RefreshOutcome::Failed { reason } => {
+                    broken += 1;
+                    format!("failed, will retry on the next run: {reason}")
+                }
+            };
+            ctx.log.line(format!("{label}: {line}"));
+        }
+        ctx.log.line(format!(
+            "summary: {refreshed} refreshed, {ok} fine, {broken} need attention"
+        ));
+        if broken > 0 {
+            return Err(ScriptError::new(format!(
+                "{broken} importer(s) could not be refreshed; see the lines above for the fix"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Script for RefreshTokens {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn description(&self) -> &'static str {
+        "Renews Microsoft access tokens of delegated importers before they expire (and idle refresh tokens before Microsoft drops them); marks grants Microsoft refuses as reauth_required with the reason"
+    }
+
+    fn params(&self) -> Vec<ParamSpec> {
+        vec![
+            ParamSpec {
+                name: "importer_id",
+                kind: ParamKind::String,
+                required: false,
+                description: "only this importer",
+            },
+            ParamSpec {
+                name: "margin_minutes",
+                kind: ParamKind::Integer,
+                required: false,
+                description: "refresh when the access token expires within this many minutes (default 15)",
+            },
+            ParamSpec {
+                name: "max_idle_days",
+                kind: ParamKind::Integer,
+                required: false,
+                description: "refresh when the refresh token was not used for this many days (default 7)",
+            },
+        ]
+    }
+
+    fn run<'a>(&'a self, ctx: &'a ScriptContext) -> ScriptFuture<'a> {
+        Box::pin(self.refresh_all(ctx))
+    }
+}

@@ -1,0 +1,155 @@
+//! The access token a Graph call needs, for either kind of importer.
+//!
+//! Delegated: the stored token, refreshed on demand when it expires within
+//! a few minutes (the `refresh-tokens` script normally got there first).
+//! Client credentials: fetched on first use and cached in memory until
+//! shortly before expiry; nothing to store, since a new one is one request away.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use domain::clock::Clock;
+use domain::importer::Protocol;
+use jiff::{SignedDuration, Timestamp};
+use microsoft::identity::{HttpClient, IdentityClient};
+use secrecy::SecretString;
+use store::Store;
+use store::grants::GrantState;
+use store::importers::ImporterRecord;
+
+use crate::AuthError;
+use crate::refresh::{RefreshOutcome, RefreshPolicy, refresh_grant};
+
+/// A token is handed out only if it stays valid at least this long.
+pub const ON_DEMAND_MARGIN: SignedDuration = SignedDuration::from_mins(5);
+
+#[derive(Debug, Clone)]
+struct Cached {
+    token: SecretString,
+    expires_at: Timestamp,
+}
+
+/// Hands out access tokens; share one per process (it holds the cache).
+#[derive(Debug, Clone)]
+pub struct AccessTokens {
+    http: HttpClient,
+    policy: RefreshPolicy,
+    /// Keyed by importer id and its `updated_at`: a saved change (new secret,
+    /// tenant, app) never reuses a token obtained under the old settings.
+    app_only: Arc<tokio::sync::Mutex<HashMap<(String, Timestamp), Cached>>>,
+}
+
+impl AccessTokens {
+    pub fn new(http: HttpClient) -> Self {
+        Self::with_policy(http, RefreshPolicy::default())
+    }
+
+    pub fn with_policy(http: HttpClient, policy: RefreshPolicy) -> Self {
+        Self {
+            http,
+            policy,
+            app_only: Arc::default(),
+        }
+    }
+
+    pub fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    pub async fn for_importer(
+        &self,
+        store: &Store,
+        clock: &dyn Clock,
+        record: &ImporterRecord,
+    ) -> Result<SecretString, AuthError> {
+        let graph = record
+            .settings
+            .graph()
+            .ok_or_else(|| AuthError::NotGraph(record.id.clone()))?;
+        let secret = store.importer_secret(&record.client_id, &record.id).await?;
+        match record.settings.protocol {
+            Protocol::GraphClientCredentials => {
+                let secret = secret.ok_or_else(|| AuthError::NoSecret(record.id.clone()))?;
+                let key = (record.id.clone(), record.updated_at);
+                // Held across the request: concurrent callers wait for the
+                // one token instead of each fetching their own.
+                let mut cache = self.app_only.lock().await;
+                let now = clock.now();
+                if let Some(c) = cache.get(&key)
+                    && now.duration_until(c.expires_at) > ON_DEMAND_MARGIN
+                {
+                    return Ok(c.token.clone());
+                }
+                let identity = IdentityClient::new(self.http.clone(), graph, Some(secret));
+                let tokens = identity.client_credentials(now).await.map_err(|source| {
+                    AuthError::Identity {
+                        importer: record.id.clone(),
+                        source,
+                    }
+                })?;
+                cache.retain(|(id, _), _| id != &record.id);
+                cache.insert(
+                    key,
+                    Cached {
+                        token: tokens.access_token.clone(),
+                        expires_at: tokens.expires_at,
+                    },
+                );
+                Ok(tokens.access_token)
+            }
+            Protocol::GraphDelegated => {
+                let identity = IdentityClient::new(self.http.clone(), graph, secret);
+                let owner = format!("on-demand:{}", uuid::Uuid::now_v7());
+                let outcome = refresh_grant(
+                    store,
+                    &identity,
+                    &record.settings,
+                    &record.id,
+                    clock,
+                    &self.policy,
+                    ON_DEMAND_MARGIN,
+                    &owner,
+                )
+                .await?;
+                match outcome {
+                    RefreshOutcome::NotAuthorized => {
+                        return Err(AuthError::NotAuthorized(record.id.clone()));
+                    }
+                    RefreshOutcome::ReauthRequired { reason } => {
+                        return Err(AuthError::ReauthRequired {
+                            importer: record.id.clone(),
+                            reason,
+                        });
+                    }
+                    RefreshOutcome::Failed { reason } => {
+                        return Err(AuthError::Unavailable {
+                            importer: record.id.clone(),
+                            reason,
+                        });
+                    }
+                    _ => {}
+                }
+                // Whatever the outcome (ours, another run's, or not due), the
+                // stored token is the newest one.
+                let grant = store
+                    .grant(&record.id)
+                    .await?
+                    .ok_or_else(|| AuthError::NotAuthorized(record.id.clone()))?;
+                let usable = grant.state == GrantState::Authorized
+                    && grant
+                        .access_token_expires_at
+                        .is_some_and(|e| clock.now() < e);
+                match grant.access_token.filter(|_| usable) {
+                    Some(token) => Ok(token),
+                    None => Err(AuthError::ReauthRequired {
+                        importer: record.id.clone(),
+                        reason: grant
+                            .last_error
+                            .unwrap_or_else(|| "the access token could not be renewed; another refresh may be in progress, try again shortly".into()),
+                    }),
+                }
+            }
+            Protocol::Imap => Err(AuthError::NotGraph(record.id.clone())),
+        }
+    }
+}

@@ -1,0 +1,580 @@
+//! Signing an importer in at Microsoft: `authenticate` (start: state + PKCE,
+//! 302 to the authorize URL), `authenticate/end` (the redirect URI: code
+//! exchange, the signed-in account and its mailbox access, a plain page
+//! saying what happened), and `status`.
+//!
+//! The callback has no caller: Microsoft's redirect carries no token. The
+//! `state` alone says which client, importer and admin started the sign-in,
+//! which is also what lets one central redirect URI serve every client.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use domain::importer::{GraphSettings, Protocol};
+use jiff::{SignedDuration, Timestamp};
+use microsoft::identity::account::{check_mailbox_access, signed_in_account};
+use microsoft::identity::{
+    Diagnosis, FixContext, HttpClient, IdentityClient, IdentityError, MicrosoftError,
+    delegated_permissions,
+};
+use serde::{Deserialize, Serialize};
+use store::grants::{Grant, GrantState};
+use store::importers::ImporterRecord;
+use store::oauth_states::{NewAuthorization, PendingAuthorization, StateLookup};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::caller::Caller;
+use crate::problem::Problem;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v2/importers/email/authenticate/end", get(end))
+        .route("/api/v2/importers/email/{id}/authenticate", get(start))
+        .route("/api/v2/importers/email/{id}/status", get(status))
+}
+
+/// Refresh tokens idle longer than this get a warning (Microsoft drops them at 90 days).
+const IDLE_WARNING: SignedDuration = SignedDuration::from_hours(60 * 24);
+/// This many refreshes failing in a row get a warning.
+const FAILURE_WARNING: i64 = 3;
+
+/// One client for all identity calls of this process (connection reuse).
+fn http() -> Result<&'static HttpClient, Problem> {
+    static HTTP: OnceLock<HttpClient> = OnceLock::new();
+    if let Some(h) = HTTP.get() {
+        return Ok(h);
+    }
+    let client = HttpClient::new()
+        .map_err(|e| Problem::internal("the HTTP client could not be built", &e))?;
+    Ok(HTTP.get_or_init(|| client))
+}
+
+fn delegated_graph(record: &ImporterRecord) -> Result<&GraphSettings, Problem> {
+    match (record.settings.protocol, record.settings.graph()) {
+        (Protocol::GraphDelegated, Some(g)) => Ok(g),
+        (Protocol::GraphClientCredentials, _) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "this importer uses client credentials (the app's own identity): nobody signs in. A tenant administrator grants the application permission Mail.ReadWrite with admin consent in the Azure portal instead",
+        )),
+        _ => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "only Microsoft Graph importers with protocol graph_delegated authenticate at Microsoft",
+        )),
+    }
+}
+
+fn fix_context<'a>(
+    graph: &'a GraphSettings,
+    redirect_uri: &'a str,
+    permissions: &'a [String],
+) -> FixContext<'a> {
+    FixContext {
+        redirect_uri,
+        client_id: &graph.client_id,
+        tenant: graph.tenant_id.as_str(),
+        permissions,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StartQuery {
+    /// Pre-fills the account at Microsoft's sign-in page.
+    pub login_hint: Option<String>,
+}
+
+/// Start signing in: 302 to Microsoft's authorize URL with a fresh state
+/// (single use, 10 minutes, bound to this importer and admin) and PKCE S256.
+#[utoipa::path(get, path = "/api/v2/importers/email/{id}/authenticate", tag = "authorization",
+    params(("id" = String, Path), ("login_hint" = Option<String>, Query, description = "account to pre-fill at Microsoft")),
+    responses((status = 302, description = "to Microsoft's authorize URL"), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn start(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<StartQuery>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let record = state
+        .store
+        .importer(&caller.client_id, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found("importer"))?;
+    let graph = delegated_graph(&record)?;
+    if record.stored_secret.is_none() {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "the importer has no client secret: enter the client secret Value from the Azure app registration (Certificates & secrets), save, then authenticate",
+        ));
+    }
+    let redirect_uri = state.config.redirect_uri();
+    let identity = IdentityClient::new(http()?.clone(), graph, None);
+    // An unknown tenant would only surface on Microsoft's own error page.
+    if let Err(e) = identity.check_tenant().await
+        && !e.is_transient()
+    {
+        let permissions = delegated_permissions(graph.mailbox.is_some());
+        let fix = e
+            .diagnosis()
+            .fix(&fix_context(graph, &redirect_uri, &permissions));
+        let detail = format!("{}. Fix: {fix}", e.reason());
+        return Ok(if wants_html(&headers) {
+            page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Microsoft does not know this tenant",
+                &[("Microsoft said", e.reason()), ("What to do", fix)],
+            )
+        } else {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, detail).into_response()
+        });
+    }
+    let request = identity
+        .authorize_url(
+            &redirect_uri,
+            graph.mailbox.is_some(),
+            query.login_hint.as_deref().filter(|h| !h.trim().is_empty()),
+        )
+        .map_err(|e| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    state
+        .store
+        .create_oauth_state(
+            NewAuthorization {
+                state: &request.state,
+                client_id: &caller.client_id,
+                importer_id: &record.id,
+                started_by: &caller.principal,
+                pkce_verifier: &request.pkce_verifier,
+                redirect_uri: &redirect_uri,
+            },
+            state.clock.now(),
+        )
+        .await?;
+    tracing::info!(importer = %record.id, by = %caller.principal, "sign-in at Microsoft started");
+    // 302, as the contract says (axum's `Redirect::to` is a 303).
+    Ok((StatusCode::FOUND, [(header::LOCATION, request.url)]).into_response())
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+/// What came back from Microsoft.
+#[derive(Debug, Deserialize)]
+pub struct Callback {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+    pub error_uri: Option<String>,
+}
+
+/// The redirect URI: finishes the sign-in and shows what happened.
+#[utoipa::path(get, path = "/api/v2/importers/email/authenticate/end", tag = "authorization",
+    params(("code" = Option<String>, Query), ("state" = Option<String>, Query), ("error" = Option<String>, Query), ("error_description" = Option<String>, Query)),
+    responses((status = 200, description = "authorized (HTML page)"), (status = 400, description = "refused, tampered, replayed or expired (HTML page naming the fix)")),
+    security(()))]
+pub async fn end(
+    State(state): State<AppState>,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Response {
+    let cb = Callback {
+        code: raw.get("code").cloned(),
+        state: raw.get("state").cloned(),
+        error: raw.get("error").cloned(),
+        error_description: raw.get("error_description").cloned(),
+        error_uri: raw.get("error_uri").cloned(),
+    };
+    match finish(&state, cb).await {
+        Ok(page) | Err(page) => page,
+    }
+}
+
+async fn finish(state: &AppState, cb: Callback) -> Result<Response, Response> {
+    let now = state.clock.now();
+    let Some(raw_state) = cb.state.as_deref().filter(|s| !s.is_empty()) else {
+        return Err(page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in not recognised",
+            &[("Problem", "the request carries no `state`, so it did not come from a sign-in mailferry started. Nothing was stored.".into()),
+              ("What to do", "open the importer and press Authenticate".into())],
+        ));
+    };
+    let pending = match state.store.consume_oauth_state(raw_state, now).await {
+        Ok(StateLookup::Valid(p)) => p,
+        Ok(StateLookup::Unknown) => return Err(page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in not recognised",
+            &[("Problem", "the `state` is unknown: it was altered, or it belongs to another mailferry installation or a deleted importer. Nothing was stored.".into()),
+              ("What to do", "open the importer and press Authenticate".into())],
+        )),
+        Ok(StateLookup::AlreadyUsed { used_at }) => return Err(page(
+            StatusCode::BAD_REQUEST,
+            "This sign-in was already completed",
+            &[("Problem", format!("this sign-in link was already used at {used_at}; each can be used once (a reload or the back button repeats it). Nothing was changed.")),
+              ("What to do", "check the importer's status; to sign in again, press Authenticate".into())],
+        )),
+        Ok(StateLookup::Expired { expired_at }) => return Err(page(
+            StatusCode::BAD_REQUEST,
+            "The sign-in took too long",
+            &[("Problem", format!("the sign-in expired at {expired_at} (10 minutes after Authenticate was pressed). Nothing was stored.")),
+              ("What to do", "open the importer and press Authenticate again".into())],
+        )),
+        Err(e) => return Err(internal(&e)),
+    };
+    let record = match state
+        .store
+        .importer(&pending.client_id, &pending.importer_id)
+        .await
+    {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return Err(page(
+                StatusCode::NOT_FOUND,
+                "Importer not found",
+                &[(
+                    "Problem",
+                    "the importer this sign-in was for has been deleted. Nothing was stored."
+                        .into(),
+                )],
+            ));
+        }
+        Err(e) => return Err(internal(&e)),
+    };
+    let Some(graph) = record
+        .settings
+        .graph()
+        .filter(|_| record.settings.protocol == Protocol::GraphDelegated)
+    else {
+        return Err(page(
+            StatusCode::CONFLICT,
+            "Importer changed",
+            &[(
+                "Problem",
+                "the importer no longer uses graph_delegated. Nothing was stored.".into(),
+            )],
+        ));
+    };
+    let permissions = delegated_permissions(graph.mailbox.is_some());
+    let fixes = fix_context(graph, &pending.redirect_uri, &permissions);
+    if let Some(error) = cb.error {
+        let ms = MicrosoftError {
+            error,
+            error_description: cb.error_description,
+            error_uri: cb.error_uri,
+            ..MicrosoftError::default()
+        };
+        tracing::warn!(importer = %record.id, error = %ms, "Microsoft refused the sign-in");
+        return Err(microsoft_error_page(
+            &record,
+            &IdentityError::Microsoft(Box::new(ms)),
+            &fixes,
+        ));
+    }
+    let Some(code) = cb.code.filter(|c| !c.is_empty()) else {
+        return Err(page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in incomplete",
+            &[
+                (
+                    "Problem",
+                    "Microsoft sent neither a code nor an error. Nothing was stored.".into(),
+                ),
+                ("What to do", "press Authenticate again".into()),
+            ],
+        ));
+    };
+    let secret = match state
+        .store
+        .importer_secret(&record.client_id, &record.id)
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => return Err(internal(&e)),
+    };
+    let http = http().map_err(IntoResponse::into_response)?;
+    let identity = IdentityClient::new(http.clone(), graph, secret);
+    let tokens = identity
+        .exchange_code(&code, &pending.pkce_verifier, &pending.redirect_uri, now)
+        .await
+        .map_err(|e| {
+            tracing::warn!(importer = %record.id, error = %e.reason(), "code exchange failed");
+            microsoft_error_page(&record, &e, &fixes)
+        })?;
+    let Some(refresh_token) = tokens.refresh_token.clone() else {
+        return Err(page(
+            StatusCode::BAD_GATEWAY,
+            "No refresh token",
+            &[("Problem", "Microsoft granted access without offline access (no refresh token), so mailferry could not keep the importer running. Nothing was stored.".into()),
+              ("What to do", "make sure the app registration allows the offline_access permission, then press Authenticate again".into())],
+        ));
+    };
+    let (account, note) = account_check(http, graph, &tokens.access_token).await;
+    let grant = Grant {
+        importer_id: record.id.clone(),
+        state: GrantState::Authorized,
+        account: account.clone(),
+        scopes: tokens.scopes.clone(),
+        access_token: Some(tokens.access_token.clone()),
+        access_token_expires_at: Some(tokens.expires_at),
+        refresh_token: Some(refresh_token),
+        refresh_token_issued_at: Some(now),
+        last_refresh_at: None,
+        last_error: note.clone(),
+        consecutive_failures: 0,
+        version: 1,
+        updated_at: now,
+    };
+    if let Err(e) = state.store.put_grant(&grant).await {
+        return Err(internal(&e));
+    }
+    tracing::info!(importer = %record.id, account = account.as_deref().unwrap_or("?"), started_by = %pending.started_by, "importer authorized");
+    Ok(authorized_page(
+        &record,
+        &pending,
+        account.as_deref(),
+        tokens.expires_at,
+        note,
+    ))
+}
+
+/// Who signed in, and a note when that account cannot open the mailbox.
+async fn account_check(
+    http: &HttpClient,
+    graph: &GraphSettings,
+    token: &secrecy::SecretString,
+) -> (Option<String>, Option<String>) {
+    let account = match signed_in_account(http, &graph.endpoints.graph, token).await {
+        Ok(a) => Some(a.user_principal_name),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the signed-in account");
+            None
+        }
+    };
+    let who = account.as_deref().unwrap_or("the signed-in account");
+    let note = match check_mailbox_access(
+        http,
+        &graph.endpoints.graph,
+        token,
+        graph.mailbox.as_deref(),
+    )
+    .await
+    {
+        Ok(()) => None,
+        Err(e) => Some(match graph.mailbox.as_deref() {
+            Some(mailbox) => format!(
+                "{who} cannot open the mailbox {mailbox} ({e}). Fix: sign in (press Authenticate) as a user with Full Access to {mailbox}, or have an Exchange administrator grant {who} Full Access to it"
+            ),
+            None => format!(
+                "{who} cannot open its own mailbox ({e}). Fix: make sure the account has an Exchange Online mailbox (license), or sign in as the mailbox's user"
+            ),
+        }),
+    };
+    (account, note)
+}
+
+fn internal(e: &dyn std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "sign-in could not be completed");
+    page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Sign-in could not be completed",
+        &[
+            (
+                "Problem",
+                format!("mailferry failed: {e}. Nothing was stored."),
+            ),
+            (
+                "What to do",
+                "check the server log, then press Authenticate again".into(),
+            ),
+        ],
+    )
+}
+
+fn microsoft_error_page(
+    record: &ImporterRecord,
+    e: &IdentityError,
+    fixes: &FixContext<'_>,
+) -> Response {
+    let diagnosis = e.diagnosis();
+    let status = if diagnosis == Diagnosis::Transient {
+        StatusCode::BAD_GATEWAY
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    let mut rows = vec![("Importer", record.settings.name.clone())];
+    match e.microsoft() {
+        Some(ms) => {
+            rows.push(("Microsoft's error", ms.error.clone()));
+            if let Some(code) = ms.aadsts() {
+                rows.push(("AADSTS code", format!("AADSTS{code}")));
+            }
+            rows.push((
+                "Microsoft said",
+                ms.message().unwrap_or("(no description)").to_owned(),
+            ));
+        }
+        None => rows.push(("Problem", e.to_string())),
+    }
+    rows.push(("What to do", diagnosis.fix(fixes)));
+    rows.push((
+        "Stored",
+        "nothing: the importer's authorization is unchanged".into(),
+    ));
+    page(status, "Microsoft did not authorize mailferry", &rows)
+}
+
+fn authorized_page(
+    record: &ImporterRecord,
+    pending: &PendingAuthorization,
+    account: Option<&str>,
+    expires_at: Timestamp,
+    note: Option<String>,
+) -> Response {
+    let mut rows = vec![
+        ("Importer", record.settings.name.clone()),
+        (
+            "Signed in as",
+            account.unwrap_or("(unknown account)").to_owned(),
+        ),
+        ("Access token valid until", expires_at.to_string()),
+        ("Kept fresh by", "the refresh-tokens script".to_owned()),
+    ];
+    let title = match note {
+        Some(n) => {
+            rows.push(("Warning", n));
+            "mailferry is authorized, but cannot open the mailbox"
+        }
+        None => "mailferry is authorized",
+    };
+    rows.push(("Started by", pending.started_by.clone()));
+    page(StatusCode::OK, title, &rows)
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// A plain page: a title and label/value rows. No script, no external assets.
+fn page(status: StatusCode, title: &str, rows: &[(&str, String)]) -> Response {
+    let rows: String = rows
+        .iter()
+        .map(|(k, v)| format!("<tr><th>{}</th><td>{}</td></tr>\n", escape(k), escape(v)))
+        .collect();
+    let html = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} · mailferry</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:46rem;margin:3rem auto;padding:0 1rem}}\
+         th{{text-align:left;vertical-align:top;padding-right:1rem;white-space:nowrap}}td{{padding-bottom:.5rem}}</style></head>\
+         <body><h1>{t}</h1>\n<table>\n{rows}</table>\n<p>You can close this page.</p></body></html>\n",
+        t = escape(title)
+    );
+    let mut response = (status, Html(html)).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+/// The authorization part of an importer's status.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthStatus {
+    /// `unauthenticated`, `authorized`, `reauth_required` or `not_applicable`.
+    pub state: &'static str,
+    pub account: Option<String>,
+    pub access_token_expires_at: Option<String>,
+    pub last_refresh_at: Option<String>,
+    /// Microsoft's reason and the fix, or a note about mailbox access.
+    pub last_error: Option<String>,
+    /// When the refresh token was last used (Microsoft drops it after 90 idle days).
+    pub refresh_token_last_used_at: Option<String>,
+    pub consecutive_failures: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImporterStatus {
+    pub auth: AuthStatus,
+    /// The last import run; `null` until one ran.
+    #[schema(value_type = Option<Object>)]
+    pub last_import: Option<serde_json::Value>,
+    /// Things that will break soon, each with what to do.
+    pub warnings: Vec<String>,
+}
+
+/// Where an importer's authorization stands, with early warnings.
+#[utoipa::path(get, path = "/api/v2/importers/email/{id}/status", tag = "authorization", params(("id" = String, Path)),
+    responses((status = 200, body = ImporterStatus), (status = 404, body = Problem)))]
+pub async fn status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<ImporterStatus>, Problem> {
+    let record = state
+        .store
+        .importer(&caller.client_id, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found("importer"))?;
+    let now = state.clock.now();
+    let mut warnings: Vec<String> = record
+        .settings
+        .graph()
+        .and_then(|g| g.secret_expiry_warning(now))
+        .into_iter()
+        .collect();
+    let mut auth = AuthStatus {
+        state: "not_applicable",
+        account: None,
+        access_token_expires_at: None,
+        last_refresh_at: None,
+        last_error: None,
+        refresh_token_last_used_at: None,
+        consecutive_failures: 0,
+    };
+    if record.settings.protocol == Protocol::GraphDelegated {
+        match state.store.grant(&record.id).await? {
+            None => auth.state = "unauthenticated",
+            Some(g) => {
+                auth.state = g.state.as_str();
+                let last_use = g.refresh_token_issued_at.or(g.last_refresh_at);
+                if g.state == GrantState::Authorized
+                    && let Some(used) = last_use
+                    && used.duration_until(now) > IDLE_WARNING
+                {
+                    let days = used.duration_until(now).as_hours() / 24;
+                    warnings.push(format!(
+                        "the refresh token has not been used for {days} days; Microsoft drops it after 90 idle days: make sure a refresh-tokens job runs (or run `mailferry run refresh-tokens`)"
+                    ));
+                }
+                if g.consecutive_failures >= FAILURE_WARNING {
+                    warnings.push(format!(
+                        "the last {} token refreshes failed: {}",
+                        g.consecutive_failures,
+                        g.last_error.as_deref().unwrap_or("no reason recorded")
+                    ));
+                }
+                auth.account = g.account;
+                auth.access_token_expires_at = g.access_token_expires_at.map(|t| t.to_string());
+                auth.last_refresh_at = g.last_refresh_at.map(|t| t.to_string());
+                auth.last_error = g.last_error;
+                auth.refresh_token_last_used_at = last_use.map(|t| t.to_string());
+                auth.consecutive_failures = g.consecutive_failures;
+            }
+        }
+    }
+    Ok(axum::Json(ImporterStatus {
+        auth,
+        last_import: None,
+        warnings,
+    }))
+}

@@ -10,7 +10,7 @@ use scheduler::{ExecutionLog, Script, ScriptContext};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, json, mailferry_bin};
+use crate::support::{Db, TestApp, json, mailferry_bin};
 
 const CALLBACK: &str = "/api/v2/importers/email/authenticate/end";
 
@@ -183,7 +183,16 @@ async fn graph_me(app: &TestApp, emu: &EmulatorHandle, token: &str) -> StatusCod
 
 #[tokio::test]
 async fn sign_in_then_refresh_rotates_and_the_old_refresh_token_dies() {
-    let app = TestApp::spawn().await;
+    full_flow(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn sign_in_then_refresh_rotates_on_postgres_too() {
+    full_flow(Db::Postgres).await;
+}
+
+async fn full_flow(db: Db) {
+    let app = TestApp::spawn_with(db, "2026-03-29T00:30:00Z".parse().expect("ts")).await;
     let emu = emulator(&[app.url(CALLBACK)], |_| {}).await;
     let id = create_importer_as(&app, &app.token, &importer_body(&emu, "Invoices", None)).await;
     assert_eq!(
@@ -273,7 +282,16 @@ async fn sign_in_then_refresh_rotates_and_the_old_refresh_token_dies() {
 
 #[tokio::test]
 async fn overlapping_refreshes_never_lose_the_rotated_token() {
-    let app = TestApp::spawn().await;
+    overlapping_refreshes(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn overlapping_refreshes_never_lose_the_rotated_token_on_postgres() {
+    overlapping_refreshes(Db::Postgres).await;
+}
+
+async fn overlapping_refreshes(db: Db) {
+    let app = TestApp::spawn_with(db, "2026-03-29T00:30:00Z".parse().expect("ts")).await;
     let emu = emulator(&[app.url(CALLBACK)], |_| {}).await;
     let id = create_importer_as(&app, &app.token, &importer_body(&emu, "Invoices", None)).await;
     let (code, page) = sign_in(&app, &app.token, &id, demo::ALICE).await;
@@ -880,5 +898,117 @@ async fn the_refresh_decision_is_the_same_in_berlin_and_in_utc() {
             Some(probe("2026-03-29T02:46:00Z"))
         );
     }
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_then_counted_without_losing_the_grant() {
+    let app = TestApp::spawn().await;
+    let emu = emulator(&[app.url(CALLBACK)], |_| {}).await;
+    let id = create_importer_as(&app, &app.token, &importer_body(&emu, "Invoices", None)).await;
+    let (code, page) = sign_in(&app, &app.token, &id, demo::ALICE).await;
+    assert_eq!(code, StatusCode::OK, "{page}");
+    advance(&app, &emu, SignedDuration::from_mins(70));
+    let token_path = format!("/{}/oauth2/v2.0/token", demo::TENANT_ID);
+    let token_requests = || emu.counters().endpoints.get("token").copied().unwrap_or(0);
+
+    // One 503 and one 429: retried within the run, then refreshed.
+    for kind in [
+        msemu::FaultKind::Status {
+            status: 503,
+            retry_after: None,
+        },
+        msemu::FaultKind::Throttle { retry_after: 0.2 },
+    ] {
+        emu.add_fault(msemu::FaultRule {
+            kind,
+            count: Some(1),
+            rate: None,
+            path_prefix: token_path.clone(),
+            method: None,
+            id: 0,
+        });
+    }
+    let before = token_requests();
+    let (result, lines) = run_refresh_tokens(&app).await;
+    result.expect("refreshed after retries");
+    assert!(
+        lines.iter().any(|l| l.contains(": refreshed;")),
+        "{lines:?}"
+    );
+    assert_eq!(token_requests() - before, 3, "two failures, one success");
+
+    // Microsoft down for good: bounded attempts, counted, state kept.
+    advance(&app, &emu, SignedDuration::from_mins(70));
+    emu.add_fault(msemu::FaultRule {
+        kind: msemu::FaultKind::Status {
+            status: 500,
+            retry_after: None,
+        },
+        count: None,
+        rate: None,
+        path_prefix: token_path.clone(),
+        method: None,
+        id: 0,
+    });
+    let before = token_requests();
+    for _ in 0..3 {
+        let (result, lines) = run_refresh_tokens(&app).await;
+        result.expect_err("the run reports the failure");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("failed, will retry on the next run")),
+            "{lines:?}"
+        );
+    }
+    assert_eq!(token_requests() - before, 12, "4 attempts per run");
+    let status = status_of(&app, &app.token, &id).await;
+    assert_eq!(
+        status["auth"]["state"], "authorized",
+        "a busy Microsoft is no reason to sign in again"
+    );
+    assert_eq!(status["auth"]["consecutive_failures"], 3);
+    let warnings = status["warnings"].as_array().expect("warnings");
+    assert!(
+        warnings.iter().any(|w| w
+            .as_str()
+            .is_some_and(|w| w.contains("the last 3 token refreshes failed"))),
+        "{warnings:?}"
+    );
+
+    // Back up: the stored refresh token still works, failures reset.
+    emu.clear_faults();
+    let (result, _) = run_refresh_tokens(&app).await;
+    result.expect("refreshed");
+    let status = status_of(&app, &app.token, &id).await;
+    assert_eq!(status["auth"]["consecutive_failures"], 0);
+    assert_eq!(status["warnings"], json!([]));
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_idle_refresh_token_is_refreshed_and_warned_about() {
+    let app = TestApp::spawn().await;
+    let emu = emulator(&[app.url(CALLBACK)], |_| {}).await;
+    let id = create_importer_as(&app, &app.token, &importer_body(&emu, "Invoices", None)).await;
+    let (code, page) = sign_in(&app, &app.token, &id, demo::ALICE).await;
+    assert_eq!(code, StatusCode::OK, "{page}");
+    // 61 days without any refresh (e.g. the job was disabled).
+    app.clock.advance(SignedDuration::from_hours(61 * 24));
+    let status = status_of(&app, &app.token, &id).await;
+    let warnings = status["warnings"].as_array().expect("warnings");
+    assert!(
+        warnings.iter().any(|w| w
+            .as_str()
+            .is_some_and(|w| w.contains("not been used for 61 days"))),
+        "{warnings:?}"
+    );
+    let (result, _) = run_refresh_tokens(&app).await;
+    result.expect("refreshed");
+    assert_eq!(
+        status_of(&app, &app.token, &id).await["warnings"],
+        json!([])
+    );
     emu.shutdown().await;
 }

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use crate::folder::FolderSpec;
 use crate::rules::{ImportRules, ImportRulesInput};
+use crate::sink::{SinkInput, SinkSettings};
 use crate::validation::ValidationErrors;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -206,6 +207,9 @@ pub struct ImporterSettings {
     /// Absent in settings saved before rules existed: allow everything.
     #[serde(default)]
     pub rules: ImportRules,
+    /// Absent in settings saved before sinks existed: the spool.
+    #[serde(default)]
+    pub sink: SinkSettings,
 }
 
 impl ImporterSettings {
@@ -315,6 +319,9 @@ pub struct ImporterInput {
     pub attachments: Option<AttachmentRulesInput>,
     /// Sender allow-list and subject block-list; absent allows every mail.
     pub rules: Option<ImportRulesInput>,
+    /// Where documents go: `{"kind": "spool"}` (default) or
+    /// `{"kind": "webhook", "url": …, "timeout_secs": 30, "attempts": 3}`.
+    pub sink: Option<SinkInput>,
     pub host: Option<String>,
     pub port: Option<u32>,
     #[schema(value_type = Option<ImapSecurity>)]
@@ -416,6 +423,7 @@ impl ImporterInput {
         let folders = self.parse_folders(&mut errors);
         let attachments = self.parse_attachments(&mut errors);
         let rules = self.rules.clone().unwrap_or_default().parse(&mut errors);
+        let sink = self.sink.clone().unwrap_or_default().parse(&mut errors);
 
         let (
             Some(name),
@@ -424,7 +432,16 @@ impl ImporterInput {
             Some(folders),
             Some(attachments),
             Some(rules),
-        ) = (name, protocol, connection, folders, attachments, rules)
+            Some(sink),
+        ) = (
+            name,
+            protocol,
+            connection,
+            folders,
+            attachments,
+            rules,
+            sink,
+        )
         else {
             return Err(errors);
         };
@@ -435,6 +452,7 @@ impl ImporterInput {
             folders,
             attachments,
             rules,
+            sink,
         };
         let secret = settings.secret_kind().and_then(|kind| {
             let submitted = match kind {

@@ -8,4 +8,5 @@ pub mod importer;
 pub mod mailbox;
 pub mod rules;
 pub mod schedule;
+pub mod sink;
 pub mod validation;

@@ -74,6 +74,8 @@ pub struct ImporterView {
     pub auth: Option<ImapAuth>,
     pub folders: FoldersView,
     pub attachments: AttachmentRules,
+    pub rules: domain::rules::ImportRules,
+    pub sink: domain::sink::SinkSettings,
     /// True when a delegated importer has no usable grant: press Authenticate
     /// (declining is fine; the importer just does not run until then).
     pub authentication_required: bool,
@@ -146,6 +148,8 @@ fn view_of(
             error: s.folders.error.to_string(),
         },
         attachments: s.attachments.clone(),
+        rules: s.rules.clone(),
+        sink: s.sink.clone(),
         authentication_required,
         warnings: Vec::new(),
         authentication_notice: notice,

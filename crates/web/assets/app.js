@@ -29,7 +29,8 @@ function when(ts) {
 
 function problemText(p) {
   if (!p) return "The server did not answer.";
-  return p.detail || p.title || JSON.stringify(p);
+  const fields = (p.errors || []).map((e) => `${e.field}: ${e.message}`);
+  return [p.detail || p.title || JSON.stringify(p), ...fields].join(" — ");
 }
 
 function unavailable(res, what) {

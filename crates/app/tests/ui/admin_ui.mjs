@@ -76,6 +76,30 @@ try {
   assert.equal(await page.isVisible('[data-field="client_id"]'), false);
   assert.equal(await page.isVisible("#authenticate"), false);
 
+  step("the Jobs page shows the default jobs and explains */50 in plain words");
+  await page.click("text=Jobs");
+  await page.waitForSelector("h1:has-text('Jobs')");
+  const refreshRow = page.locator("tr", { has: page.locator("code", { hasText: "refresh-tokens" }) });
+  await refreshRow.locator("[data-desc]:has-text('at minutes 0 and 50 of every hour')").waitFor();
+  await shot("jobs");
+
+  step("an invalid cron expression is refused with the field and the reason; a valid one is saved");
+  await refreshRow.locator('[data-k="cron"]').fill("0 24 * * *");
+  await refreshRow.locator("[data-save]").click();
+  await refreshRow.locator('[data-err="cron"]:has-text("field 2 (hour)")').waitFor();
+  await refreshRow.locator('[data-k="cron"]').fill("*/30 * * * *");
+  await refreshRow.locator("[data-save]").click();
+  await refreshRow.locator("[data-desc]:has-text('every 30 minutes')").waitFor();
+  assert.equal(await refreshRow.locator('[data-err="cron"]').textContent(), "");
+
+  step("the Scripts page lists scripts; running one without its required parameter says which");
+  await page.click("text=Scripts");
+  await page.waitForSelector("code:has-text('purge-documents')");
+  const purgeRow = page.locator("tr", { has: page.locator("code", { hasText: "purge-documents" }) });
+  await purgeRow.locator("button:has-text('Run now')").click();
+  await page.waitForSelector("#run-result .notice:has-text('retention_days')");
+  await shot("scripts");
+
   console.log("ui: all steps passed");
 } catch (err) {
   await shot("failure").catch(() => {});

@@ -174,7 +174,7 @@ function showFieldErrors(form, problem) {
     if (slot) slot.textContent = err.message; else unplaced.push(`${err.field}: ${err.message}`);
   }
   const notice = form.querySelector("#form-notice");
-  notice.innerHTML = `<div class="notice bad">${esc(problemText(problem))}${unplaced.length ? `<br>${unplaced.map(esc).join("<br>")}` : ""}</div>`;
+  notice.innerHTML = `<div class="notice bad">${esc(problem?.detail || problemText(problem))}${unplaced.length ? `<br>${unplaced.map(esc).join("<br>")}` : ""}</div>`;
 }
 
 function toggleSections(form) {

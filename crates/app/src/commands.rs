@@ -111,6 +111,9 @@ pub async fn serve(
             oauth_redirect_url: settings.oauth_redirect_url.clone(),
         }),
         runner: runner.clone(),
+        tokens: auth::AccessTokens::new(
+            microsoft::identity::HttpClient::new().context("building the HTTP client for Microsoft")?,
+        ),
     };
     if let Some(on_ready) = on_ready {
         on_ready(state.clone()).await?;

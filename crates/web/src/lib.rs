@@ -46,6 +46,8 @@ pub struct AppState {
     pub config: Arc<WebConfig>,
     /// Runs scripts (manual runs from the API) and lists the registry.
     pub runner: scheduler::Runner,
+    /// Access tokens for importers: refreshed on demand, app-only tokens cached.
+    pub tokens: auth::AccessTokens,
 }
 
 pub fn router(state: AppState) -> Router {

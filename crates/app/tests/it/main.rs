@@ -8,7 +8,7 @@ mod support;
 mod api_importers;
 mod cli;
 mod graph_mailbox;
-mod oauth;
 mod jobs;
+mod oauth;
 mod scheduler_instances;
 mod ui;

@@ -1012,3 +1012,33 @@ async fn an_idle_refresh_token_is_refreshed_and_warned_about() {
     );
     emu.shutdown().await;
 }
+
+/// The Mail connection test (and every Graph call) refreshes an expired
+/// delegated token on demand instead of failing until the next job run.
+#[tokio::test]
+async fn the_connection_test_refreshes_an_expired_token_on_demand() {
+    let app = TestApp::spawn_with(Db::Sqlite, "2026-03-29T00:30:00Z".parse().expect("ts")).await;
+    let emu = emulator(&[app.url(CALLBACK)], |_| {}).await;
+    let id = create_importer_as(&app, &app.token, &importer_body(&emu, "Invoices", None)).await;
+    let (code, page) = sign_in(&app, &app.token, &id, demo::ALICE).await;
+    assert_eq!(code, StatusCode::OK, "{page}");
+    let before = app.store.grant(&id).await.expect("grant").expect("stored");
+
+    advance(&app, &emu, SignedDuration::from_mins(76));
+    let report: Value = app
+        .post_json(
+            &format!("/api/v2/importers/email/{id}/test"),
+            &serde_json::json!({}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let token_check = &report["checks"][0];
+    assert_eq!(token_check["id"], "token", "{report}");
+    assert_eq!(token_check["ok"], true, "{report}");
+    let after = app.store.grant(&id).await.expect("grant").expect("stored");
+    assert!(after.version > before.version, "the grant was refreshed");
+    assert!(after.access_token_expires_at > before.access_token_expires_at);
+    assert_eq!(report["ok"], true, "{report}");
+}

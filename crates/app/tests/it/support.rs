@@ -108,6 +108,9 @@ impl TestApp {
                 test_scripts(dir.path()),
                 scheduler::RunnerConfig::default(),
             ),
+            tokens: auth::AccessTokens::new(
+                microsoft::identity::HttpClient::new().expect("HTTP client"),
+            ),
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(web::serve(listener, state, async move {
@@ -224,6 +227,7 @@ pub fn test_scripts(data_dir: &std::path::Path) -> scheduler::ScriptRegistry {
     registry.register(Arc::new(scheduler::purge_documents::PurgeDocuments::new(
         data_dir,
     )));
+    registry.register(Arc::new(auth::RefreshTokens::new()));
     registry
 }
 

@@ -21,7 +21,6 @@ use microsoft::graph::{
 };
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use store::grants::GrantState;
 use store::importers::ImporterRecord;
 use utoipa::ToSchema;
 
@@ -432,119 +431,70 @@ struct NoToken {
     fix: String,
 }
 
-/// The access token for an importer. THE ONE PLACE to swap for
-/// `auth::AccessTokens::for_importer` (refresh on demand, cached app-only
-/// tokens) once that crate is part of the build; until then a delegated
-/// importer uses its stored, unexpired access token and an app-only
-/// importer gets a client-credentials token straight from its authority.
+/// The access token for an importer, from the shared token provider: a
+/// delegated grant is refreshed on demand, an app-only token is cached.
 async fn importer_token(
     state: &AppState,
     record: &ImporterRecord,
 ) -> Result<ImporterToken, NoToken> {
-    let Some(graph) = record.settings.graph() else {
-        return Err(NoToken {
-            detail: "not a Microsoft Graph importer".into(),
-            fix: "nothing to do".into(),
-        });
-    };
-    let now = state.clock.now();
-    match record.settings.protocol {
+    let secret = state
+        .tokens
+        .for_importer(&state.store, state.clock.as_ref(), record)
+        .await
+        .map_err(|e| no_token(state, record, e))?;
+    let graph = record.settings.graph();
+    let description = match record.settings.protocol {
         Protocol::GraphDelegated => {
-            let grant = state.store.grant(&record.id).await.map_err(|e| NoToken {
-                detail: format!("the stored authorization cannot be read: {e}"),
-                fix: "check the server log; the database may be unavailable".into(),
-            })?;
-            let Some(grant) = grant else {
-                return Err(NoToken {
-                    detail: "the importer is not authorized yet".into(),
-                    fix: "press Authenticate and sign in with the mailbox account".into(),
-                });
-            };
-            if grant.state == GrantState::ReauthRequired {
-                return Err(NoToken {
-                    detail: format!(
-                        "Microsoft no longer accepts the authorization: {}",
-                        grant.last_error.as_deref().unwrap_or("no reason given")
-                    ),
-                    fix: "press Authenticate to authorize again".into(),
-                });
-            }
-            match (grant.access_token, grant.access_token_expires_at) {
-                (Some(token), Some(expires)) if expires > now => Ok(ImporterToken {
-                    description: format!(
-                        "authorized as {}; the access token is valid until {expires}",
-                        grant.account.as_deref().unwrap_or("an unknown account")
-                    ),
-                    secret: token,
-                    account: grant.account,
-                }),
-                _ => Err(NoToken {
-                    detail: "the access token has expired and has not been refreshed yet".into(),
-                    fix: "run the refresh-tokens script (or wait for its job); if that fails, press Authenticate".into(),
-                }),
-            }
+            let grant = state.store.grant(&record.id).await.ok().flatten();
+            let account = grant.as_ref().and_then(|g| g.account.clone());
+            let expires = grant.and_then(|g| g.access_token_expires_at);
+            let description = format!(
+                "authorized as {}; the access token is valid until {}",
+                account.as_deref().unwrap_or("an unknown account"),
+                expires.map_or_else(|| "an unknown time".to_owned(), |t| t.to_string())
+            );
+            return Ok(ImporterToken {
+                secret,
+                account,
+                description,
+            });
         }
-        _ => client_credentials_token(state, record, graph).await,
-    }
+        _ => format!(
+            "the application {} obtained an app-only token from tenant {}",
+            graph.map_or("?", |g| g.client_id.as_str()),
+            graph.map_or("?", |g| g.tenant_id.as_str())
+        ),
+    };
+    Ok(ImporterToken {
+        secret,
+        account: None,
+        description,
+    })
 }
 
-async fn client_credentials_token(
-    state: &AppState,
-    record: &ImporterRecord,
-    graph: &GraphSettings,
-) -> Result<ImporterToken, NoToken> {
-    use secrecy::ExposeSecret;
-    let secret = state
-        .store
-        .importer_secret(&record.client_id, &record.id)
-        .await
-        .ok()
-        .flatten()
-        .ok_or_else(|| NoToken {
-            detail: "the importer has no client secret".into(),
-            fix: "enter the client secret from the Azure app registration and save".into(),
-        })?;
-    let url = format!(
-        "{}/{}/oauth2/v2.0/token",
-        graph.endpoints.authority.trim_end_matches('/'),
-        graph.tenant_id.as_str()
-    );
-    let scope = format!("{}/.default", graph.cloud.graph_resource());
-    let response = http()
-        .post(&url)
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", graph.client_id.as_str()),
-            ("client_secret", secret.expose_secret()),
-            ("scope", scope.as_str()),
-        ])
-        .send()
-        .await
-        .map_err(|e| NoToken {
-            detail: format!("the identity platform at {url} cannot be reached: {e}"),
-            fix: "check the importer's authority endpoint and the server's network access".into(),
-        })?;
-    let status = response.status();
-    let body: serde_json::Value = response.json().await.unwrap_or_default();
-    match body["access_token"].as_str() {
-        Some(token) if status.is_success() => Ok(ImporterToken {
-            secret: SecretString::from(token.to_owned()),
-            account: None,
-            description: format!(
-                "the application {} obtained an app-only token from tenant {}",
-                graph.client_id,
-                graph.tenant_id.as_str()
-            ),
-        }),
-        _ => Err(NoToken {
-            detail: format!(
-                "Microsoft refused the client credentials: {}",
-                body["error_description"]
-                    .as_str()
-                    .or_else(|| body["error"].as_str())
-                    .unwrap_or("no reason given")
-            ),
-            fix: "check the client id, client secret (it may have expired) and tenant id of the Azure app registration".into(),
-        }),
+fn no_token(state: &AppState, record: &ImporterRecord, error: auth::AuthError) -> NoToken {
+    use auth::AuthError as E;
+    let fix = match &error {
+        E::NotGraph(_) => "nothing to do: IMAP importers need no Microsoft token".to_owned(),
+        E::NotAuthorized(_) => "press Authenticate and sign in with the mailbox account".to_owned(),
+        E::ReauthRequired { .. } => "press Authenticate to authorize again".to_owned(),
+        E::NoSecret(_) => "enter the client secret from the Azure app registration and save".to_owned(),
+        E::Identity { source, .. } => {
+            let graph = record.settings.graph();
+            let permissions = Vec::new();
+            let redirect_uri = state.config.redirect_uri();
+            source.diagnosis().fix(&microsoft::identity::FixContext {
+                redirect_uri: &redirect_uri,
+                client_id: graph.map_or("", |g| g.client_id.as_str()),
+                tenant: graph.map_or("", |g| g.tenant_id.as_str()),
+                permissions: &permissions,
+            })
+        }
+        E::Unavailable { .. } => "Microsoft is busy or unreachable: try again in a minute; scheduled imports retry on their own".to_owned(),
+        E::Store(_) => "check the server log; the database may be unavailable".to_owned(),
+    };
+    NoToken {
+        detail: error.to_string(),
+        fix,
     }
 }

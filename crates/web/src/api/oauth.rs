@@ -8,7 +8,6 @@
 //! which is also what lets one central redirect URI serve every client.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -43,17 +42,6 @@ pub fn routes() -> Router<AppState> {
 const IDLE_WARNING: SignedDuration = SignedDuration::from_hours(60 * 24);
 /// This many refreshes failing in a row get a warning.
 const FAILURE_WARNING: i64 = 3;
-
-/// One client for all identity calls of this process (connection reuse).
-fn http() -> Result<&'static HttpClient, Problem> {
-    static HTTP: OnceLock<HttpClient> = OnceLock::new();
-    if let Some(h) = HTTP.get() {
-        return Ok(h);
-    }
-    let client = HttpClient::new()
-        .map_err(|e| Problem::internal("the HTTP client could not be built", &e))?;
-    Ok(HTTP.get_or_init(|| client))
-}
 
 fn delegated_graph(record: &ImporterRecord) -> Result<&GraphSettings, Problem> {
     match (record.settings.protocol, record.settings.graph()) {
@@ -113,7 +101,7 @@ pub async fn start(
         ));
     }
     let redirect_uri = state.config.redirect_uri();
-    let identity = IdentityClient::new(http()?.clone(), graph, None);
+    let identity = IdentityClient::new(state.tokens.http().clone(), graph, None);
     // An unknown tenant would only surface on Microsoft's own error page.
     if let Err(e) = identity.check_tenant().await
         && !e.is_transient()
@@ -299,7 +287,7 @@ async fn finish(state: &AppState, cb: Callback) -> Result<Response, Response> {
         Ok(s) => s,
         Err(e) => return Err(internal(&e)),
     };
-    let http = http().map_err(IntoResponse::into_response)?;
+    let http = state.tokens.http();
     let identity = IdentityClient::new(http.clone(), graph, secret);
     let tokens = identity
         .exchange_code(&code, &pending.pkce_verifier, &pending.redirect_uri, now)

@@ -10,9 +10,9 @@ use crate::AppState;
 
 pub mod executions;
 pub mod importers;
-pub mod oauth;
 pub mod jobs;
 pub mod mailbox;
+pub mod oauth;
 pub mod scripts;
 
 #[derive(OpenApi)]

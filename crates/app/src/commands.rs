@@ -112,7 +112,8 @@ pub async fn serve(
         }),
         runner: runner.clone(),
         tokens: auth::AccessTokens::new(
-            microsoft::identity::HttpClient::new().context("building the HTTP client for Microsoft")?,
+            microsoft::identity::HttpClient::new()
+                .context("building the HTTP client for Microsoft")?,
         ),
     };
     if let Some(on_ready) = on_ready {

@@ -9,6 +9,43 @@ use crate::support::TestApp;
 
 const UI_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ui");
 
+/// Runs one of `tests/ui/*.mjs` in headless Chromium and returns what it
+/// printed; fails the test with its output when the script fails. Set
+/// `MAILFERRY_KEEP_SCREENSHOTS=DIR` to keep the screenshots.
+async fn run_in_chromium(script: &str, envs: &[(&str, String)], shots: &std::path::Path) -> String {
+    assert!(
+        std::path::Path::new(&format!("{UI_DIR}/node_modules/playwright-core")).exists(),
+        "playwright-core is not installed: run scripts/install-test-deps.sh (npm ci in {UI_DIR})"
+    );
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "Chromium is not installed: run scripts/install-test-deps.sh (apt-get install chromium)"
+    );
+    std::fs::create_dir_all(shots).expect("screenshot dir");
+    let mut cmd = Command::new("node");
+    cmd.arg(format!("{UI_DIR}/{script}"))
+        .env("SCREENSHOT_DIR", shots);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run node"))
+        .await
+        .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if let Ok(keep) = std::env::var("MAILFERRY_KEEP_SCREENSHOTS") {
+        let _ = std::fs::create_dir_all(&keep);
+        for entry in std::fs::read_dir(shots).expect("read").flatten() {
+            let _ = std::fs::copy(
+                entry.path(),
+                std::path::Path::new(&keep).join(entry.file_name()),
+            );
+        }
+    }
+    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
 #[tokio::test]
 async fn an_admin_signs_in_and_configures_an_importer_in_the_browser() {
     let app = TestApp::spawn().await;
@@ -22,36 +59,17 @@ async fn an_admin_signs_in_and_configures_an_importer_in_the_browser() {
         )
         .await
         .expect("user");
-    assert!(
-        std::path::Path::new(&format!("{UI_DIR}/node_modules/playwright-core")).exists(),
-        "playwright-core is not installed: run scripts/install-test-deps.sh (npm ci in {UI_DIR})"
-    );
-    assert!(
-        std::path::Path::new("/usr/bin/chromium").exists(),
-        "Chromium is not installed: run scripts/install-test-deps.sh (apt-get install chromium)"
-    );
     let shots = app.dir.path().join("screenshots");
-    std::fs::create_dir_all(&shots).expect("dir");
-    let base_url = app.base_url.clone();
-    let shots_dir = shots.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(format!("{UI_DIR}/admin_ui.mjs"))
-            .env("BASE_URL", base_url)
-            .env("EMAIL", "admin@example.com")
-            .env("PASSWORD", password)
-            .env("SCREENSHOT_DIR", shots_dir)
-            .output()
-            .expect("run node")
-    })
-    .await
-    .expect("join");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the UI run failed:\n{stdout}\n{stderr}"
-    );
+    let stdout = run_in_chromium(
+        "admin_ui.mjs",
+        &[
+            ("BASE_URL", app.base_url.clone()),
+            ("EMAIL", "admin@example.com".into()),
+            ("PASSWORD", password.into()),
+        ],
+        &shots,
+    )
+    .await;
     assert!(stdout.contains("ui: all steps passed"), "{stdout}");
 
     // what the browser did went through the API and is in the store
@@ -66,15 +84,6 @@ async fn an_admin_signs_in_and_configures_an_importer_in_the_browser() {
         importers[0].settings.folders.exported.to_string(),
         "Inbox/Exported"
     );
-    if let Ok(keep) = std::env::var("MAILFERRY_KEEP_SCREENSHOTS") {
-        let _ = std::fs::create_dir_all(&keep);
-        for entry in std::fs::read_dir(&shots).expect("read").flatten() {
-            let _ = std::fs::copy(
-                entry.path(),
-                std::path::Path::new(&keep).join(entry.file_name()),
-            );
-        }
-    }
 }
 
 #[tokio::test]
@@ -141,4 +150,74 @@ async fn a_session_cookie_without_the_csrf_token_cannot_change_anything() {
         .await
         .expect("get");
     assert_eq!(list.status(), 200);
+}
+
+/// The seed manual's story: Authenticate → Microsoft's own sign-in and
+/// consent pages (the emulator's real HTML forms) → back to mailferry,
+/// authorized → Mail connection test → folder picker.
+#[tokio::test]
+async fn the_seed_flow_authenticate_sign_in_and_test_the_connection() {
+    let app = TestApp::spawn().await;
+    let password = "correct horse battery staple";
+    app.store
+        .create_user(
+            &app.client_id,
+            "admin@example.com",
+            &SecretString::from(password.to_owned()),
+            app.clock_now(),
+        )
+        .await
+        .expect("user");
+    let mut seed = msemu::Seed::demo();
+    seed.tenants[0].apps[0]
+        .redirect_uris
+        .push(app.url("/api/v2/importers/email/authenticate/end"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let emu = msemu::Emulator::start(seed, msemu::Options::default(), listener, None)
+        .await
+        .expect("emulator");
+    let created = app
+        .post_json(
+            "/api/v2/importers/email",
+            &serde_json::json!({
+                "name": "Invoices",
+                "protocol": "graph_delegated",
+                "client_id": msemu::demo::CLIENT_ID,
+                "client_secret": msemu::demo::CLIENT_SECRET,
+                "tenant_id": msemu::demo::TENANT_ID,
+                "folders": { "inbox": "Inbox", "exported": "Exported", "error": "Error" },
+                "endpoints": { "authority": emu.base_url(), "graph": emu.base_url() },
+            }),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let id = crate::support::json(created).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    let stdout = run_in_chromium(
+        "seed_flow.mjs",
+        &[
+            ("BASE_URL", app.base_url.clone()),
+            ("EMAIL", "admin@example.com".into()),
+            ("PASSWORD", password.into()),
+            ("IMPORTER_ID", id.clone()),
+            ("MS_USER", msemu::demo::ALICE.into()),
+            ("MS_PASSWORD", msemu::demo::ALICE_PASSWORD.into()),
+        ],
+        &app.dir.path().join("seed-screenshots"),
+    )
+    .await;
+    assert!(stdout.contains("seed: all steps passed"), "{stdout}");
+    let grant = app
+        .store
+        .grant(&id)
+        .await
+        .expect("q")
+        .expect("the grant was stored");
+    assert_eq!(grant.account.as_deref(), Some(msemu::demo::ALICE));
+    emu.shutdown().await;
 }

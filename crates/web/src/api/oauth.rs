@@ -464,7 +464,7 @@ fn page(status: StatusCode, title: &str, rows: &[(&str, String)]) -> Response {
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} · mailferry</title>\
          <style>body{{font-family:system-ui,sans-serif;max-width:46rem;margin:3rem auto;padding:0 1rem}}\
          th{{text-align:left;vertical-align:top;padding-right:1rem;white-space:nowrap}}td{{padding-bottom:.5rem}}</style></head>\
-         <body><h1>{t}</h1>\n<table>\n{rows}</table>\n<p>You can close this page.</p></body></html>\n",
+         <body><h1>{t}</h1>\n<table>\n{rows}</table>\n<p><a id=\"back\" href=\"/ui/#/importers\">Back to mailferry</a></p></body></html>\n",
         t = escape(title)
     );
     let mut response = (status, Html(html)).into_response();

@@ -10,7 +10,7 @@ use anyhow::Context;
 use domain::clock::Clock;
 use domain::importer::ImporterInput;
 use msemu::demo as seed;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::cli::{DemoArgs, MsemuArgs};
 use crate::commands;
@@ -21,6 +21,9 @@ pub type OnReady = Box<
 >;
 
 const DEMO_IMPORTER: &str = "Demo mailbox (emulated Microsoft 365)";
+/// The demo's admin; the demo serves loopback only, so a fixed password is fine.
+const DEMO_ADMIN: &str = "admin@demo.example";
+const DEMO_ADMIN_PASSWORD: &str = "mailferry-demo-password";
 
 pub async fn run_emulator(listen: Option<&str>, args: &MsemuArgs) -> anyhow::Result<()> {
     let listen = listen.unwrap_or("127.0.0.1:8081");
@@ -97,6 +100,19 @@ async fn prepare(state: web::AppState, emulator_url: String) -> anyhow::Result<(
             state.store.create_importer(&client.id, &valid, now).await?
         }
     };
+    match state
+        .store
+        .create_user(
+            &client.id,
+            DEMO_ADMIN,
+            &SecretString::from(DEMO_ADMIN_PASSWORD),
+            now,
+        )
+        .await
+    {
+        Ok(_) | Err(store::StoreError::Conflict(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
     let (_, token) = state
         .store
         .create_api_token(&client.id, "demo", now)
@@ -104,17 +120,20 @@ async fn prepare(state: web::AppState, emulator_url: String) -> anyhow::Result<(
     let base = &state.config.public_url;
     println!(
         "\nmailferry demo is running.\n\
+         \n  Admin UI:           {base}/ui/  (sign in as {admin}, password {admin_password})\
          \n  Service:            {base}  (health: {base}/healthz)\
          \n  API token:          {token}\
          \n  Demo importer:      {id}\
          \n  Emulated Microsoft: {emulator_url}  (user {alice}, password {password})\
-         \n\nTry:\
-         \n  curl -H 'Authorization: Bearer {token}' {base}/api/v2/importers/email\
-         \n  open {base}/api/v2/importers/email/{id}/authenticate  (with the token; sign in as {alice})\n",
+         \n\nTry: open the importer in the UI, press Authenticate and sign in at the emulated\
+         \nMicrosoft as {alice}; then run the Mail connection test. The API:\
+         \n  curl -H 'Authorization: Bearer {token}' {base}/api/v2/importers/email\n",
         token = token.expose_secret(),
         id = importer.id,
         alice = seed::ALICE,
         password = seed::ALICE_PASSWORD,
+        admin = DEMO_ADMIN,
+        admin_password = DEMO_ADMIN_PASSWORD,
     );
     Ok(())
 }

@@ -92,6 +92,7 @@ fn stdout(out: &std::process::Output) -> String {
 
 #[tokio::test]
 async fn a_first_start_creates_the_key_and_the_default_client_and_serves() {
+    crate::support::install_crypto();
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let server = ServeProcess::start(&data, &[]);
@@ -216,6 +217,7 @@ fn key_rotation_keeps_every_secret_readable() {
 /// reaches the same decisions: nothing reads the local zone.
 #[tokio::test]
 async fn behaviour_does_not_depend_on_the_process_time_zone() {
+    crate::support::install_crypto();
     let mut outcomes = Vec::new();
     for tz in ["UTC", "Europe/Berlin", "America/Los_Angeles"] {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -275,4 +277,114 @@ async fn behaviour_does_not_depend_on_the_process_time_zone() {
         assert_eq!(view, first_view, "API answer differs under TZ={tz}");
         assert_eq!(row, first_row, "stored values differ under TZ={tz}");
     }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// `mailferry demo` (the README's run command) serves, seeds an importer
+/// pointing at the built-in emulator, and lets the demo admin sign in.
+#[tokio::test]
+async fn the_demo_serves_an_importer_against_the_built_in_emulator() {
+    crate::support::install_crypto();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port, emulator_port) = (free_port(), free_port());
+    let mut child = Command::new(mailferry_bin())
+        .args([
+            "demo",
+            "--emulator-listen",
+            &format!("127.0.0.1:{emulator_port}"),
+        ])
+        .env("MAILFERRY_DATA_DIR", dir.path())
+        .env("MAILFERRY_LISTEN", format!("127.0.0.1:{port}"))
+        .env_remove("MAILFERRY_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn mailferry demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut printed = String::new();
+    while !printed.contains("API token:") || !printed.contains("Demo importer:") {
+        let line = lines
+            .next()
+            .expect("demo exited before it was ready")
+            .expect("read");
+        printed.push_str(&line);
+        printed.push('\n');
+    }
+    let field = |label: &str| {
+        printed
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned)
+            .expect("printed field")
+    };
+    let (token, importer) = (field("API token:"), field("Demo importer:"));
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+
+    let result = async {
+        let view: serde_json::Value = http
+            .get(format!("{base}/api/v2/importers/email/{importer}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(
+            view["endpoints"]["graph"],
+            format!("http://127.0.0.1:{emulator_port}")
+        );
+        assert_eq!(view["authentication_required"], true);
+        // Authenticate goes to the emulated Microsoft, which knows the demo app
+        let auth = http
+            .get(format!(
+                "{base}/api/v2/importers/email/{importer}/authenticate"
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("authenticate");
+        assert_eq!(auth.status(), 302);
+        let location = auth.headers()["location"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert!(
+            location.starts_with(&format!("http://127.0.0.1:{emulator_port}/")),
+            "{location}"
+        );
+        let sign_in_page = http.get(&location).send().await.expect("emulator");
+        assert_eq!(
+            sign_in_page.status(),
+            200,
+            "the emulator accepts the demo's redirect URI"
+        );
+        // the printed admin can sign in to the UI
+        let login = http
+            .post(format!("{base}/ui/login"))
+            .form(&[
+                ("email", "admin@demo.example"),
+                ("password", "mailferry-demo-password"),
+            ])
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(login.status(), 303);
+    }
+    .await;
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    result
 }

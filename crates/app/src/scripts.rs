@@ -20,6 +20,7 @@ pub fn registry(settings: &Settings) -> ScriptRegistry {
     let mut registry = ScriptRegistry::default();
     registry.register(Arc::new(PurgeDocuments::new(&settings.data_dir)));
     registry.register(Arc::new(auth::RefreshTokens::new()));
+    registry.register(Arc::new(import::ImportEmails::new(&settings.data_dir)));
     registry
 }
 

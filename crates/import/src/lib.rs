@@ -2,11 +2,15 @@
 //! becomes, [`identity`] names its document, and the pipeline (resolve →
 //! list → fetch → decide → sink → move, with the ledger) drives a mailbox.
 
+pub mod connect;
 #[cfg(feature = "test-corpus")]
 pub mod corpus;
 pub mod failpoint;
 pub mod identity;
+mod lease;
 pub mod mime;
 pub mod pipeline;
+pub mod script;
 
 pub use mime::{Analysis, Decision, Extracted, MailFacts, Reason, Skipped, analyze};
+pub use script::ImportEmails;

@@ -126,6 +126,7 @@ pub struct Prediction {
     pub internet_message_id: Option<String>,
     pub subject: Option<String>,
     pub from: Option<String>,
+    pub received_at: Option<jiff::Timestamp>,
     /// `import`, `error`, `already_imported`, `already_error`, `retry`.
     pub outcome: String,
     /// Reason code for `error`/`already_error`, or why a retry.
@@ -162,7 +163,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
 
     /// Imports every mail of the Inbox once.
     pub async fn run(&self) -> Result<Summary, RunError> {
-        let owner = uuid::Uuid::new_v4().to_string();
+        let owner = crate::lease::owner_name();
         let lease = self.lease_name();
         let now = self.clock.now();
         if !self
@@ -175,7 +176,21 @@ impl<M: Mailbox> ImportRun<'_, M> {
                 .lease_owner(&lease, now)
                 .await?
                 .unwrap_or_default();
-            return Err(RunError::Busy(holder));
+            // A run killed on this host cannot release its lease; waiting
+            // for it to expire would stall imports for LEASE_SPAN. Releasing
+            // only if the dead holder still holds it keeps this race-free.
+            let taken_over = crate::lease::holder_is_gone(&holder) && {
+                self.store.release_lease(&lease, &holder).await?;
+                self.store
+                    .try_acquire_lease(&lease, &owner, now + LEASE_SPAN, now)
+                    .await?
+            };
+            if !taken_over {
+                return Err(RunError::Busy(holder));
+            }
+            (self.log)(format!(
+                "took over the lease of an ended run ({holder}); its unfinished mails are completed now"
+            ));
         }
         let result = self.run_leased(&lease, &owner).await;
         // Released even after a failure; a crash lets it expire instead.
@@ -514,7 +529,34 @@ impl<M: Mailbox> ImportRun<'_, M> {
     /// What each Inbox mail would become, touching nothing (no move, no
     /// document, no ledger row, no lease).
     pub async fn dry_run(&self) -> Result<Vec<Prediction>, RunError> {
-        let folders = self.resolve().await?;
+        DryRun {
+            store: self.store,
+            mailbox: self.mailbox,
+            importer: self.importer,
+        }
+        .run()
+        .await
+    }
+}
+
+/// A dry run needs no sink, clock or log: it only reads.
+pub struct DryRun<'a, M: Mailbox> {
+    pub store: &'a Store,
+    pub mailbox: &'a M,
+    pub importer: &'a ImporterRecord,
+}
+
+impl<M: Mailbox> DryRun<'_, M> {
+    /// What each Inbox mail would become, touching nothing (no move, no
+    /// document, no ledger row, no lease).
+    pub async fn run(&self) -> Result<Vec<Prediction>, RunError> {
+        let tree = self
+            .mailbox
+            .folder_tree(true)
+            .await
+            .map_err(RunError::Mailbox)?;
+        let folders = resolve_folders(&tree, &self.importer.settings.folders)
+            .map_err(|e| RunError::Folders(e.to_string()))?;
         let settings = &self.importer.settings;
         let mut out = Vec::new();
         let mut cursor: Option<PageCursor> = None;
@@ -530,6 +572,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
                     internet_message_id: msg.internet_message_id.clone(),
                     subject: msg.subject.clone(),
                     from: msg.from.clone(),
+                    received_at: msg.received_at,
                     outcome: String::new(),
                     reason: None,
                     detail: None,

@@ -205,3 +205,41 @@ impl Store {
         rows.into_iter().map(entry_from_row).collect()
     }
 }
+
+/// What an importer's ledger says in sum (the importer status's `last_import`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerActivity {
+    /// When a mail of the importer last changed state.
+    pub last_at: Timestamp,
+    /// Mails with a document (moved to Exported, or about to be).
+    pub imported: i64,
+    /// Mails decided not importable (moved to Error, or about to be).
+    pub to_error: i64,
+    /// Mails whose move is not confirmed yet (a run was interrupted).
+    pub unfinished: i64,
+}
+
+impl Store {
+    /// Totals of an importer's ledger; `None` before its first mail.
+    pub async fn ledger_activity(&self, importer_id: &str) -> Result<Option<LedgerActivity>> {
+        let row: (Option<i64>, Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT MAX(updated_at), \
+               SUM(CASE WHEN state IN ('stored', 'moved') THEN 1 ELSE 0 END), \
+               SUM(CASE WHEN state IN ('to_error', 'moved_to_error') THEN 1 ELSE 0 END), \
+               SUM(CASE WHEN state IN ('stored', 'to_error') THEN 1 ELSE 0 END) \
+             FROM import_ledger WHERE importer_id = $1",
+        )
+        .bind(importer_id)
+        .fetch_one(self.pool())
+        .await?;
+        let (Some(last), imported, to_error, unfinished) = row else {
+            return Ok(None);
+        };
+        Ok(Some(LedgerActivity {
+            last_at: from_millis(last)?,
+            imported: imported.unwrap_or(0),
+            to_error: to_error.unwrap_or(0),
+            unfinished: unfinished.unwrap_or(0),
+        }))
+    }
+}

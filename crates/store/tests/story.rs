@@ -545,6 +545,16 @@ async fn ledger_follows_a_mail_to_its_folder(db: TestDb) {
             .await,
         Err(StoreError::NotFound(_))
     ));
+    assert_eq!(s.ledger_activity("imp-2").await.expect("sum"), None);
+    let sum = s
+        .ledger_activity("imp-1")
+        .await
+        .expect("sum")
+        .expect("activity");
+    assert_eq!(
+        (sum.last_at, sum.imported, sum.to_error, sum.unfinished),
+        (later, 1, 0, 0)
+    );
 
     // The same mail under a new id is found by its Message-ID …
     let found = s

@@ -8,7 +8,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::AppState;
 
+pub mod documents;
 pub mod executions;
+pub mod import_runs;
 pub mod importers;
 pub mod jobs;
 pub mod mailbox;
@@ -41,6 +43,9 @@ pub mod scripts;
         executions::get_one,
         mailbox::folders,
         mailbox::test,
+        documents::list,
+        documents::get_one,
+        import_runs::dry_run,
     ),
     components(schemas(crate::problem::Problem, domain::validation::FieldError)),
     modifiers(&BearerAuth),
@@ -69,6 +74,8 @@ pub fn routes() -> Router<AppState> {
         .merge(scripts::routes())
         .merge(executions::routes())
         .merge(mailbox::routes())
+        .merge(documents::routes())
+        .merge(import_runs::routes())
 }
 
 async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {

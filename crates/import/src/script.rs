@@ -1,0 +1,246 @@
+//! `import-emails`: runs the import pipeline for every importer of the
+//! client (or the one named by `importer_id`), writes a summary line per
+//! importer, and fails when any importer could not be worked (folders
+//! ambiguous or missing, not authorized, another run busy), with the fix in
+//! the message. Mails left for retry are not a failure: the next run takes
+//! them. With `dry_run` it lists what each Inbox mail would become and why,
+//! touching nothing.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use auth::AccessTokens;
+use domain::importer::Protocol;
+use scheduler::{ParamKind, ParamSpec, Script, ScriptContext, ScriptError, ScriptFuture};
+use store::importers::ImporterRecord;
+
+use crate::connect::{ConnectError, graph_mailbox, sink_for};
+use crate::pipeline::{DryRun, ImportRun, Prediction};
+
+pub const NAME: &str = "import-emails";
+
+/// How many left-for-retry reasons a summary spells out.
+const RETRY_REASONS_SHOWN: usize = 5;
+
+pub struct ImportEmails {
+    data_dir: PathBuf,
+    /// Built on first run: registering the script must not fail. Shared
+    /// across runs so app-only tokens are cached between them.
+    clients: OnceLock<(reqwest::Client, AccessTokens)>,
+}
+
+impl ImportEmails {
+    /// Documents go to `data_dir/documents/…` for spool importers.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            clients: OnceLock::new(),
+        }
+    }
+
+    fn clients(&self) -> Result<(reqwest::Client, AccessTokens), ScriptError> {
+        if let Some(c) = self.clients.get() {
+            return Ok(c.clone());
+        }
+        let graph = microsoft::graph::http_client(&Default::default())
+            .map_err(|e| ScriptError::new(format!("the HTTP client could not be built: {e}")))?;
+        let identity = microsoft::identity::HttpClient::new()
+            .map_err(|e| ScriptError::new(format!("the HTTP client could not be built: {e}")))?;
+        Ok(self
+            .clients
+            .get_or_init(|| (graph, AccessTokens::new(identity)))
+            .clone())
+    }
+
+    async fn import_all(&self, ctx: &ScriptContext) -> Result<(), ScriptError> {
+        let dry_run = ctx.param_bool("dry_run").unwrap_or(false);
+        let only = ctx.param_str("importer_id");
+        let store_error = |e: store::StoreError| ScriptError::new(e.to_string());
+        let client = ctx
+            .store
+            .client_by_id(&ctx.client_id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ScriptError::new(format!("there is no client {}", ctx.client_id)))?;
+        let importers = ctx
+            .store
+            .list_importers(&ctx.client_id)
+            .await
+            .map_err(store_error)?;
+        if let Some(id) = only
+            && !importers.iter().any(|r| r.id == id)
+        {
+            return Err(ScriptError::new(format!(
+                "client {} has no importer {id}: GET /api/v2/importers/email lists them",
+                client.name
+            )));
+        }
+        let (http, tokens) = self.clients()?;
+        let mut failed: Vec<String> = Vec::new();
+        let (mut worked, mut skipped) = (0, 0);
+        for record in importers
+            .iter()
+            .filter(|r| only.is_none_or(|id| r.id == id))
+        {
+            if ctx.cancel.is_cancelled() {
+                ctx.log.line("stopped: mailferry is shutting down");
+                break;
+            }
+            let label = format!("{} ({})", record.settings.name, record.id);
+            if record.settings.protocol == Protocol::Imap {
+                ctx.log
+                    .line(format!("{label}: {}", ConnectError::ImapNotAvailable));
+                skipped += 1;
+                continue;
+            }
+            let mailbox = match graph_mailbox(
+                http.clone(),
+                tokens.clone(),
+                ctx.store.clone(),
+                ctx.clock.clone(),
+                record,
+            ) {
+                Ok(m) => m,
+                Err(e) => {
+                    ctx.log.line(format!("{label}: failed: {e}"));
+                    failed.push(format!("{label}: {e}"));
+                    continue;
+                }
+            };
+            worked += 1;
+            let outcome = if dry_run {
+                DryRun {
+                    store: &ctx.store,
+                    mailbox: &mailbox,
+                    importer: record,
+                }
+                .run()
+                .await
+                .map(|predictions| log_predictions(ctx, &label, &predictions))
+                .map_err(|e| e.to_string())
+            } else {
+                self.import_one(ctx, &client.name, record, &label, &mailbox)
+                    .await
+            };
+            if let Err(e) = outcome {
+                ctx.log.line(format!("{label}: failed: {e}"));
+                failed.push(format!("{label}: {e}"));
+            }
+        }
+        ctx.log.line(format!(
+            "{}: {worked} importer(s) {}, {skipped} skipped, {} failed",
+            if dry_run { "dry run" } else { "done" },
+            if dry_run { "checked" } else { "run" },
+            failed.len()
+        ));
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(ScriptError::new(failed.join("; ")))
+        }
+    }
+
+    async fn import_one(
+        &self,
+        ctx: &ScriptContext,
+        client_name: &str,
+        record: &ImporterRecord,
+        label: &str,
+        mailbox: &microsoft::graph::GraphMailbox,
+    ) -> Result<(), String> {
+        let sink = sink_for(&record.settings.sink, &self.data_dir).map_err(|e| e.to_string())?;
+        let log = |line: String| ctx.log.line(format!("{label}: {line}"));
+        let should_stop = || ctx.cancel.is_cancelled();
+        let summary = ImportRun {
+            store: &ctx.store,
+            clock: ctx.clock.as_ref(),
+            mailbox,
+            importer: record,
+            client_name,
+            sink: &sink,
+            log: &log,
+            should_stop: &should_stop,
+        }
+        .run()
+        .await
+        .map_err(|e| e.to_string())?;
+        ctx.log.line(format!("{label}: {}", summary.line()));
+        for (id, why) in summary.left_for_retry.iter().take(RETRY_REASONS_SHOWN) {
+            ctx.log.line(format!("{label}: left for retry {id}: {why}"));
+        }
+        if summary.left_for_retry.len() > RETRY_REASONS_SHOWN {
+            ctx.log.line(format!(
+                "{label}: … and {} more left for retry",
+                summary.left_for_retry.len() - RETRY_REASONS_SHOWN
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn log_predictions(ctx: &ScriptContext, label: &str, predictions: &[Prediction]) {
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    for p in predictions {
+        *counts.entry(p.outcome.as_str()).or_default() += 1;
+        let why = match (&p.reason, &p.detail) {
+            (Some(code), Some(detail)) => format!(" ({code}: {detail})"),
+            (Some(code), None) => format!(" ({code})"),
+            _ if !p.attachments.is_empty() => format!(" ({})", p.attachments.join(", ")),
+            _ => String::new(),
+        };
+        ctx.log.line(format!(
+            "{label}: would {}: {} from {}{why}",
+            p.outcome,
+            p.subject
+                .as_deref()
+                .map_or("(no subject)".to_owned(), |s| format!("“{s}”")),
+            p.from.as_deref().unwrap_or("(unknown sender)"),
+        ));
+    }
+    let counts: Vec<String> = counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    ctx.log.line(format!(
+        "{label}: dry run of {} mail(s), nothing touched: {}",
+        predictions.len(),
+        if counts.is_empty() {
+            "the Inbox is empty".to_owned()
+        } else {
+            counts.join(", ")
+        }
+    ));
+}
+
+impl Script for ImportEmails {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn description(&self) -> &'static str {
+        "Imports the mails of each importer's Inbox into documents and moves them to Exported (or to Error, with the reason); with dry_run, lists what each mail would become without touching anything"
+    }
+
+    fn params(&self) -> Vec<ParamSpec> {
+        vec![
+            ParamSpec {
+                name: "importer_id",
+                kind: ParamKind::String,
+                required: false,
+                description: "only this importer (default: every importer of the client)",
+            },
+            ParamSpec {
+                name: "dry_run",
+                kind: ParamKind::Boolean,
+                required: false,
+                description: "list what each Inbox mail would become and why, touching nothing",
+            },
+        ]
+    }
+
+    fn run<'a>(&'a self, ctx: &'a ScriptContext) -> ScriptFuture<'a> {
+        Box::pin(self.import_all(ctx))
+    }
+}
+
+/// The script as the registry holds it.
+pub fn script(data_dir: impl Into<PathBuf>) -> Arc<dyn Script> {
+    Arc::new(ImportEmails::new(data_dir))
+}

@@ -627,3 +627,22 @@ pub fn large_mail() -> CorpusMail {
         expected: Expected::Import(vec![("big-scan.pdf".to_owned(), big)]),
     }
 }
+
+/// A plain invoice mail from an allowed sender, numbered `n`: with a PDF of
+/// `pdf_bytes` it is imported; with `None` it has no attachment and goes to
+/// Error (`no_importable_attachment`). Returns its `Message-ID` (as Graph
+/// reports it, with angle brackets) and its MIME. For load, crash and
+/// benchmark runs that need many distinct mails.
+pub fn numbered_mail(n: usize, pdf_bytes: Option<usize>) -> (String, Vec<u8>) {
+    let name = format!("bulk-{n:06}");
+    let mut b = base(&name, "billing@fabrikam.example", &format!("Invoice {n}"))
+        .text_body(format!("Invoice {n}."));
+    if let Some(len) = pdf_bytes {
+        b = b.attachment(
+            "application/pdf",
+            format!("invoice-{n:06}.pdf"),
+            file_bytes("pdf", len, 1_000 + n as u64),
+        );
+    }
+    (format!("<{name}@corpus.contoso.com>"), write(b))
+}

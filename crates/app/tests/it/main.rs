@@ -8,6 +8,7 @@ mod support;
 mod api_importers;
 mod cli;
 mod graph_mailbox;
+mod import;
 mod jobs;
 mod oauth;
 mod scheduler_instances;

@@ -419,6 +419,20 @@ async fn the_corpus_lands_where_the_rules_say_and_the_dry_run_predicted_it() {
             .expect("count") as usize,
         imports
     );
+
+    // The importer status shows the last run and the totals.
+    let status = body_json(
+        app.get(&format!("/api/v2/importers/email/{importer_id}/status"))
+            .await,
+    )
+    .await;
+    let last = &status["last_import"];
+    assert_eq!(last["execution_id"], json!(again.id), "{status}");
+    assert_eq!(last["status"], "succeeded");
+    assert_eq!(last["summary"], "imported 0, to Error 0, left for retry 0");
+    assert_eq!(last["imported_total"], json!(imports));
+    assert_eq!(last["to_error_total"], json!(errors));
+    assert_eq!(last["unfinished"], 0);
 }
 
 #[tokio::test]

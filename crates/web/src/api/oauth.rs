@@ -562,7 +562,12 @@ pub async fn status(
     }
     Ok(axum::Json(ImporterStatus {
         auth,
-        last_import: None,
+        last_import: crate::api::import_runs::last_import(
+            &state.store,
+            &caller.client_id,
+            &record.id,
+        )
+        .await?,
         warnings,
     }))
 }

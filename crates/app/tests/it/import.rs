@@ -689,10 +689,16 @@ async fn check_nothing_lost_nothing_twice(
     }
     if data_dir.join("documents").exists() {
         let (spooled, temps) = spool_documents(data_dir, "default", importer_id);
-        assert_eq!(spooled.len(), docs.len(), "spool folders = document rows");
+        for d in &docs {
+            assert!(spooled.contains(&d.id), "{}: its spool folder exists", d.id);
+        }
         if !inbox_allowed {
+            assert_eq!(spooled.len(), docs.len(), "spool folders = document rows");
             assert!(temps.is_empty(), "no half-written document left: {temps:?}");
         }
+        // Mid-way, a crash between the spool and the table leaves a folder
+        // without its row; its mail is still in the Inbox, and the next run
+        // records the same document id.
     }
 }
 

@@ -57,6 +57,10 @@ pub struct RunArgs {
     /// A script parameter as `key=value` (repeatable).
     #[arg(long = "param", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
+    /// Say what the script would do and touch nothing (given as `dry_run=true`;
+    /// `import-emails` lists what each Inbox mail would become and why).
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 fn parse_param(raw: &str) -> Result<(String, String), String> {

@@ -45,6 +45,9 @@ pub async fn run(
     if let Some(importer) = &args.importer {
         pairs.push(("importer_id".to_owned(), importer.clone()));
     }
+    if args.dry_run {
+        pairs.push(("dry_run".to_owned(), "true".to_owned()));
+    }
     let params = scheduler::params::from_pairs(script.as_ref(), &pairs)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.script))?;
     let clients = clients_to_run(&store, &args).await?;

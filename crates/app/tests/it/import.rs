@@ -433,6 +433,16 @@ async fn the_corpus_lands_where_the_rules_say_and_the_dry_run_predicted_it() {
     assert_eq!(last["imported_total"], json!(imports));
     assert_eq!(last["to_error_total"], json!(errors));
     assert_eq!(last["unfinished"], 0);
+
+    // The import's metrics are exposed to Prometheus.
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    for name in [
+        "mailferry_import_mails_total",
+        "mailferry_import_bytes_total",
+        "mailferry_import_mail_seconds",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
 }
 
 #[tokio::test]
@@ -820,6 +830,43 @@ async fn a_crash_at_every_step_loses_nothing_and_stores_nothing_twice() {
         ok && out.contains("imported 0, to Error 0, left for retry 0"),
         "{out}"
     );
+}
+
+/// `mailferry run import-emails --dry-run` says what each Inbox mail would
+/// become and why, and touches nothing.
+#[tokio::test]
+async fn the_cli_dry_run_lists_each_mail_and_touches_nothing() {
+    let emu = emulator().await;
+    let setup = ChildSetup::new(&emu).await;
+    for n in 0..4 {
+        let (_, raw) = corpus::numbered_mail(n, (n % 2 == 0).then_some(1_000));
+        emu.add_message(demo::ALICE, "Inbox", &raw).expect("add");
+    }
+    let mut cmd = setup.command(None);
+    cmd.arg("--dry-run");
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("mailferry runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches("would import").count(), 2, "{text}");
+    assert_eq!(text.matches("would error").count(), 2, "{text}");
+    assert!(text.contains("no_importable_attachment"), "{text}");
+    assert_eq!(inbox_count(&emu), 4, "nothing moved");
+    let store = ChildSetup::open(setup.dir.path()).await;
+    assert_eq!(
+        store
+            .count_documents(&setup.importer_id)
+            .await
+            .expect("count"),
+        0
+    );
+    store.close().await;
 }
 
 /// A small deterministic sequence of delays from 50 to 600 ms.

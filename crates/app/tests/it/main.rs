@@ -5,6 +5,7 @@
 
 mod support;
 
+mod api_fuzz;
 mod api_importers;
 mod cli;
 mod graph_mailbox;

@@ -77,7 +77,7 @@ impl From<Execution> for ExecutionView {
     params(
         ("job_id" = Option<String>, Query, description = "only this job's runs"),
         ("script" = Option<String>, Query, description = "only this script's runs"),
-        ("limit" = Option<u32>, Query, description = "at most this many (1–1000, default 50)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "at most this many (1–1000, default 50)"),
     ),
     responses((status = 200, body = [ExecutionView]), (status = 422, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem)))]
 pub async fn list(

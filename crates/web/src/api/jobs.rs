@@ -327,7 +327,7 @@ fn local_rfc3339(zoned: &jiff::Zoned) -> String {
 /// The next `count` fire times (1–100, default 10) after now, whether or
 /// not the job is enabled.
 #[utoipa::path(get, path = "/api/v2/jobs/{id}/next-runs", tag = "jobs",
-    params(("id" = String, Path), ("count" = Option<u32>, Query, description = "how many (1–100, default 10)")),
+    params(("id" = String, Path), ("count" = Option<u32>, Query, minimum = 1, maximum = 100, description = "how many (1–100, default 10)")),
     responses((status = 200, body = NextRuns), (status = 404, body = Problem), (status = 422, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem)))]
 pub async fn next_runs(
     State(state): State<AppState>,

@@ -4,7 +4,9 @@
 use axum::Router;
 use axum::routing::get;
 use utoipa::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 
 use crate::AppState;
 
@@ -48,7 +50,7 @@ pub mod scripts;
         import_runs::dry_run,
     ),
     components(schemas(crate::problem::Problem, domain::validation::FieldError)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &SharedProblems, &UnsignedFormats),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
@@ -62,6 +64,144 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// The problems every handler can answer through the extractors they all
+/// share, declared here once so that no handler's documentation can forget
+/// them: any `Problem` is `application/problem+json` (see `problem.rs`), not
+/// `application/json`; an operation behind the bearer scheme answers 401
+/// without a valid token (`Caller`); one with a JSON body answers 415 for
+/// another content type, 400 for malformed JSON and 422 for bad fields
+/// (`JsonBody`).
+struct SharedProblems;
+
+impl SharedProblems {
+    const PROBLEM_REF: &str = "#/components/schemas/Problem";
+    const PROBLEM_JSON: &str = "application/problem+json";
+
+    fn problem(description: &str) -> Response {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                Self::PROBLEM_JSON,
+                ContentBuilder::new()
+                    .schema(Some(Ref::new(Self::PROBLEM_REF)))
+                    .build(),
+            )
+            .build()
+    }
+
+    fn declare(operation: &mut Operation, status: &str, description: &str) {
+        operation
+            .responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| RefOr::T(Self::problem(description)));
+    }
+
+    fn fix(operation: &mut Operation, global_security: bool) {
+        for response in operation.responses.responses.values_mut() {
+            let RefOr::T(response) = response else {
+                continue;
+            };
+            let is_problem = response.content.get("application/json").is_some_and(
+                |c| matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location == Self::PROBLEM_REF),
+            );
+            if is_problem && let Some(content) = response.content.shift_remove("application/json") {
+                response
+                    .content
+                    .insert(Self::PROBLEM_JSON.to_owned(), content);
+            }
+        }
+        let secured = match &operation.security {
+            None => global_security,
+            Some(requirements) => requirements
+                .iter()
+                .any(|r| *r != SecurityRequirement::default()),
+        };
+        if secured {
+            Self::declare(
+                operation,
+                "401",
+                "missing or unknown API token (or session)",
+            );
+        }
+        if operation.request_body.is_some() {
+            Self::declare(operation, "400", "the body is not valid JSON");
+            Self::declare(
+                operation,
+                "415",
+                "the body is not sent as `application/json`",
+            );
+            Self::declare(
+                operation,
+                "422",
+                "fields of the body are invalid; `errors` names each",
+            );
+        }
+    }
+}
+
+impl utoipa::Modify for SharedProblems {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let global_security = openapi
+            .security
+            .as_ref()
+            .is_some_and(|s| s.iter().any(|r| *r != SecurityRequirement::default()));
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                Self::fix(operation, global_security);
+            }
+        }
+    }
+}
+
+/// Unsigned integers are documented as `uint8`…`uint64` (the workspace
+/// enables utoipa's `non_strict_integers`: by default a `u32` would claim
+/// `int32`, whose range stops at 2^31-1 although the API accepts up to
+/// 2^32-1). utoipa spells those formats `u-int32`; this gives them their
+/// registered names.
+struct UnsignedFormats;
+
+impl UnsignedFormats {
+    fn rename(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::String(format)) = map.get_mut("format")
+                    && let Some(bits) = format.strip_prefix("u-int")
+                {
+                    *format = format!("uint{bits}");
+                }
+                map.values_mut().for_each(Self::rename);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(Self::rename),
+            _ => {}
+        }
+    }
+}
+
+impl utoipa::Modify for UnsignedFormats {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Ok(mut value) = serde_json::to_value(&*openapi) else {
+            return;
+        };
+        Self::rename(&mut value);
+        if let Ok(renamed) = serde_json::from_value(value) {
+            *openapi = renamed;
+        }
     }
 }
 

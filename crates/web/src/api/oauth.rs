@@ -167,7 +167,8 @@ pub struct Callback {
 /// The redirect URI: finishes the sign-in and shows what happened.
 #[utoipa::path(get, path = "/api/v2/importers/email/authenticate/end", tag = "authorization",
     params(("code" = Option<String>, Query), ("state" = Option<String>, Query), ("error" = Option<String>, Query), ("error_description" = Option<String>, Query)),
-    responses((status = 200, description = "authorized (HTML page)"), (status = 400, description = "refused, tampered, replayed or expired (HTML page naming the fix)")),
+    responses((status = 200, description = "authorized (HTML page)", body = String, content_type = "text/html"),
+        (status = 400, description = "refused, tampered, replayed or expired (HTML page naming the fix)", body = String, content_type = "text/html")),
     security(()))]
 pub async fn end(
     State(state): State<AppState>,

@@ -93,6 +93,8 @@ fn params_body(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, 
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
+        // The document allows `null` for "no parameters", like no body.
+        Ok(Value::Null) => Ok(Map::new()),
         Ok(_) => Err(Problem::invalid(ValidationErrors::single(
             "body",
             "must be a JSON object of parameters, e.g. {\"retention_days\": 90}",
@@ -108,7 +110,7 @@ fn params_body(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, 
 /// parameters object (optional). Returns the execution at once, `running`;
 /// poll `GET /api/v2/executions/{id}` (the `Location`) for the outcome.
 #[utoipa::path(post, path = "/api/v2/scripts/{name}/run", tag = "scripts", params(("name" = String, Path)),
-    request_body(content = Object, description = "the script's parameters", content_type = "application/json"),
+    request_body(content = Option<Object>, description = "the script's parameters (optional: no body is `{}`)", content_type = "application/json"),
     responses((status = 201, body = ExecutionView), (status = 404, body = Problem), (status = 422, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem), (status = 401, body = Problem)))]
 pub async fn run(
     State(state): State<AppState>,

@@ -180,18 +180,24 @@ impl Script for RefreshTokens {
                 kind: ParamKind::String,
                 required: false,
                 description: "only this importer",
+                minimum: None,
+                maximum: None,
             },
             ParamSpec {
                 name: "margin_minutes",
                 kind: ParamKind::Integer,
                 required: false,
                 description: "refresh when the access token expires within this many minutes (default 15)",
+                minimum: Some(0),
+                maximum: Some(1440),
             },
             ParamSpec {
                 name: "max_idle_days",
                 kind: ParamKind::Integer,
                 required: false,
                 description: "refresh when the refresh token was not used for this many days (default 7)",
+                minimum: Some(1),
+                maximum: Some(89),
             },
         ]
     }

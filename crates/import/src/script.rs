@@ -225,12 +225,16 @@ impl Script for ImportEmails {
                 kind: ParamKind::String,
                 required: false,
                 description: "only this importer (default: every importer of the client)",
+                minimum: None,
+                maximum: None,
             },
             ParamSpec {
                 name: "dry_run",
                 kind: ParamKind::Boolean,
                 required: false,
                 description: "list what each Inbox mail would become and why, touching nothing",
+                minimum: None,
+                maximum: None,
             },
         ]
     }

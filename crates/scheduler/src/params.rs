@@ -41,6 +41,11 @@ pub fn check(script: &dyn Script, params: &Map<String, Value>) -> Result<(), Val
                         format!("params.{name}"),
                         format!("must be {} {}", article(spec.kind), spec.kind.as_str()),
                     );
+                } else if let Some(n) = value.as_i64()
+                    && (spec.minimum.is_some_and(|min| n < min)
+                        || spec.maximum.is_some_and(|max| n > max))
+                {
+                    errors.add(format!("params.{name}"), out_of_range(n, spec));
                 }
             }
         }
@@ -54,6 +59,21 @@ pub fn check(script: &dyn Script, params: &Map<String, Value>) -> Result<(), Val
         }
     }
     errors.into_result(())
+}
+
+fn out_of_range(n: i64, spec: &ParamSpec) -> String {
+    match (spec.minimum, spec.maximum) {
+        (Some(min), Some(max)) => format!(
+            "{n} is out of range: use {min}–{max} ({})",
+            spec.description
+        ),
+        (Some(min), None) => format!(
+            "{n} is too small: use at least {min} ({})",
+            spec.description
+        ),
+        (None, Some(max)) => format!("{n} is too large: use at most {max} ({})", spec.description),
+        (None, None) => String::new(),
+    }
 }
 
 fn article(kind: ParamKind) -> &'static str {

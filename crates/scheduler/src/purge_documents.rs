@@ -184,6 +184,8 @@ impl Script for PurgeDocuments {
             kind: ParamKind::Integer,
             required: true,
             description: "keep documents this many days (1–36500); older ones are deleted",
+            minimum: Some(1),
+            maximum: Some(36500),
         }]
     }
 

@@ -20,6 +20,12 @@ pub struct ParamSpec {
     pub kind: ParamKind,
     pub required: bool,
     pub description: &'static str,
+    /// Bounds of an integer parameter, checked when a job is saved or a run
+    /// starts, so a bad value is refused then rather than failing every run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub minimum: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maximum: Option<i64>,
 }
 
 /// The JSON type a parameter takes.

@@ -118,6 +118,8 @@ impl Script for Panics {
             kind: ParamKind::Integer,
             required: false,
             description: "how deep",
+            minimum: None,
+            maximum: None,
         }]
     }
     fn run<'a>(&'a self, _ctx: &'a ScriptContext) -> ScriptFuture<'a> {
@@ -556,6 +558,35 @@ fn command_line_parameters_are_typed_by_the_script() {
     );
 }
 
+#[test]
+fn integer_parameters_outside_their_bounds_are_refused_before_any_run() {
+    let purge = PurgeDocuments::new("/data");
+    for bad in [0, -1, 36_501] {
+        let err = params::check(
+            &purge,
+            json!({ "retention_days": bad }).as_object().expect("map"),
+        )
+        .expect_err("out of range");
+        assert!(err.mentions("params.retention_days"), "{err}");
+        assert!(
+            err.to_string().contains("out of range: use 1–36500"),
+            "{err}"
+        );
+    }
+    params::check(
+        &purge,
+        json!({ "retention_days": 1 }).as_object().expect("map"),
+    )
+    .expect("in range");
+    params::check(
+        &purge,
+        json!({ "retention_days": 36_500 })
+            .as_object()
+            .expect("map"),
+    )
+    .expect("in range");
+}
+
 async fn add_document(
     env: &Env,
     client_id: &str,
@@ -621,11 +652,14 @@ async fn purge_documents_deletes_only_old_documents_of_its_client() {
     let Value::Object(zero) = json!({"retention_days": 0}) else {
         unreachable!()
     };
-    let failed = runner
+    // Out of bounds: refused before any run starts, nothing deleted.
+    let refused = runner
         .run(&env.client_id, "purge-documents", zero, TriggerKind::Manual)
-        .await
-        .expect("run");
-    assert_eq!(failed.status, ExecutionStatus::Failed);
+        .await;
+    assert!(
+        matches!(&refused, Err(RunError::InvalidParams(e)) if e.mentions("params.retention_days")),
+        "{refused:?}"
+    );
     assert_eq!(document_ids(&env).await.len(), 3);
 
     let Value::Object(thirty) = json!({"retention_days": 30}) else {

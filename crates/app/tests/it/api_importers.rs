@@ -271,6 +271,28 @@ async fn the_openapi_document_describes_the_importer_api() {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
     }
     assert!(doc["components"]["schemas"].get("ImporterInput").is_some());
+
+    // client generators need every operation id to be unique
+    let mut ids = std::collections::BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("item") {
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            if let Some(other) = ids.insert(id.to_owned(), format!("{method} {path}")) {
+                panic!("operationId {id} is used by {other} and {method} {path}");
+            }
+        }
+    }
+    assert!(
+        ids.contains_key("importers_list") && ids.contains_key("jobs_list"),
+        "{ids:?}"
+    );
+    // liveness needs no token, and the document says so
+    assert_eq!(
+        doc["paths"]["/healthz"]["get"]["security"],
+        serde_json::json!([{}])
+    );
 }
 
 #[tokio::test]

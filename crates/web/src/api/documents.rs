@@ -51,7 +51,7 @@ impl From<DocumentRecord> for DocumentView {
 #[utoipa::path(get, path = "/api/v2/documents", tag = "documents",
     params(
         ("importer_id" = Option<String>, Query, description = "only this importer's documents"),
-        ("limit" = Option<u32>, Query, description = "at most this many (1–1000, default 100)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "at most this many (1–1000, default 100)"),
         ("offset" = Option<u32>, Query, description = "skip this many (paging)"),
     ),
     responses((status = 200, body = [DocumentView]), (status = 422, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem)))]

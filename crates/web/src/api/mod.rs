@@ -50,7 +50,7 @@ pub mod scripts;
         import_runs::dry_run,
     ),
     components(schemas(crate::problem::Problem, domain::validation::FieldError)),
-    modifiers(&BearerAuth, &SharedProblems, &UnsignedFormats),
+    modifiers(&BearerAuth, &SharedProblems, &UnsignedFormats, &UniqueOperationIds),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
@@ -220,4 +220,40 @@ pub fn routes() -> Router<AppState> {
 
 async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(ApiDoc::openapi())
+}
+
+/// utoipa names an operation after its handler, and several modules have a
+/// `list` or `get_one`; client generators need unique ids, so an id is
+/// prefixed with its resource, the first segment after `/api/v2/`
+/// (`importers_list`, `jobs_list`, `executions_list`).
+struct UniqueOperationIds;
+
+impl utoipa::Modify for UniqueOperationIds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let Some(resource) = path
+                .strip_prefix("/api/v2/")
+                .and_then(|rest| rest.split('/').next())
+                .map(|r| r.replace('-', "_"))
+            else {
+                continue;
+            };
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if let Some(id) = operation.operation_id.as_mut()
+                    && !id.starts_with(&format!("{resource}_"))
+                {
+                    *id = format!("{resource}_{id}");
+                }
+            }
+        }
+    }
 }

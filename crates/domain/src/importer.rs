@@ -302,8 +302,11 @@ impl SecretKind {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImporterInput {
+    // Optional in Rust so that validation can name every missing field at
+    // once; required in the API's contract.
+    #[schema(required = true)]
     pub name: Option<String>,
-    #[schema(value_type = Option<Protocol>)]
+    #[schema(value_type = Option<Protocol>, required = true)]
     pub protocol: Option<String>,
     pub client_id: Option<String>,
     /// Write-only; omit on update to keep the stored one.
@@ -312,6 +315,7 @@ pub struct ImporterInput {
     pub client_secret_expires_at: Option<String>,
     pub tenant_id: Option<String>,
     pub mailbox: Option<String>,
+    #[schema(required = true)]
     pub folders: Option<FoldersInput>,
     #[schema(value_type = Option<Cloud>)]
     pub cloud: Option<String>,
@@ -336,8 +340,11 @@ pub struct ImporterInput {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FoldersInput {
+    #[schema(required = true)]
     pub inbox: Option<String>,
+    #[schema(required = true)]
     pub exported: Option<String>,
+    #[schema(required = true)]
     pub error: Option<String>,
 }
 

@@ -338,6 +338,43 @@ fn mailferry_run(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
         .expect("run mailferry")
 }
 
+/// A delegated importer whose grant Microsoft revoked, in `dir`'s database.
+async fn revoked_grant_in(dir: &std::path::Path) {
+    let store = store::Store::connect(
+        &format!("sqlite://{}", dir.join("mailferry.db").display()),
+        store::Keyring::load_or_create(&dir.join("master.key")).expect("key"),
+    )
+    .await
+    .expect("store");
+    let now = jiff::Timestamp::now();
+    let client = store.ensure_default_client(now).await.expect("client");
+    let input: domain::importer::ImporterInput =
+        serde_json::from_value(crate::support::graph_importer_body("Revoked")).expect("input");
+    let importer = store
+        .create_importer(&client.id, &input.validate(None).expect("valid"), now)
+        .await
+        .expect("importer");
+    store
+        .put_grant(&store::grants::Grant {
+            importer_id: importer.id,
+            state: store::grants::GrantState::ReauthRequired,
+            account: Some("alice@contoso.com".into()),
+            scopes: vec!["Mail.ReadWrite".into()],
+            access_token: None,
+            access_token_expires_at: None,
+            refresh_token: None,
+            refresh_token_issued_at: None,
+            last_refresh_at: None,
+            last_error: Some("AADSTS50173: the grant was revoked; press Authenticate".into()),
+            consecutive_failures: 1,
+            version: 1,
+            updated_at: now,
+        })
+        .await
+        .expect("grant");
+    store.close().await;
+}
+
 #[test]
 fn mailferry_run_prints_a_summary_and_fails_when_the_script_fails() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -357,20 +394,31 @@ fn mailferry_run_prints_a_summary_and_fails_when_the_script_fails() {
     );
     assert!(stdout.contains("  0 documents deleted"), "{stdout}");
 
-    let failed = mailferry_run(
+    // Out-of-range parameters are refused before anything runs.
+    let out_of_range = mailferry_run(
         dir.path(),
         &["purge-documents", "--param", "retention_days=0"],
     );
+    assert!(!out_of_range.status.success());
+    let stderr = String::from_utf8_lossy(&out_of_range.stderr);
+    assert!(
+        stderr.contains("params.retention_days: 0 is out of range: use 1–36500"),
+        "{stderr}"
+    );
+
+    // A script that runs and fails makes the command fail: refresh-tokens
+    // with a grant Microsoft has revoked.
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(revoked_grant_in(dir.path()));
+    let failed = mailferry_run(dir.path(), &["refresh-tokens"]);
     assert!(!failed.status.success());
     let stdout = String::from_utf8_lossy(&failed.stdout);
     assert!(
-        stdout.contains("purge-documents for client default: failed"),
+        stdout.contains("refresh-tokens for client default: failed"),
         "{stdout}"
     );
-    assert!(
-        stdout.contains("retention_days must be between 1 and 36500, not 0"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("AADSTS50173"), "{stdout}");
 
     let refused = mailferry_run(dir.path(), &["purge-documents"]);
     assert!(!refused.status.success());

@@ -39,10 +39,10 @@ const MAX_DESCRIPTION: usize = 500;
 /// unknown field is an error.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct JobInput {
-    #[schema(example = "purge-documents")]
+    #[schema(example = "purge-documents", required = true)]
     pub script: Option<String>,
     /// Five fields, or six with a leading seconds field, or `@hourly`-style.
-    #[schema(example = "*/50 * * * *")]
+    #[schema(example = "*/50 * * * *", required = true)]
     pub cron: Option<String>,
     /// IANA time zone the cron expression is read in.
     #[schema(example = "Europe/Berlin")]

@@ -11,7 +11,7 @@ use domain::clock::Clock;
 use domain::importer::Protocol;
 use domain::mailbox::{MailboxError, MailboxErrorKind};
 use domain::sink::SinkSettings;
-use microsoft::graph::{AccessTokenSource, AuthMode, GraphConfig, GraphMailbox, TokenFuture};
+use microsoft::graph::{AccessTokenSource, GraphConfig, GraphMailbox, TokenFuture};
 use secrecy::{ExposeSecret, SecretString};
 use sinks::{FilesystemSpool, Sink, SinkError, WebhookConfig, WebhookSink};
 use store::Store;
@@ -37,19 +37,9 @@ pub fn graph_mailbox(
     clock: Arc<dyn Clock>,
     record: &ImporterRecord,
 ) -> Result<GraphMailbox, ConnectError> {
-    let Some(graph) = record.settings.graph() else {
+    let Some(mut config) = GraphConfig::for_importer(&record.settings) else {
         return Err(ConnectError::ImapNotAvailable);
     };
-    let auth = match record.settings.protocol {
-        Protocol::GraphClientCredentials => AuthMode::AppOnly,
-        _ => AuthMode::Delegated,
-    };
-    let mut config = GraphConfig::new(
-        &graph.endpoints.graph,
-        &graph.client_id,
-        graph.mailbox.clone(),
-        auth,
-    );
     config.clock = clock.clone();
     let source = ImporterTokens {
         tokens,

@@ -86,6 +86,21 @@ pub struct GraphConfig {
 }
 
 impl GraphConfig {
+    /// The configuration for an importer's mailbox; `None` for IMAP importers.
+    pub fn for_importer(settings: &domain::importer::ImporterSettings) -> Option<Self> {
+        let graph = settings.graph()?;
+        let auth = match settings.protocol {
+            domain::importer::Protocol::GraphClientCredentials => AuthMode::AppOnly,
+            _ => AuthMode::Delegated,
+        };
+        Some(Self::new(
+            &graph.endpoints.graph,
+            &graph.client_id,
+            graph.mailbox.clone(),
+            auth,
+        ))
+    }
+
     pub fn new(graph_base: &str, client_id: &str, mailbox: Option<String>, auth: AuthMode) -> Self {
         Self {
             graph_base: graph_base.trim_end_matches('/').to_owned(),

@@ -16,8 +16,7 @@ use domain::mailbox::{
     MatchedBy, resolve_folder,
 };
 use microsoft::graph::{
-    AccessTokenSource, AuthMode, GraphConfig, GraphMailbox, StaticToken, TokenPermissions,
-    token_permissions,
+    AccessTokenSource, GraphConfig, GraphMailbox, StaticToken, TokenPermissions, token_permissions,
 };
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -80,7 +79,7 @@ pub async fn folders(
     Query(query): Query<FoldersQuery>,
 ) -> Result<axum::Json<Vec<FolderView>>, Problem> {
     let record = importer(&state, &caller, &id).await?;
-    let Some(graph) = record.settings.graph() else {
+    let Some(config) = GraphConfig::for_importer(&record.settings) else {
         return Err(Problem::new(
             StatusCode::CONFLICT,
             "the folder picker is available for Microsoft Graph importers only: type the IMAP folder path",
@@ -89,7 +88,7 @@ pub async fn folders(
     let token = importer_token(&state, &record)
         .await
         .map_err(|t| Problem::new(StatusCode::CONFLICT, format!("{}; {}", t.detail, t.fix)))?;
-    let mailbox = graph_mailbox(&record, graph, token.secret, token.account);
+    let mailbox = graph_mailbox(config, token.secret, token.account);
     let tree = mailbox
         .folder_tree(query.include_hidden)
         .await
@@ -217,7 +216,10 @@ async fn graph_checks(
     };
     checks.push(Check::pass(TOKEN.0, TOKEN.1, token.description.clone()));
     let permissions = token_permissions(&token.secret);
-    let mailbox = graph_mailbox(record, graph, token.secret.clone(), token.account.clone());
+    let Some(config) = GraphConfig::for_importer(&record.settings) else {
+        return checks;
+    };
+    let mailbox = graph_mailbox(config, token.secret.clone(), token.account.clone());
     let label = mailbox.config().mailbox_label();
 
     let tree = match mailbox.folder_tree(false).await {
@@ -395,21 +397,10 @@ fn http() -> reqwest::Client {
 }
 
 fn graph_mailbox(
-    record: &ImporterRecord,
-    graph: &GraphSettings,
+    mut config: GraphConfig,
     token: SecretString,
     account: Option<String>,
 ) -> GraphMailbox {
-    let auth = match record.settings.protocol {
-        Protocol::GraphClientCredentials => AuthMode::AppOnly,
-        _ => AuthMode::Delegated,
-    };
-    let mut config = GraphConfig::new(
-        &graph.endpoints.graph,
-        &graph.client_id,
-        graph.mailbox.clone(),
-        auth,
-    );
     config.account = account;
     // An interactive request: fail within seconds rather than retry for minutes.
     config.retry.max_attempts = 3;

@@ -89,6 +89,8 @@ function importerForm(imp) {
   const p = imp.protocol || "graph_delegated";
   const f = imp.folders || { inbox: "Inbox", exported: "Exported", error: "Error" };
   const att = imp.attachments || { allowed_types: [], allowed_extensions: [], include_inline: false, min_size: 0 };
+  const rules = imp.rules || { sender_allow: [], subject_block: [] };
+  const sink = imp.sink || { kind: "spool" };
   return `<form id="importer-form" class="card" autocomplete="off">
     <h1>${isNew ? "New e-mail importer" : esc(imp.name)}</h1>
     <div id="form-notice"></div>
@@ -123,8 +125,26 @@ function importerForm(imp) {
     <h3>Attachments</h3>
     <div class="grid2">
       ${input("attachments.allowed_types", "Allowed types", att.allowed_types.join(", "), { hint: "comma-separated, e.g. application/pdf, image/*; empty allows all" })}
+      ${input("attachments.allowed_extensions", "Allowed extensions", att.allowed_extensions.join(", "), { hint: "comma-separated, e.g. pdf, xml; empty allows all" })}
       ${input("attachments.min_size", "Minimum size (bytes)", att.min_size, { type: "number", hint: "skips logos and signatures" })}
       <label class="inline"><input type="checkbox" data-field="attachments.include_inline" ${att.include_inline ? "checked" : ""}> Import inline images</label>
+    </div>
+    <h3>Rules</h3>
+    <div class="grid2">
+      ${input("rules.sender_allow", "Allowed senders", rules.sender_allow.join(", "), { hint: "comma-separated, * wildcards, e.g. *@contoso.com; empty allows every sender; checked first" })}
+      ${input("rules.subject_block", "Blocked subjects", rules.subject_block.join(", "), { hint: "comma-separated, * wildcards, e.g. *newsletter*; a match goes to Error" })}
+    </div>
+    <h3>Documents go to</h3>
+    <div class="grid3">
+      <label>Sink <select data-field="sink.kind">${["spool", "webhook"].map((k) => `<option ${k === sink.kind ? "selected" : ""}>${k}</option>`).join("")}</select>
+        <span class="field-error" data-error="sink.kind"></span></label>
+      <div data-section="webhook">
+        ${input("sink.url", "Webhook URL", sink.url, { placeholder: "https://dms.example.com/inbox" })}
+      </div>
+      <div data-section="webhook" class="grid2">
+        ${input("sink.timeout_secs", "Time-out (s)", sink.timeout_secs ?? 30, { type: "number" })}
+        ${input("sink.attempts", "Attempts", sink.attempts ?? 3, { type: "number" })}
+      </div>
     </div>
     <div class="actions">
       <button type="submit">Save</button>
@@ -141,15 +161,21 @@ function importerForm(imp) {
 function readForm(form, isNew) {
   const get = (f) => form.querySelector(`[data-field="${f}"]`);
   const val = (f) => get(f).value.trim();
+  const list = (f) => val(f).split(",").map((x) => x.trim()).filter(Boolean);
   const protocol = val("protocol");
   const body = {
     name: val("name"), protocol,
     folders: { inbox: val("folders.inbox"), exported: val("folders.exported"), error: val("folders.error") },
     attachments: {
-      allowed_types: val("attachments.allowed_types").split(",").map((s) => s.trim()).filter(Boolean),
+      allowed_types: list("attachments.allowed_types"),
+      allowed_extensions: list("attachments.allowed_extensions"),
       include_inline: get("attachments.include_inline").checked,
       min_size: Number(val("attachments.min_size") || 0),
     },
+    rules: { sender_allow: list("rules.sender_allow"), subject_block: list("rules.subject_block") },
+    sink: val("sink.kind") === "webhook"
+      ? { kind: "webhook", url: val("sink.url"), timeout_secs: Number(val("sink.timeout_secs") || 30), attempts: Number(val("sink.attempts") || 3) }
+      : { kind: "spool" },
   };
   if (protocol === "imap") {
     Object.assign(body, { host: val("host"), security: val("security"), username: val("username") });
@@ -183,6 +209,8 @@ function toggleSections(form) {
   form.querySelector('[data-section="imap"]').hidden = protocol !== "imap";
   const auth = form.querySelector("#authenticate");
   if (auth) auth.hidden = protocol !== "graph_delegated";
+  const webhook = form.querySelector('[data-field="sink.kind"]').value === "webhook";
+  form.querySelectorAll('[data-section="webhook"]').forEach((e) => (e.hidden = !webhook));
 }
 
 async function importerPage(id) {
@@ -196,6 +224,7 @@ async function importerPage(id) {
   const form = document.getElementById("importer-form");
   toggleSections(form);
   form.querySelector('[data-field="protocol"]').addEventListener("change", () => toggleSections(form));
+  form.querySelector('[data-field="sink.kind"]').addEventListener("change", () => toggleSections(form));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const body = readForm(form, !imp.id);

@@ -84,6 +84,20 @@ async fn an_admin_signs_in_and_configures_an_importer_in_the_browser() {
         importers[0].settings.folders.exported.to_string(),
         "Inbox/Exported"
     );
+    // what the form does not show is not lost by saving it again
+    assert_eq!(
+        importers[0].settings.rules.sender_allow,
+        ["*@contoso.com", "billing@fabrikam.com"]
+    );
+    assert_eq!(
+        importers[0].settings.attachments.allowed_extensions,
+        ["pdf", "xml"]
+    );
+    assert!(
+        matches!(&importers[0].settings.sink, domain::sink::SinkSettings::Webhook { url, .. } if url == "https://dms.example.com/inbox"),
+        "{:?}",
+        importers[0].settings.sink
+    );
 }
 
 #[tokio::test]

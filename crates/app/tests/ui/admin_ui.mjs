@@ -61,6 +61,23 @@ try {
   await page.waitForSelector("text=You can authenticate later");
   assert.equal(await page.isVisible("#authenticate"), true, "the Authenticate button stays available");
 
+  step("rules, attachment extensions and a webhook sink are saved and shown again");
+  await page.fill('[data-field="rules.sender_allow"]', "*@contoso.com, billing@fabrikam.com");
+  await page.fill('[data-field="attachments.allowed_extensions"]', "pdf, xml");
+  assert.equal(await page.isVisible('[data-field="sink.url"]'), false, "webhook fields hidden for the spool");
+  await page.selectOption('[data-field="sink.kind"]', "webhook");
+  await page.fill('[data-field="sink.url"]', "ftp://dms.example.com");
+  await page.click('#importer-form button[type="submit"]');
+  await page.waitForSelector('[data-error="sink.url"]:not(:empty)');
+  await page.fill('[data-field="sink.url"]', "https://dms.example.com/inbox");
+  await page.click('#importer-form button[type="submit"]');
+  await page.waitForSelector("#form-notice .notice");
+  await page.reload();
+  await page.waitForSelector("#importer-form");
+  assert.equal(await page.inputValue('[data-field="rules.sender_allow"]'), "*@contoso.com, billing@fabrikam.com");
+  assert.equal(await page.inputValue('[data-field="attachments.allowed_extensions"]'), "pdf, xml");
+  assert.equal(await page.inputValue('[data-field="sink.url"]'), "https://dms.example.com/inbox");
+
   step("the secret is never shown again, and the list shows the importer needs authentication");
   assert.equal(await page.inputValue('[data-field="client_secret"]'), "");
   assert.match(await page.textContent('[data-wrap="client_secret"]'), /stored — leave empty to keep it/);

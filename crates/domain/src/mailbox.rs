@@ -1,6 +1,6 @@
 //! The mailbox port: what the import pipeline needs from a mailbox (its folder
 //! tree, the messages of a folder oldest first, a message's raw MIME, moving
-//! a message), implemented by Graph and later IMAP; and the rules that turn
+//! a message, where a message is now), implemented by Graph and later IMAP; and the rules that turn
 //! an admin's folder settings into folders of a real tree ([`resolve`]).
 
 use std::fmt;
@@ -44,6 +44,17 @@ pub struct MessagePage {
     pub messages: Vec<MessageSummary>,
     /// `None` on the last page.
     pub next: Option<PageCursor>,
+}
+
+/// Where a message is now, asked by its id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageLocation {
+    /// In the folder with this id.
+    Folder(String),
+    /// No message has this id (deleted, or its id changed on a move where
+    /// the protocol does not keep ids stable).
+    Gone,
 }
 
 /// Why a mailbox operation failed, so the caller knows whether to retry later,
@@ -120,6 +131,14 @@ pub trait Mailbox: Send + Sync {
         message_id: &str,
         destination_folder_id: &str,
     ) -> impl Future<Output = Result<String, MailboxError>> + Send;
+
+    /// The folder a message is in now, by the id it was listed under; a
+    /// message that no longer exists under that id is [`MessageLocation::Gone`]
+    /// (not an error).
+    fn locate_message(
+        &self,
+        message_id: &str,
+    ) -> impl Future<Output = Result<MessageLocation, MailboxError>> + Send;
 }
 
 impl fmt::Display for PageCursor {

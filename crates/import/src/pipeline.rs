@@ -14,6 +14,15 @@
 //! Graph keeps no "reason" on a message: the reason a mail went to Error
 //! lives in the ledger (`reason` = `code: detail`) and in the run's log.
 //!
+//! A crash right after a move leaves the row `stored` / `to_error` while the
+//! mail is no longer in the Inbox, so no later listing finishes it. At the
+//! end of each run the pipeline therefore asks the mailbox where such mails
+//! are now (a bounded number per run, most recent first) and confirms the
+//! move the row expects; anything else is only logged, never guessed.
+//! The end of the run, not its start: by then every mail still in the Inbox
+//! has been seen (and finished) by the normal loop, so only mails that left
+//! the Inbox cost a lookup.
+//!
 //! Moving mail out of the Inbox shifts offset-based pages, so after a page
 //! that moved anything the listing starts again from the top; mails left
 //! for retry are remembered and not tried twice in one run.
@@ -25,7 +34,8 @@ use std::time::Instant;
 use domain::clock::Clock;
 use domain::document::DocumentSource;
 use domain::mailbox::{
-    Mailbox, MailboxError, MessageSummary, PageCursor, ResolvedFolders, resolve_folders,
+    Mailbox, MailboxError, MessageLocation, MessageSummary, PageCursor, ResolvedFolders,
+    resolve_folders,
 };
 use jiff::SignedDuration;
 use sinks::{Document, DocumentHeader, NewAttachment, Sink};
@@ -42,6 +52,9 @@ use crate::mime::{Decision, Reason, analyze};
 const LEASE_SPAN: SignedDuration = SignedDuration::from_mins(10);
 /// A progress line every this many mails.
 const PROGRESS_EVERY: u64 = 50;
+/// At most this many "where is this mail now" lookups per run: unconfirmed
+/// moves are rare (a crash each), and a backlog must not slow every run.
+pub const MAX_LOCATES_PER_RUN: usize = 100;
 
 /// What one run needs.
 pub struct ImportRun<'a, M: Mailbox> {
@@ -64,6 +77,9 @@ pub struct Summary {
     pub imported: u64,
     /// Mails whose document existed from an earlier, interrupted run: moved on, no new document.
     pub completed_from_earlier_run: u64,
+    /// Moves an interrupted run made but did not record, confirmed by
+    /// finding the mail in Exported or Error.
+    pub moves_confirmed: u64,
     /// Mails moved to Error, by reason code.
     pub to_error: BTreeMap<String, u64>,
     /// Mails left in the Inbox for the next run, with why.
@@ -95,6 +111,12 @@ impl Summary {
             s.push_str(&format!(
                 ", completed from an earlier run {}",
                 self.completed_from_earlier_run
+            ));
+        }
+        if self.moves_confirmed > 0 {
+            s.push_str(&format!(
+                ", moves of an earlier run confirmed {}",
+                self.moves_confirmed
             ));
         }
         if self.stopped_early {
@@ -287,7 +309,95 @@ impl<M: Mailbox> ImportRun<'_, M> {
                 break;
             }
         }
+        self.confirm_unrecorded_moves(&folders, &tried, lease, owner, &mut summary)
+            .await?;
         Ok(summary)
+    }
+
+    /// Finishes rows left `stored` / `to_error` by a crash after their move:
+    /// the mail is no longer in the Inbox, so the loop above never sees it.
+    /// A row is advanced only when the mail sits in the folder the row's
+    /// state leads to; mails in the Inbox are the loop's next run's work.
+    async fn confirm_unrecorded_moves(
+        &self,
+        folders: &ResolvedFolders,
+        seen_in_inbox: &HashSet<String>,
+        lease: &str,
+        owner: &str,
+        summary: &mut Summary,
+    ) -> Result<(), RunError> {
+        let importer_id = &self.importer.id;
+        // Rows seen in the Inbox this run are skipped, so ask for enough
+        // rows that skipping them still leaves a full batch.
+        let limit = i64::try_from(seen_in_inbox.len() + MAX_LOCATES_PER_RUN).unwrap_or(i64::MAX);
+        let rows = self
+            .store
+            .unfinished_ledger_entries(importer_id, limit)
+            .await?;
+        for entry in rows
+            .iter()
+            .filter(|e| !seen_in_inbox.contains(&e.source_key))
+            .take(MAX_LOCATES_PER_RUN)
+        {
+            if (self.should_stop)() {
+                summary.stopped_early = true;
+                return Ok(());
+            }
+            let now = self.clock.now();
+            if !self
+                .store
+                .try_acquire_lease(lease, owner, now + LEASE_SPAN, now)
+                .await?
+            {
+                return Err(RunError::Busy("the lease was taken over".to_owned()));
+            }
+            let key = &entry.source_key;
+            let state = entry.state.as_str();
+            let folder = match self.mailbox.locate_message(key).await {
+                Ok(MessageLocation::Folder(folder)) => folder,
+                Ok(MessageLocation::Gone) => {
+                    (self.log)(format!(
+                        "ledger row {key} is `{state}` but the mailbox has no message with that id any more; left as it is"
+                    ));
+                    continue;
+                }
+                Err(e) if e.is_transient() || is_run_stopping(&e) => {
+                    (self.log)(format!(
+                        "stopped checking where unconfirmed mails are, next run continues: {e}"
+                    ));
+                    return Ok(());
+                }
+                Err(e) => {
+                    (self.log)(format!(
+                        "ledger row {key} is `{state}` and its mail cannot be looked up: {e}; left as it is"
+                    ));
+                    continue;
+                }
+            };
+            let done = match entry.state {
+                LedgerState::Stored if folder == folders.exported.id => LedgerState::Moved,
+                LedgerState::ToError if folder == folders.error.id => LedgerState::MovedToError,
+                _ if folder == folders.inbox.id => continue,
+                _ => {
+                    (self.log)(format!(
+                        "ledger row {key} is `{state}` but its mail is in another folder (id {folder}); left as it is"
+                    ));
+                    continue;
+                }
+            };
+            if self
+                .store
+                .advance_ledger_state(importer_id, key, entry.state, done, self.clock.now())
+                .await?
+            {
+                summary.moves_confirmed += 1;
+                (self.log)(format!(
+                    "confirmed the move of {key} by an earlier run: now `{}`",
+                    done.as_str()
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn ledger_entry(

@@ -1,18 +1,20 @@
 //! The pipeline against an in-memory mailbox whose ids change on every move
-//! (Graph without immutable ids), a real SQLite store and a real spool.
+//! (Graph without immutable ids) unless told to keep them, a real SQLite
+//! store and a real spool.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use domain::clock::SystemClock;
 use domain::mailbox::{
-    FolderNode, FolderTree, Mailbox, MailboxError, MailboxErrorKind, MessagePage, MessageSummary,
-    PageCursor,
+    FolderNode, FolderTree, Mailbox, MailboxError, MailboxErrorKind, MessageLocation, MessagePage,
+    MessageSummary, PageCursor,
 };
 use import::corpus::{self, Expected};
 use import::pipeline::{ImportRun, RunError};
 use sinks::{FilesystemSpool, Sink, sha256_hex};
 use store::importers::ImporterRecord;
+use store::ledger::LedgerState;
 use store::{Keyring, Store};
 
 /// folder id → [(message id, raw)] in arrival order
@@ -28,6 +30,10 @@ struct Fake {
     /// moves that fail (transient) before succeeding
     fail_moves: Mutex<u32>,
     extra_folders: Vec<FolderNode>,
+    /// Moves keep a message's id (Graph immutable ids).
+    keep_ids: bool,
+    /// How often `locate_message` was asked.
+    locates: Mutex<usize>,
 }
 
 impl Fake {
@@ -124,7 +130,11 @@ impl Mailbox for Fake {
                 return Err(err(MailboxErrorKind::Transient, "503"));
             }
         }
-        let new_id = self.new_id();
+        let new_id = if self.keep_ids {
+            message_id.to_owned()
+        } else {
+            self.new_id()
+        };
         let mut folders = self.folders.lock().expect("lock");
         for mails in folders.values_mut() {
             if let Some(i) = mails.iter().position(|(id, _)| id == message_id) {
@@ -137,6 +147,16 @@ impl Mailbox for Fake {
             }
         }
         Err(err(MailboxErrorKind::NotFound, "gone"))
+    }
+    async fn locate_message(&self, message_id: &str) -> Result<MessageLocation, MailboxError> {
+        *self.locates.lock().expect("lock") += 1;
+        let folders = self.folders.lock().expect("lock");
+        Ok(folders
+            .iter()
+            .find(|(_, mails)| mails.iter().any(|(id, _)| id == message_id))
+            .map_or(MessageLocation::Gone, |(folder, _)| {
+                MessageLocation::Folder(folder.clone())
+            }))
     }
 }
 
@@ -427,4 +447,164 @@ async fn two_runs_never_work_the_same_mailbox_at_once() {
     let err = run(&e, &mb).run().await.expect_err("busy");
     assert!(matches!(err, RunError::Busy(_)), "{err}");
     assert_eq!(mb.in_folder("inbox").len(), 2);
+}
+
+/// The state a crash right after a move leaves: the mail in Exported (or
+/// Error), its ledger row still `stored` (or `to_error`).
+async fn unrecord_move(e: &Env, source_key: &str, state: LedgerState) {
+    let mut row = e
+        .store
+        .ledger_entry(&e.importer.id, source_key)
+        .await
+        .expect("read")
+        .expect("row");
+    row.state = state;
+    e.store.record_ledger(&row).await.expect("record");
+}
+
+#[tokio::test]
+async fn moves_a_crash_left_unrecorded_are_confirmed_by_the_next_run() {
+    let e = env(default_folders()).await;
+    let mut mb = Fake {
+        keep_ids: true,
+        ..Fake::default()
+    };
+    mb.extra_folders = vec![FolderNode::new("archive", "Archive", None)];
+    let mut ids = Vec::new();
+    for n in 0..6 {
+        let (_, raw) = corpus::numbered_mail(n, (n < 4).then_some(1_000));
+        ids.push(mb.add("inbox", raw));
+    }
+    let first = run(&e, &mb).run().await.expect("run");
+    assert_eq!((first.imported, first.moves_confirmed), (4, 0), "{first:?}");
+    assert_eq!(*mb.locates.lock().expect("lock"), 0, "nothing to confirm");
+
+    // ids[0]: crashed after its move to Exported; ids[4]: after its move
+    // to Error; ids[1]: then an admin moved it to Archive; ids[2]: then
+    // someone deleted it.
+    unrecord_move(&e, &ids[0], LedgerState::Stored).await;
+    unrecord_move(&e, &ids[4], LedgerState::ToError).await;
+    unrecord_move(&e, &ids[1], LedgerState::Stored).await;
+    mb.move_message(&ids[1], "archive")
+        .await
+        .expect("to archive");
+    unrecord_move(&e, &ids[2], LedgerState::Stored).await;
+    mb.folders
+        .lock()
+        .expect("lock")
+        .values_mut()
+        .for_each(|mails| mails.retain(|(id, _)| id != &ids[2]));
+    let unfinished = |e: &Env| {
+        let store = e.store.clone();
+        let importer = e.importer.id.clone();
+        async move {
+            store
+                .ledger_activity(&importer)
+                .await
+                .expect("activity")
+                .expect("rows")
+                .unfinished
+        }
+    };
+    assert_eq!(unfinished(&e).await, 4);
+
+    let lines = Mutex::new(Vec::<String>::new());
+    let log = |l: String| lines.lock().expect("lock").push(l);
+    let second = ImportRun {
+        log: &log,
+        ..run(&e, &mb)
+    }
+    .run()
+    .await
+    .expect("run");
+    assert_eq!(second.moves_confirmed, 2, "{second:?}");
+    assert_eq!((second.imported, second.completed_from_earlier_run), (0, 0));
+    assert!(
+        second
+            .line()
+            .contains("moves of an earlier run confirmed 2")
+    );
+    assert_eq!(*mb.locates.lock().expect("lock"), 4, "one lookup per row");
+    let state = |key: &str| {
+        let store = e.store.clone();
+        let importer = e.importer.id.clone();
+        let key = key.to_owned();
+        async move {
+            store
+                .ledger_entry(&importer, &key)
+                .await
+                .expect("read")
+                .expect("row")
+                .state
+        }
+    };
+    assert_eq!(state(&ids[0]).await, LedgerState::Moved);
+    assert_eq!(state(&ids[4]).await, LedgerState::MovedToError);
+    assert_eq!(state(&ids[1]).await, LedgerState::Stored, "not guessed");
+    assert_eq!(state(&ids[2]).await, LedgerState::Stored, "not guessed");
+    assert_eq!(unfinished(&e).await, 2);
+    let lines = lines.into_inner().expect("lock");
+    let about = |key: &str| lines.iter().filter(|l| l.contains(key)).count();
+    assert_eq!(
+        about(&ids[1]),
+        1,
+        "one line for the mail elsewhere: {lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&ids[1]) && l.contains("another folder")),
+        "{lines:?}"
+    );
+    assert_eq!(about(&ids[2]), 1, "one line for the gone mail: {lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&ids[2]) && l.contains("no message")),
+        "{lines:?}"
+    );
+    // Nothing was moved or stored again.
+    assert_eq!(mb.in_folder("exported").len(), 2);
+    assert_eq!(mb.in_folder("error").len(), 2);
+    assert_eq!(mb.in_folder("archive").len(), 1);
+    assert_eq!(
+        e.store
+            .count_documents(&e.importer.id)
+            .await
+            .expect("count"),
+        4
+    );
+}
+
+#[tokio::test]
+async fn a_backlog_of_unconfirmed_moves_costs_at_most_a_bounded_number_of_lookups() {
+    let e = env(default_folders()).await;
+    let mb = Fake {
+        keep_ids: true,
+        ..Fake::default()
+    };
+    let now: jiff::Timestamp = "2026-03-01T00:00:00Z".parse().expect("ts");
+    let backlog = import::pipeline::MAX_LOCATES_PER_RUN + 20;
+    for n in 0..backlog {
+        e.store
+            .record_ledger(&store::ledger::LedgerEntry {
+                importer_id: e.importer.id.clone(),
+                source_key: format!("ghost-{n}"),
+                internet_message_id: None,
+                mime_sha256: Some(format!("{n:064}")),
+                document_id: Some(format!("doc-{n}")),
+                state: LedgerState::Stored,
+                reason: None,
+                created_at: now,
+                updated_at: now,
+            })
+            .await
+            .expect("record");
+    }
+    let summary = run(&e, &mb).run().await.expect("run");
+    assert_eq!(summary.moves_confirmed, 0);
+    assert_eq!(
+        *mb.locates.lock().expect("lock"),
+        import::pipeline::MAX_LOCATES_PER_RUN
+    );
 }

@@ -194,6 +194,50 @@ impl Store {
         row.map(entry_from_row).transpose()
     }
 
+    /// An importer's rows whose move is not confirmed (`stored`, `to_error`),
+    /// most recently changed first: a crash a run ago is checked before
+    /// rows that stayed unfinished for long.
+    pub async fn unfinished_ledger_entries(
+        &self,
+        importer_id: &str,
+        limit: i64,
+    ) -> Result<Vec<LedgerEntry>> {
+        let rows: Vec<LedgerRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{SELECT} WHERE importer_id = $1 AND state IN ('stored', 'to_error') \
+             ORDER BY updated_at DESC, source_key LIMIT $2"
+        )))
+        .bind(importer_id)
+        .bind(limit.max(0))
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter().map(entry_from_row).collect()
+    }
+
+    /// Moves a row from `from` to `to` only if it is still in `from`, so a
+    /// concurrent change (another run finishing the same mail) is never
+    /// overwritten. Returns whether the row changed.
+    pub async fn advance_ledger_state(
+        &self,
+        importer_id: &str,
+        source_key: &str,
+        from: LedgerState,
+        to: LedgerState,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE import_ledger SET state = $1, updated_at = $2 \
+             WHERE importer_id = $3 AND source_key = $4 AND state = $5",
+        )
+        .bind(to.as_str())
+        .bind(to_millis(now))
+        .bind(importer_id)
+        .bind(source_key)
+        .bind(from.as_str())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Every row of an importer, oldest first.
     pub async fn ledger_entries(&self, importer_id: &str) -> Result<Vec<LedgerEntry>> {
         let rows: Vec<LedgerRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(

@@ -90,6 +90,7 @@ on_both_backends!(
     executions_are_listed_swept_and_pruned,
     named_leases_have_one_holder_at_a_time,
     ledger_follows_a_mail_to_its_folder,
+    unfinished_ledger_rows_are_listed_and_confirmed_only_once,
     documents_are_recorded_once_and_scoped_to_their_client,
 );
 
@@ -616,6 +617,187 @@ async fn ledger_follows_a_mail_to_its_folder(db: TestDb) {
         (LedgerState::MovedToError, now, later)
     );
     assert_eq!(s.ledger_entries("imp-1").await.expect("list").len(), 2);
+}
+
+/// After a crash between a move and its ledger update, a later run lists
+/// the rows whose move is unconfirmed (newest first, bounded, this importer
+/// only) and confirms each with a compare-and-set that a second confirmer
+/// or a changed row cannot overwrite.
+async fn unfinished_ledger_rows_are_listed_and_confirmed_only_once(db: TestDb) {
+    use store::ledger::{LedgerEntry, LedgerState};
+    let s = &db.store;
+    let row = |importer: &str, key: &str, state: LedgerState, at: &str| LedgerEntry {
+        importer_id: importer.into(),
+        source_key: key.into(),
+        internet_message_id: Some(format!("<{key}@contoso.com>")),
+        mime_sha256: Some("ab".repeat(32)),
+        document_id: matches!(state, LedgerState::Stored | LedgerState::Moved)
+            .then(|| format!("doc-{key}")),
+        state,
+        reason: matches!(state, LedgerState::ToError | LedgerState::MovedToError)
+            .then(|| "no_importable_attachment: no attachment".to_owned()),
+        created_at: t(at),
+        updated_at: t(at),
+    };
+    for entry in [
+        row(
+            "imp-1",
+            "old-stored",
+            LedgerState::Stored,
+            "2026-03-01T10:00:00Z",
+        ),
+        row("imp-1", "done", LedgerState::Moved, "2026-03-01T10:00:01Z"),
+        row(
+            "imp-1",
+            "new-to-error",
+            LedgerState::ToError,
+            "2026-03-01T10:00:02Z",
+        ),
+        row(
+            "imp-1",
+            "done-error",
+            LedgerState::MovedToError,
+            "2026-03-01T10:00:03Z",
+        ),
+        row(
+            "imp-2",
+            "other",
+            LedgerState::Stored,
+            "2026-03-01T10:00:04Z",
+        ),
+    ] {
+        s.record_ledger(&entry).await.expect("record");
+    }
+    let keys = |rows: Vec<LedgerEntry>| -> Vec<String> {
+        rows.into_iter().map(|r| r.source_key).collect()
+    };
+    assert_eq!(
+        keys(
+            s.unfinished_ledger_entries("imp-1", 10)
+                .await
+                .expect("list")
+        ),
+        ["new-to-error", "old-stored"],
+        "only unfinished rows of this importer, most recently changed first"
+    );
+    assert_eq!(
+        keys(s.unfinished_ledger_entries("imp-1", 1).await.expect("list")),
+        ["new-to-error"],
+        "bounded"
+    );
+    assert!(
+        s.unfinished_ledger_entries("imp-3", 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    let later = t("2026-03-01T11:00:00Z");
+    assert!(
+        !s.advance_ledger_state(
+            "imp-1",
+            "old-stored",
+            LedgerState::ToError,
+            LedgerState::MovedToError,
+            later
+        )
+        .await
+        .expect("cas"),
+        "a row not in the expected state is left alone"
+    );
+    assert!(
+        s.advance_ledger_state(
+            "imp-1",
+            "old-stored",
+            LedgerState::Stored,
+            LedgerState::Moved,
+            later
+        )
+        .await
+        .expect("cas")
+    );
+    assert!(
+        !s.advance_ledger_state(
+            "imp-1",
+            "old-stored",
+            LedgerState::Stored,
+            LedgerState::Moved,
+            later
+        )
+        .await
+        .expect("cas"),
+        "the second confirmer changes nothing"
+    );
+    assert!(
+        !s.advance_ledger_state(
+            "imp-1",
+            "missing",
+            LedgerState::Stored,
+            LedgerState::Moved,
+            later
+        )
+        .await
+        .expect("cas")
+    );
+    assert!(
+        s.advance_ledger_state(
+            "imp-1",
+            "new-to-error",
+            LedgerState::ToError,
+            LedgerState::MovedToError,
+            later
+        )
+        .await
+        .expect("cas")
+    );
+    let moved = s
+        .ledger_entry("imp-1", "old-stored")
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(
+        (
+            moved.state,
+            moved.document_id.as_deref(),
+            moved.created_at,
+            moved.updated_at
+        ),
+        (
+            LedgerState::Moved,
+            Some("doc-old-stored"),
+            t("2026-03-01T10:00:00Z"),
+            later
+        ),
+        "only the state and its time change"
+    );
+    let errored = s
+        .ledger_entry("imp-1", "new-to-error")
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(errored.state, LedgerState::MovedToError);
+    assert!(errored.reason.is_some(), "the reason stays");
+    assert!(
+        s.unfinished_ledger_entries("imp-1", 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    let sum = s
+        .ledger_activity("imp-1")
+        .await
+        .expect("sum")
+        .expect("activity");
+    assert_eq!((sum.imported, sum.to_error, sum.unfinished), (2, 2, 0));
+    assert_eq!(
+        s.ledger_entry("imp-2", "other")
+            .await
+            .expect("read")
+            .expect("row")
+            .state,
+        LedgerState::Stored,
+        "another importer's row is untouched"
+    );
 }
 
 async fn documents_are_recorded_once_and_scoped_to_their_client(db: TestDb) {

@@ -822,6 +822,38 @@ async fn a_crash_at_every_step_loses_nothing_and_stores_nothing_twice() {
             false,
         )
         .await;
+        // A crash right after a move leaves the row unconfirmed while the
+        // mail is out of the Inbox: the next run confirms it by asking
+        // Graph where the mail is, so the status counts nothing unfinished.
+        let unrecorded_move = matches!(step, "after_move" | "after_error_move");
+        assert_eq!(
+            out.contains("moves of an earlier run confirmed 1"),
+            unrecorded_move,
+            "{step}: {out}"
+        );
+        let activity = store
+            .ledger_activity(&setup.importer_id)
+            .await
+            .expect("activity")
+            .expect("rows");
+        assert_eq!(activity.unfinished, 0, "{step}: {activity:?}");
+        for row in store
+            .ledger_entries(&setup.importer_id)
+            .await
+            .expect("ledger")
+        {
+            let importable = mails
+                .iter()
+                .find(|(imid, _, _)| row.internet_message_id.as_deref() == Some(imid.as_str()))
+                .map(|(_, _, importable)| *importable)
+                .unwrap_or_else(|| panic!("{step}: a row for an unknown mail: {row:?}"));
+            let want = if importable {
+                LedgerState::Moved
+            } else {
+                LedgerState::MovedToError
+            };
+            assert_eq!(row.state, want, "{step}: {row:?}");
+        }
         store.close().await;
     }
     // A run after all that changes nothing.

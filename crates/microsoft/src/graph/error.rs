@@ -42,6 +42,7 @@ pub enum Operation<'a> {
     Messages,
     Mime(&'a str),
     Move(&'a str),
+    Locate(&'a str),
 }
 
 impl Operation<'_> {
@@ -51,6 +52,7 @@ impl Operation<'_> {
             Self::Messages => "listing messages".to_owned(),
             Self::Mime(id) => format!("downloading message `{id}`"),
             Self::Move(id) => format!("moving message `{id}`"),
+            Self::Locate(id) => format!("looking up the folder of message `{id}`"),
         }
     }
 }
@@ -121,7 +123,7 @@ pub fn map(
             format!(
                 "{} no longer exists in {label} ({said})",
                 match op {
-                    Operation::Mime(_) | Operation::Move(_) => "the message",
+                    Operation::Mime(_) | Operation::Move(_) | Operation::Locate(_) => "the message",
                     _ => "the folder",
                 }
             ),

@@ -1,8 +1,11 @@
-//! Messages: a folder's listing oldest first, raw MIME, and moves. Every id
+//! Messages: a folder's listing oldest first, raw MIME, moves, and where a
+//! message is now. Every id
 //! goes into the URL percent-encoded; immutable ids (requested on every
 //! call) keep a message's id through a move.
 
-use domain::mailbox::{MailboxError, MailboxErrorKind, MessagePage, MessageSummary, PageCursor};
+use domain::mailbox::{
+    MailboxError, MailboxErrorKind, MessageLocation, MessagePage, MessageSummary, PageCursor,
+};
 use jiff::Timestamp;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -102,4 +105,36 @@ pub async fn move_to(
             "check the importer's Graph endpoint setting",
         )
     })
+}
+
+/// `GET …/messages/{id}?$select=id,parentFolderId`: with immutable ids (sent
+/// on every request) the id a message was listed under still finds it after
+/// a move within the mailbox; `ErrorItemNotFound` means it is gone.
+pub async fn locate(
+    transport: &Transport,
+    message_id: &str,
+) -> Result<MessageLocation, MailboxError> {
+    let url = format!(
+        "{}/messages/{}?$select=id,parentFolderId",
+        transport.mailbox_url(),
+        segment(message_id)
+    );
+    let found = match transport
+        .json(Method::GET, &url, None, Operation::Locate(message_id))
+        .await
+    {
+        Ok(found) => found,
+        Err(e) if e.kind == MailboxErrorKind::NotFound => return Ok(MessageLocation::Gone),
+        Err(e) => return Err(e),
+    };
+    found["parentFolderId"]
+        .as_str()
+        .map(|folder| MessageLocation::Folder(folder.to_owned()))
+        .ok_or_else(|| {
+            MailboxError::new(
+                MailboxErrorKind::Permanent,
+                "Microsoft Graph returned the message without the id of its folder",
+                "check the importer's Graph endpoint setting",
+            )
+        })
 }

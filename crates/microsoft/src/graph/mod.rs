@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::clock::{Clock, SystemClock};
-use domain::mailbox::{FolderTree, Mailbox, MailboxError, MessagePage, PageCursor};
+use domain::mailbox::{
+    FolderTree, Mailbox, MailboxError, MessageLocation, MessagePage, PageCursor,
+};
 
 pub use error::GraphErrorBody;
 pub use permissions::{TokenPermissions, token_permissions};
@@ -215,5 +217,9 @@ impl Mailbox for GraphMailbox {
         destination_folder_id: &str,
     ) -> Result<String, MailboxError> {
         messages::move_to(&self.transport, message_id, destination_folder_id).await
+    }
+
+    async fn locate_message(&self, message_id: &str) -> Result<MessageLocation, MailboxError> {
+        messages::locate(&self.transport, message_id).await
     }
 }

@@ -235,3 +235,44 @@ async fn the_seed_flow_authenticate_sign_in_and_test_the_connection() {
     assert_eq!(grant.account.as_deref(), Some(msemu::demo::ALICE));
     emu.shutdown().await;
 }
+
+/// Password guessing at the sign-in form is cut off after five failures
+/// for an account, even with the right password, until the window passes.
+#[tokio::test]
+async fn repeated_failed_sign_ins_lock_the_account_for_a_while() {
+    let app = TestApp::spawn().await;
+    let password = "correct horse battery staple";
+    app.store
+        .create_user(
+            &app.client_id,
+            "admin@example.com",
+            &SecretString::from(password.to_owned()),
+            app.clock_now(),
+        )
+        .await
+        .expect("user");
+    let sign_in = |password: &'static str| {
+        app.http
+            .post(app.url("/ui/login"))
+            .form(&[("email", "admin@example.com"), ("password", password)])
+            .send()
+    };
+    for _ in 0..5 {
+        assert_eq!(sign_in("a wrong guess!").await.expect("post").status(), 401);
+    }
+    let refused = sign_in("correct horse battery staple").await.expect("post");
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().get("set-cookie").is_none());
+    assert!(
+        refused
+            .text()
+            .await
+            .expect("body")
+            .contains("try again in 15 minute(s)")
+    );
+
+    app.clock.advance(jiff::SignedDuration::from_mins(16));
+    let accepted = sign_in("correct horse battery staple").await.expect("post");
+    assert_eq!(accepted.status(), 303);
+    assert!(accepted.headers().get("set-cookie").is_some());
+}

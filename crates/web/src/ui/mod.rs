@@ -16,6 +16,8 @@ use crate::AppState;
 use crate::caller::{SESSION_COOKIE, cookie_value};
 use crate::problem::Problem;
 
+mod sign_in_throttle;
+
 const LOGIN_HTML: &str = include_str!("../../assets/login.html");
 const APP_HTML: &str = include_str!("../../assets/app.html");
 const APP_JS: &str = include_str!("../../assets/app.js");
@@ -88,12 +90,24 @@ async fn login(
     let Some(client) = state.store.client_for_host(host_of(&headers)).await? else {
         return Ok((StatusCode::NOT_FOUND, login_html("No client answers this host name: ask the administrator to add it with `mailferry client add NAME --host HOST`.")).into_response());
     };
+    if let Some(wait) = sign_in_throttle::locked_for(&client.id, &form.email, now) {
+        let minutes = (wait.as_secs() + 59) / 60;
+        tracing::warn!(client = %client.name, "sign-in refused: too many failures");
+        return Ok((
+            StatusCode::TOO_MANY_REQUESTS,
+            login_html(&format!(
+                "Too many failed sign-ins for this account: try again in {minutes} minute(s), or ask an administrator."
+            )),
+        )
+            .into_response());
+    }
     let password = SecretString::from(form.password);
     let Some(user) = state
         .store
         .verify_user(&client.id, &form.email, &password)
         .await?
     else {
+        sign_in_throttle::record_failure(&client.id, &form.email, now);
         tracing::info!(client = %client.name, "failed sign-in");
         return Ok((
             StatusCode::UNAUTHORIZED,
@@ -101,6 +115,7 @@ async fn login(
         )
             .into_response());
     };
+    sign_in_throttle::clear(&client.id, &form.email);
     let session = state
         .store
         .create_session(&user.id, &client.id, now)

@@ -55,12 +55,24 @@ mod tests {
         let client = "client-under-test-throttle";
         for i in 0..MAX_FAILURES {
             assert_eq!(locked_for(client, "A@example.com", t0), None, "attempt {i}");
-            record_failure(client, "a@example.com", t0 + SignedDuration::from_secs(i as i64));
+            record_failure(
+                client,
+                "a@example.com",
+                t0 + SignedDuration::from_secs(i as i64),
+            );
         }
-        let wait = locked_for(client, "a@example.com", t0 + SignedDuration::from_mins(1)).expect("locked");
+        let wait =
+            locked_for(client, "a@example.com", t0 + SignedDuration::from_mins(1)).expect("locked");
         assert_eq!(wait, SignedDuration::from_mins(14));
-        assert_eq!(locked_for(client, "other@example.com", t0), None, "other accounts unaffected");
-        assert_eq!(locked_for(client, "a@example.com", t0 + SignedDuration::from_mins(16)), None);
+        assert_eq!(
+            locked_for(client, "other@example.com", t0),
+            None,
+            "other accounts unaffected"
+        );
+        assert_eq!(
+            locked_for(client, "a@example.com", t0 + SignedDuration::from_mins(16)),
+            None
+        );
         record_failure(client, "a@example.com", t0);
         clear(client, "a@example.com");
         assert_eq!(locked_for(client, "a@example.com", t0), None);

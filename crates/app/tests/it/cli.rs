@@ -10,6 +10,9 @@ use crate::support::{graph_importer_body, mailferry_bin};
 struct ServeProcess {
     child: Child,
     base_url: String,
+    /// Every log line it wrote (JSON), for tests that read its logs.
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    stopped: bool,
 }
 
 impl ServeProcess {
@@ -27,11 +30,13 @@ impl ServeProcess {
         let mut child = cmd.spawn().expect("spawn mailferry serve");
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = BufReader::new(stderr).lines();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let base_url = loop {
             let line = lines
                 .next()
                 .expect("serve exited before listening")
                 .expect("read");
+            log.lock().expect("log").push_str(&line);
             let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
                 continue;
             };
@@ -40,18 +45,47 @@ impl ServeProcess {
             }
         };
         // keep draining stderr so the process never blocks on a full pipe
-        std::thread::spawn(move || for _ in lines {});
-        Self { child, base_url }
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut log = sink.lock().expect("log");
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Self {
+            child,
+            base_url,
+            log,
+            stopped: false,
+        }
+    }
+
+    /// Stops the process (SIGTERM) and returns everything it logged.
+    fn stop(mut self) -> String {
+        self.terminate();
+        // the drain thread sees EOF right after the process ends
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        self.log.lock().expect("log").clone()
+    }
+}
+
+impl ServeProcess {
+    /// SIGTERM by PID (the server shuts down gracefully), once.
+    fn terminate(&mut self) {
+        if !self.stopped {
+            let _ = Command::new("kill")
+                .arg(self.child.id().to_string())
+                .status();
+            let _ = self.child.wait();
+            self.stopped = true;
+        }
     }
 }
 
 impl Drop for ServeProcess {
     fn drop(&mut self) {
-        // SIGTERM by PID: the server shuts down gracefully.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
+        self.terminate();
     }
 }
 
@@ -387,4 +421,76 @@ async fn the_demo_serves_an_importer_against_the_built_in_emulator() {
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let _ = child.wait();
     result
+}
+
+/// Secrets never reach the logs: not the client secret of an importer, not
+/// the API token, not the admin's session, even at debug level.
+#[tokio::test]
+async fn secrets_never_reach_the_logs_even_at_debug_level() {
+    crate::support::install_crypto();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let token = stdout(&mailferry(&data, &["token", "create"], &[], ""))
+        .trim()
+        .to_owned();
+    stdout(&mailferry(
+        &data,
+        &["user", "add", "admin@example.com"],
+        &[],
+        "Admin-Password-Canary-77\n",
+    ));
+    let server = ServeProcess::start(&data, &[("RUST_LOG", "debug")]);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let mut body = graph_importer_body("Invoices");
+    body["client_secret"] = "Client-Secret-Canary-42".into();
+    let created = http
+        .post(format!("{}/api/v2/importers/email", server.base_url))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(created.status(), 201);
+    let login = http
+        .post(format!("{}/ui/login", server.base_url))
+        .form(&[
+            ("email", "admin@example.com"),
+            ("password", "Admin-Password-Canary-77"),
+        ])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status(), 303);
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("cookie")
+        .to_owned();
+    let session = cookie.split_once('=').expect("name=value").1.to_owned();
+    let listed = http
+        .get(format!("{}/api/v2/importers/email", server.base_url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(listed.status(), 200);
+
+    let log = server.stop();
+    assert!(
+        log.contains("importer created"),
+        "the log was captured: {log}"
+    );
+    for secret in [
+        "Client-Secret-Canary-42",
+        "Admin-Password-Canary-77",
+        token.as_str(),
+        session.as_str(),
+    ] {
+        assert!(!log.contains(secret), "a secret reached the log: {secret}");
+    }
 }

@@ -304,27 +304,12 @@ impl Store {
         now: Timestamp,
         until: Timestamp,
     ) -> Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO leases (name, owner, until_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until_at = excluded.until_at \
-             WHERE leases.until_at <= $4 OR leases.owner = excluded.owner",
-        )
-        .bind(refresh_lease(importer_id))
-        .bind(owner)
-        .bind(to_millis(until))
-        .bind(to_millis(now))
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        self.try_acquire_lease(&refresh_lease(importer_id), owner, until, now)
+            .await
     }
 
     pub async fn release_refresh_claim(&self, importer_id: &str, owner: &str) -> Result<()> {
-        sqlx::query("DELETE FROM leases WHERE name = $1 AND owner = $2")
-            .bind(refresh_lease(importer_id))
-            .bind(owner)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+        self.release_lease(&refresh_lease(importer_id), owner).await
     }
 }
 

@@ -8,6 +8,20 @@ use secrecy::SecretString;
 use crate::support::TestApp;
 
 const UI_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ui");
+const ADMIN_PASSWORD: &str = "correct horse battery staple";
+
+/// The admin `admin@example.com` of the app's client, with [`ADMIN_PASSWORD`].
+async fn admin(app: &TestApp) -> store::clients::User {
+    app.store
+        .create_user(
+            &app.client_id,
+            "admin@example.com",
+            &SecretString::from(ADMIN_PASSWORD),
+            app.clock_now(),
+        )
+        .await
+        .expect("user")
+}
 
 /// Runs one of `tests/ui/*.mjs` in headless Chromium and returns what it
 /// printed; fails the test with its output when the script fails. Set
@@ -49,23 +63,14 @@ async fn run_in_chromium(script: &str, envs: &[(&str, String)], shots: &std::pat
 #[tokio::test]
 async fn an_admin_signs_in_and_configures_an_importer_in_the_browser() {
     let app = TestApp::spawn().await;
-    let password = "correct horse battery staple";
-    app.store
-        .create_user(
-            &app.client_id,
-            "admin@example.com",
-            &SecretString::from(password.to_owned()),
-            app.clock_now(),
-        )
-        .await
-        .expect("user");
+    admin(&app).await;
     let shots = app.dir.path().join("screenshots");
     let stdout = run_in_chromium(
         "admin_ui.mjs",
         &[
             ("BASE_URL", app.base_url.clone()),
             ("EMAIL", "admin@example.com".into()),
-            ("PASSWORD", password.into()),
+            ("PASSWORD", ADMIN_PASSWORD.into()),
         ],
         &shots,
     )
@@ -103,16 +108,7 @@ async fn an_admin_signs_in_and_configures_an_importer_in_the_browser() {
 #[tokio::test]
 async fn a_session_cookie_without_the_csrf_token_cannot_change_anything() {
     let app = TestApp::spawn().await;
-    let user = app
-        .store
-        .create_user(
-            &app.client_id,
-            "admin@example.com",
-            &SecretString::from("correct horse battery".to_owned()),
-            app.clock_now(),
-        )
-        .await
-        .expect("user");
+    let user = admin(&app).await;
     let cookie = app
         .store
         .create_session(&user.id, &app.client_id, app.clock_now())
@@ -172,16 +168,7 @@ async fn a_session_cookie_without_the_csrf_token_cannot_change_anything() {
 #[tokio::test]
 async fn the_seed_flow_authenticate_sign_in_and_test_the_connection() {
     let app = TestApp::spawn().await;
-    let password = "correct horse battery staple";
-    app.store
-        .create_user(
-            &app.client_id,
-            "admin@example.com",
-            &SecretString::from(password.to_owned()),
-            app.clock_now(),
-        )
-        .await
-        .expect("user");
+    admin(&app).await;
     let mut seed = msemu::Seed::demo();
     seed.tenants[0].apps[0]
         .redirect_uris
@@ -217,7 +204,7 @@ async fn the_seed_flow_authenticate_sign_in_and_test_the_connection() {
         &[
             ("BASE_URL", app.base_url.clone()),
             ("EMAIL", "admin@example.com".into()),
-            ("PASSWORD", password.into()),
+            ("PASSWORD", ADMIN_PASSWORD.into()),
             ("IMPORTER_ID", id.clone()),
             ("MS_USER", msemu::demo::ALICE.into()),
             ("MS_PASSWORD", msemu::demo::ALICE_PASSWORD.into()),
@@ -241,16 +228,7 @@ async fn the_seed_flow_authenticate_sign_in_and_test_the_connection() {
 #[tokio::test]
 async fn repeated_failed_sign_ins_lock_the_account_for_a_while() {
     let app = TestApp::spawn().await;
-    let password = "correct horse battery staple";
-    app.store
-        .create_user(
-            &app.client_id,
-            "admin@example.com",
-            &SecretString::from(password.to_owned()),
-            app.clock_now(),
-        )
-        .await
-        .expect("user");
+    admin(&app).await;
     let sign_in = |password: &'static str| {
         app.http
             .post(app.url("/ui/login"))

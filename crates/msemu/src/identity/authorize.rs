@@ -54,17 +54,7 @@ fn validate_client(
     tenant: &str,
     q: &HashMap<String, String>,
 ) -> Result<(Option<String>, String, String), AadError> {
-    let tenant_id = if super::is_multi_tenant_alias(tenant) {
-        None
-    } else {
-        Some(
-            world
-                .tenant(tenant)
-                .ok_or_else(|| AadError::unknown_tenant(tenant))?
-                .id
-                .clone(),
-        )
-    };
+    let tenant_id = super::resolve_tenant(world, tenant)?;
     let client_id = q
         .get("client_id")
         .ok_or_else(|| AadError::missing("client_id"))?;

@@ -41,3 +41,18 @@ pub fn is_multi_tenant_alias(segment: &str) -> bool {
         .iter()
         .any(|a| a.eq_ignore_ascii_case(segment))
 }
+
+/// The tenant id a URL's tenant segment names: `None` for a multi-tenant
+/// alias, AADSTS90002 for a tenant the emulator does not know.
+fn resolve_tenant(
+    world: &crate::state::State,
+    tenant: &str,
+) -> Result<Option<String>, error::AadError> {
+    if is_multi_tenant_alias(tenant) {
+        return Ok(None);
+    }
+    world
+        .tenant(tenant)
+        .map(|t| Some(t.id.clone()))
+        .ok_or_else(|| error::AadError::unknown_tenant(tenant))
+}

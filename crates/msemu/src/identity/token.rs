@@ -274,17 +274,7 @@ fn grant(
     now: Timestamp,
 ) -> Result<Value, AadError> {
     let mut world = ctx.lock();
-    let tenant_id = if super::is_multi_tenant_alias(tenant) {
-        None
-    } else {
-        Some(
-            world
-                .tenant(tenant)
-                .ok_or_else(|| AadError::unknown_tenant(tenant))?
-                .id
-                .clone(),
-        )
-    };
+    let tenant_id = super::resolve_tenant(&world, tenant)?;
     let grant_type = form
         .get("grant_type")
         .ok_or_else(|| AadError::missing("grant_type"))?

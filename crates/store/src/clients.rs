@@ -272,11 +272,17 @@ impl Store {
         let Some((token_id, client_id, label)) = row else {
             return Ok(None);
         };
-        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
-            .bind(to_millis(now))
-            .bind(&token_id)
-            .execute(self.pool())
-            .await?;
+        // At most one write a minute per token: every API request comes
+        // through here, and "last used" needs no finer grain.
+        sqlx::query(
+            "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2 \
+             AND (last_used_at IS NULL OR last_used_at < $3)",
+        )
+        .bind(to_millis(now))
+        .bind(&token_id)
+        .bind(to_millis(now) - 60_000)
+        .execute(self.pool())
+        .await?;
         Ok(Some(TokenOwner {
             token_id,
             client_id,

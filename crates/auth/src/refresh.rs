@@ -14,7 +14,7 @@ use domain::importer::ImporterSettings;
 use jiff::{SignedDuration, Timestamp};
 use microsoft::identity::{FixContext, IdentityClient, IdentityError, delegated_permissions};
 use store::Store;
-use store::grants::{Grant, GrantState, RefreshedTokens};
+use store::grants::{Grant, RefreshedTokens};
 
 /// When to refresh and how hard to try.
 #[derive(Debug, Clone)]
@@ -137,7 +137,9 @@ pub async fn refresh_grant(
     let Some(grant) = store.grant(importer_id).await? else {
         return Ok(RefreshOutcome::NotAuthorized);
     };
-    if grant.state == GrantState::ReauthRequired {
+    // A mailbox_denied grant is refreshed like an authorized one (its tokens
+    // are fine) and stays mailbox_denied: see `store_refreshed_tokens`.
+    if !grant.state.tokens_usable() {
         return Ok(RefreshOutcome::ReauthRequired {
             reason: grant
                 .last_error

@@ -14,7 +14,6 @@ use jiff::{SignedDuration, Timestamp};
 use microsoft::identity::{HttpClient, IdentityClient};
 use secrecy::SecretString;
 use store::Store;
-use store::grants::GrantState;
 use store::importers::ImporterRecord;
 
 use crate::AuthError;
@@ -135,7 +134,9 @@ impl AccessTokens {
                     .grant(&record.id)
                     .await?
                     .ok_or_else(|| AuthError::NotAuthorized(record.id.clone()))?;
-                let usable = grant.state == GrantState::Authorized
+                // A mailbox_denied grant still gets its token: the connection
+                // test needs one to say what is wrong with the mailbox.
+                let usable = grant.state.tokens_usable()
                     && grant
                         .access_token_expires_at
                         .is_some_and(|e| clock.now() < e);

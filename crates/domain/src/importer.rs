@@ -210,6 +210,37 @@ pub struct ImporterSettings {
     /// Absent in settings saved before sinks existed: the spool.
     #[serde(default)]
     pub sink: SinkSettings,
+    /// Absent in settings saved before limits existed: the defaults.
+    #[serde(default)]
+    pub limits: ImportLimits,
+}
+
+/// When a mail is given up on instead of being fetched again every run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportLimits {
+    /// A larger mail goes to Error (`too_large`), decided from the size the
+    /// mailbox reports before downloading it.
+    pub max_mail_bytes: u64,
+    /// A mail whose import failed transiently in this many runs goes to
+    /// Error (`retries_exhausted`) with the last error.
+    pub max_attempts: u32,
+}
+
+/// Graph refuses messages above 150 MB, so a larger one cannot be a mail
+/// Exchange delivered whole.
+pub const DEFAULT_MAX_MAIL_BYTES: u64 = 150 * 1024 * 1024;
+/// Twelve runs: an hour of five-minute runs, long enough for an outage.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 12;
+const MAX_MAX_ATTEMPTS: u32 = 1000;
+const MIN_MAX_MAIL_BYTES: u64 = 1024;
+
+impl Default for ImportLimits {
+    fn default() -> Self {
+        Self {
+            max_mail_bytes: DEFAULT_MAX_MAIL_BYTES,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
+    }
 }
 
 impl ImporterSettings {
@@ -326,6 +357,14 @@ pub struct ImporterInput {
     /// Where documents go: `{"kind": "spool"}` (default) or
     /// `{"kind": "webhook", "url": …, "timeout_secs": 30, "attempts": 3}`.
     pub sink: Option<SinkInput>,
+    /// Mails larger than this many bytes go to Error (`too_large`) without
+    /// being downloaded; default 150 MB (Graph's own ceiling).
+    #[schema(minimum = 1024)]
+    pub max_mail_bytes: Option<u64>,
+    /// Runs in which a mail may fail transiently before it goes to Error
+    /// (`retries_exhausted`); default 12.
+    #[schema(minimum = 1, maximum = 1000)]
+    pub max_attempts: Option<u32>,
     pub host: Option<String>,
     pub port: Option<u32>,
     #[schema(value_type = Option<ImapSecurity>)]
@@ -431,6 +470,7 @@ impl ImporterInput {
         let attachments = self.parse_attachments(&mut errors);
         let rules = self.rules.clone().unwrap_or_default().parse(&mut errors);
         let sink = self.sink.clone().unwrap_or_default().parse(&mut errors);
+        let limits = self.parse_limits(&mut errors);
 
         let (
             Some(name),
@@ -440,6 +480,7 @@ impl ImporterInput {
             Some(attachments),
             Some(rules),
             Some(sink),
+            Some(limits),
         ) = (
             name,
             protocol,
@@ -448,6 +489,7 @@ impl ImporterInput {
             attachments,
             rules,
             sink,
+            limits,
         )
         else {
             return Err(errors);
@@ -460,6 +502,7 @@ impl ImporterInput {
             attachments,
             rules,
             sink,
+            limits,
         };
         let secret = settings.secret_kind().and_then(|kind| {
             let submitted = match kind {
@@ -515,6 +558,34 @@ impl ImporterInput {
             exported,
             error,
         })
+    }
+
+    fn parse_limits(&self, errors: &mut ValidationErrors) -> Option<ImportLimits> {
+        let mut limits = ImportLimits::default();
+        let mut ok = true;
+        match self.max_mail_bytes {
+            Some(n) if n < MIN_MAX_MAIL_BYTES => {
+                ok = false;
+                errors.add(
+                    "max_mail_bytes",
+                    format!("must be at least {MIN_MAX_MAIL_BYTES} bytes; omit it for the default of {DEFAULT_MAX_MAIL_BYTES} (150 MB)"),
+                );
+            }
+            Some(n) => limits.max_mail_bytes = n,
+            None => {}
+        }
+        match self.max_attempts {
+            Some(n) if !(1..=MAX_MAX_ATTEMPTS).contains(&n) => {
+                ok = false;
+                errors.add(
+                    "max_attempts",
+                    format!("must be between 1 and {MAX_MAX_ATTEMPTS} runs; omit it for the default of {DEFAULT_MAX_ATTEMPTS}"),
+                );
+            }
+            Some(n) => limits.max_attempts = n,
+            None => {}
+        }
+        ok.then_some(limits)
     }
 
     fn parse_attachments(&self, errors: &mut ValidationErrors) -> Option<AttachmentRules> {

@@ -31,6 +31,9 @@ pub struct MessageSummary {
     /// The sender's address.
     pub from: Option<String>,
     pub has_attachments: bool,
+    /// The mail's size in bytes as the mailbox reports it before a download
+    /// (Graph's `PidTagMessageSize`, IMAP's `RFC822.SIZE`), when it does.
+    pub size: Option<u64>,
 }
 
 /// Where the next page of a listing starts: opaque to the caller (for Graph
@@ -131,6 +134,15 @@ pub trait Mailbox: Send + Sync {
         message_id: &str,
         destination_folder_id: &str,
     ) -> impl Future<Output = Result<String, MailboxError>> + Send;
+
+    /// Shows why a mail went to Error in the mailbox itself (an Outlook
+    /// category `mailferry: {code}`, an IMAP keyword), keeping the marks
+    /// others set; `None` removes mailferry's mark (reprocessing).
+    fn mark_error_reason(
+        &self,
+        message_id: &str,
+        reason_code: Option<&str>,
+    ) -> impl Future<Output = Result<(), MailboxError>> + Send;
 
     /// The folder a message is in now, by the id it was listed under; a
     /// message that no longer exists under that id is [`MessageLocation::Gone`]

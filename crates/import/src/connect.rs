@@ -61,7 +61,7 @@ pub fn sink_for(settings: &SinkSettings, data_dir: &Path) -> Result<Sink, Connec
             attempts,
         } => {
             let url = url::Url::parse(url).map_err(|e| {
-                ConnectError::Sink(SinkError::permanent(format!(
+                ConnectError::Sink(SinkError::unstorable(format!(
                     "the webhook URL `{url}` is not valid ({e}): correct sink.url on the importer"
                 )))
             })?;

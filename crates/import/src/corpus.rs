@@ -566,6 +566,14 @@ pub fn corpus() -> Vec<CorpusMail> {
             import(&[("Rechnung März 2026 – Nr. 42.pdf", &hand)]),
         ),
         (
+            "rfc2231_split_utf8",
+            &include_bytes!("../tests/corpus/rfc2231_split_utf8.eml")[..],
+            import(&[(
+                "Lieferantenrechnung Größenordnung März 2026 – Nr. 42.pdf",
+                &hand,
+            )]),
+        ),
+        (
             "rfc2047_filename",
             &include_bytes!("../tests/corpus/rfc2047_filename.eml")[..],
             import(&[("Счет №7.pdf", &hand)]),

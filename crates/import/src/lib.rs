@@ -10,6 +10,8 @@ pub mod identity;
 mod lease;
 pub mod mime;
 pub mod pipeline;
+pub mod reprocess;
+mod rfc2231;
 pub mod script;
 
 pub use mime::{Analysis, Decision, Extracted, MailFacts, Reason, Skipped, analyze};

@@ -106,6 +106,9 @@ impl Decision {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Analysis {
     pub facts: MailFacts,
+    /// What makes the mail this mail ([`crate::identity::content_sha256`]);
+    /// the SHA-256 of the bytes when they are not MIME.
+    pub content_sha256: String,
     pub decision: Decision,
     pub skipped: Vec<Skipped>,
 }
@@ -120,6 +123,7 @@ pub fn analyze(raw: &[u8], attachments: &AttachmentRules, rules: &ImportRules) -
     let Some(message) = parsed.filter(|m| is_a_mail(m)) else {
         return Analysis {
             facts: MailFacts::default(),
+            content_sha256: crate::identity::mime_sha256(raw),
             decision: Decision::ToError {
                 reason: Reason::new(
                     UNPARSABLE,
@@ -130,12 +134,14 @@ pub fn analyze(raw: &[u8], attachments: &AttachmentRules, rules: &ImportRules) -
         };
     };
     let facts = facts_of(&message);
+    let content_sha256 = crate::identity::content_sha256(&message);
     if let Err(stop) = rules.check(
         facts.from.as_deref(),
         facts.subject.as_deref().unwrap_or(""),
     ) {
         return Analysis {
             facts,
+            content_sha256,
             decision: Decision::ToError {
                 reason: Reason::new(format!("rule:{}", stop.rule()), stop.detail()),
             },
@@ -148,10 +154,11 @@ pub fn analyze(raw: &[u8], attachments: &AttachmentRules, rules: &ImportRules) -
         let Some(part) = message.parts.get(id as usize) else {
             continue;
         };
-        let candidate = candidate_of(part);
+        let candidate = candidate_of(&message, part);
         if part.is_encoding_problem && !matches!(part.body, PartType::Message(_)) {
             return Analysis {
                 facts,
+                content_sha256,
                 decision: Decision::ToError {
                     reason: Reason::new(
                         UNPARSABLE,
@@ -198,6 +205,7 @@ pub fn analyze(raw: &[u8], attachments: &AttachmentRules, rules: &ImportRules) -
     };
     Analysis {
         facts,
+        content_sha256,
         decision,
         skipped,
     }
@@ -229,7 +237,7 @@ fn facts_of(m: &Message<'_>) -> MailFacts {
     }
 }
 
-fn candidate_of(part: &MessagePart<'_>) -> Extracted {
+fn candidate_of(message: &Message<'_>, part: &MessagePart<'_>) -> Extracted {
     let content_type = part
         .content_type()
         .map(|ct| {
@@ -242,11 +250,14 @@ fn candidate_of(part: &MessagePart<'_>) -> Extracted {
             PartType::Message(_) => "message/rfc822".to_owned(),
             _ => "application/octet-stream".to_owned(),
         });
-    let filename = part
-        .attachment_name()
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(str::to_owned);
+    let raw_header = message
+        .raw_message()
+        .get(part.raw_header_offset() as usize..part.raw_body_offset() as usize)
+        .unwrap_or_default();
+    let filename = crate::rfc2231::continued_file_name(raw_header)
+        .or_else(|| part.attachment_name().map(str::to_owned))
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
     let fallback_name = match &part.body {
         PartType::Message(inner) => {
             let stem = inner

@@ -1,18 +1,27 @@
 //! The import run: resolve → list → fetch → decide → sink → move, with the
 //! ledger, so that a crash between any two steps leaves every mail in
 //! exactly one of: document + Exported; Error with its reason in the
-//! ledger; still in the Inbox (retried next run).
+//! ledger (and as a mark on the mail); still in the Inbox (retried next run).
+//!
+//! What becomes of a mail is decided once, by [`ImportRun::assess`], into
+//! a [`Verdict`]: the run acts on it, the dry run reports it.
 //!
 //! Order for an importable mail: store the document (idempotent per
 //! `document_id`), record it in `documents`, record the ledger as `stored`,
 //! move to Exported, mark `moved`. For a mail that is not importable:
-//! record `to_error` with the reason, move to Error, mark `moved_to_error`.
-//! A mail found in the Inbox whose ledger row (by id, or by `Message-ID` /
-//! MIME under another id) says it was already decided is moved on without
-//! a second document.
+//! record `to_error` with the reason, mark the mail with the reason, move
+//! it to Error, mark `moved_to_error`. A mail found in the Inbox whose
+//! ledger row (by id, or the same mail under another id: same
+//! `Message-ID` *and* same content) says it was imported or is on its way
+//! to Error is moved on without a second document. A mail whose row says
+//! it is in Error was moved back by an admin: it is decided afresh.
 //!
-//! Graph keeps no "reason" on a message: the reason a mail went to Error
-//! lives in the ledger (`reason` = `code: detail`) and in the run's log.
+//! A mail that can never be imported must not be downloaded every run for
+//! ever: one larger than `max_mail_bytes` goes to Error (`too_large`)
+//! without a download when the mailbox reports its size; one whose import
+//! failed transiently in `max_attempts` runs goes to Error
+//! (`retries_exhausted`) with the last error; a sink's final refusal goes
+//! to Error (`sink_rejected`).
 //!
 //! A crash right after a move leaves the row `stored` / `to_error` while the
 //! mail is no longer in the Inbox, so no later listing finishes it. At the
@@ -33,20 +42,22 @@ use std::time::Instant;
 
 use domain::clock::Clock;
 use domain::document::DocumentSource;
+use domain::importer::ImportLimits;
 use domain::mailbox::{
     Mailbox, MailboxError, MessageLocation, MessageSummary, PageCursor, ResolvedFolders,
     resolve_folders,
 };
 use jiff::SignedDuration;
-use sinks::{Document, DocumentHeader, NewAttachment, Sink};
+use serde::Serialize;
+use sinks::{Document, DocumentHeader, NewAttachment, Sink, SinkErrorKind};
 use store::Store;
 use store::documents::DocumentRecord;
 use store::importers::ImporterRecord;
 use store::ledger::{LedgerEntry, LedgerState};
 
 use crate::failpoint;
-use crate::identity::{document_id, mime_sha256};
-use crate::mime::{Decision, Reason, analyze};
+use crate::identity::{document_id, mime_sha256, usable_message_id};
+use crate::mime::{Analysis, Decision, Extracted, Reason, analyze};
 
 /// How long a run holds its importer's lease without renewing it.
 const LEASE_SPAN: SignedDuration = SignedDuration::from_mins(10);
@@ -55,6 +66,11 @@ const PROGRESS_EVERY: u64 = 50;
 /// At most this many "where is this mail now" lookups per run: unconfirmed
 /// moves are rare (a crash each), and a backlog must not slow every run.
 pub const MAX_LOCATES_PER_RUN: usize = 100;
+
+pub const TOO_LARGE: &str = "too_large";
+pub const SINK_REJECTED: &str = "sink_rejected";
+pub const UNSTORABLE: &str = "unstorable";
+pub const RETRIES_EXHAUSTED: &str = "retries_exhausted";
 
 /// What one run needs.
 pub struct ImportRun<'a, M: Mailbox> {
@@ -141,16 +157,76 @@ pub enum RunError {
     Store(#[from] store::StoreError),
 }
 
+/// What the pipeline makes of a mail found in the Inbox. One decision,
+/// made by [`ImportRun::assess`]: the run acts on it, the dry run shows it.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Decided before: an interrupted run imported it (or sent it towards
+    /// Error), or it is the same mail under another id. It is moved where
+    /// the ledger row says, with no second document.
+    AlreadyDecided {
+        entry: LedgerEntry,
+        /// The row is another id's: a row for this id is recorded first.
+        under_another_id: bool,
+    },
+    /// It becomes a document.
+    Import(Box<Fetched>),
+    /// It goes to Error with the reason; `None` when it was decided without
+    /// a download (`too_large` from the reported size).
+    ToError {
+        reason: Reason,
+        mail: Option<Box<Fetched>>,
+    },
+    /// A transient failure: it stays in the Inbox for the next run, unless
+    /// this was its last attempt (see [`retries_exhausted`]).
+    Retry {
+        why: String,
+        /// Runs that already failed for this mail.
+        attempts_before: u32,
+    },
+}
+
+/// A downloaded mail and what its MIME says.
+#[derive(Debug)]
+pub struct Fetched {
+    pub raw: Arc<[u8]>,
+    pub mime_sha256: String,
+    pub internet_message_id: Option<String>,
+    pub analysis: Analysis,
+}
+
+/// The dry run's name for a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Import,
+    Error,
+    AlreadyImported,
+    AlreadyError,
+    Retry,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Import => "import",
+            Self::Error => "error",
+            Self::AlreadyImported => "already_imported",
+            Self::AlreadyError => "already_error",
+            Self::Retry => "retry",
+        }
+    }
+}
+
 /// What each Inbox mail would become (dry run).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Prediction {
     pub message_id: String,
     pub internet_message_id: Option<String>,
     pub subject: Option<String>,
     pub from: Option<String>,
     pub received_at: Option<jiff::Timestamp>,
-    /// `import`, `error`, `already_imported`, `already_error`, `retry`.
-    pub outcome: String,
+    pub outcome: Outcome,
     /// Reason code for `error`/`already_error`, or why a retry.
     pub reason: Option<String>,
     pub detail: Option<String>,
@@ -160,27 +236,57 @@ pub struct Prediction {
     pub skipped: Vec<String>,
 }
 
-/// A step of one mail failed in a way that leaves it in the Inbox.
-enum MailOutcome {
-    Imported { bytes: u64 },
+/// What became of one mail in a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportOutcome {
+    Imported {
+        bytes: u64,
+    },
+    /// Moved on as an earlier run decided, no new document.
     Completed,
-    ToError(String),
-    Retry(String),
+    /// Moved to Error, with the reason code.
+    MovedToError(String),
+    LeftForRetry(String),
+}
+
+/// The reason to give up on a mail whose import failed transiently in
+/// `attempts` runs (this one included), or `None` to try again next run.
+pub fn retries_exhausted(attempts: u32, limits: &ImportLimits, why: &str) -> Option<Reason> {
+    (attempts >= limits.max_attempts).then(|| {
+        Reason::new(
+            RETRIES_EXHAUSTED,
+            format!(
+                "the import failed in {attempts} runs (max_attempts {}); last error: {why}. Fix the cause, then reprocess the mail",
+                limits.max_attempts
+            ),
+        )
+    })
+}
+
+fn too_large(size: u64, limits: &ImportLimits) -> Option<Reason> {
+    (size > limits.max_mail_bytes).then(|| {
+        Reason::new(
+            TOO_LARGE,
+            format!(
+                "the mail has {size} bytes, more than max_mail_bytes ({}); raise max_mail_bytes on the importer and reprocess it to import it",
+                limits.max_mail_bytes
+            ),
+        )
+    })
+}
+
+/// Whether a ledger row records this very mail: the same content, or for
+/// rows from before content fingerprints, the same MIME.
+fn is_same_mail(entry: &LedgerEntry, content_sha256: &str, mime_sha256: &str) -> bool {
+    match &entry.content_sha256 {
+        Some(c) => c == content_sha256,
+        None => entry.mime_sha256.as_deref() == Some(mime_sha256),
+    }
 }
 
 impl<M: Mailbox> ImportRun<'_, M> {
     fn lease_name(&self) -> String {
         format!("import:{}", self.importer.id)
-    }
-
-    async fn resolve(&self) -> Result<ResolvedFolders, RunError> {
-        let tree = self
-            .mailbox
-            .folder_tree(true)
-            .await
-            .map_err(RunError::Mailbox)?;
-        resolve_folders(&tree, &self.importer.settings.folders)
-            .map_err(|e| RunError::Folders(e.to_string()))
     }
 
     /// Imports every mail of the Inbox once.
@@ -221,7 +327,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
     }
 
     async fn run_leased(&self, lease: &str, owner: &str) -> Result<Summary, RunError> {
-        let folders = self.resolve().await?;
+        let folders = resolve(self.mailbox, self.importer).await?;
         (self.log)(format!(
             "folders: Inbox `{}`, Exported `{}`, Error `{}`",
             folders.inbox.path, folders.exported.path, folders.error.path
@@ -254,51 +360,13 @@ impl<M: Mailbox> ImportRun<'_, M> {
                     summary.stopped_early = true;
                     return Ok(summary);
                 }
-                let now = self.clock.now();
-                // Renewing per mail keeps a long run's lease alive; a crashed
-                // run's lease expires within LEASE_SPAN.
-                if !self
-                    .store
-                    .try_acquire_lease(lease, owner, now + LEASE_SPAN, now)
-                    .await?
-                {
-                    return Err(RunError::Busy("the lease was taken over".to_owned()));
-                }
+                self.renew_lease(lease, owner).await?;
                 let started = Instant::now();
                 let outcome = self.import_one(msg, &folders).await?;
                 metrics::histogram!("mailferry_import_mail_seconds")
                     .record(started.elapsed().as_secs_f64());
-                match outcome {
-                    MailOutcome::Imported { bytes } => {
-                        moved_any = true;
-                        summary.imported += 1;
-                        summary.bytes += bytes;
-                        metrics::counter!("mailferry_import_mails_total", "outcome" => "imported")
-                            .increment(1);
-                        metrics::counter!("mailferry_import_bytes_total").increment(bytes);
-                    }
-                    MailOutcome::Completed => {
-                        moved_any = true;
-                        summary.completed_from_earlier_run += 1;
-                        metrics::counter!("mailferry_import_mails_total", "outcome" => "completed")
-                            .increment(1);
-                    }
-                    MailOutcome::ToError(code) => {
-                        moved_any = true;
-                        metrics::counter!("mailferry_import_mails_total", "outcome" => "error")
-                            .increment(1);
-                        *summary.to_error.entry(code).or_default() += 1;
-                    }
-                    MailOutcome::Retry(why) => {
-                        metrics::counter!("mailferry_import_mails_total", "outcome" => "retry")
-                            .increment(1);
-                        (self.log)(format!(
-                            "left in the Inbox for the next run: {} ({why})",
-                            msg.id
-                        ));
-                        summary.left_for_retry.push((msg.id.clone(), why));
-                    }
-                }
+                moved_any |= !matches!(outcome, ImportOutcome::LeftForRetry(_));
+                summary.count(msg, outcome, self.log);
                 handled += 1;
                 if handled.is_multiple_of(PROGRESS_EVERY) {
                     (self.log)(format!("progress: {handled} mails, {}", summary.line()));
@@ -312,6 +380,346 @@ impl<M: Mailbox> ImportRun<'_, M> {
         self.confirm_unrecorded_moves(&folders, &tried, lease, owner, &mut summary)
             .await?;
         Ok(summary)
+    }
+
+    /// Renewing per mail keeps a long run's lease alive; a crashed run's
+    /// lease expires within LEASE_SPAN.
+    async fn renew_lease(&self, lease: &str, owner: &str) -> Result<(), RunError> {
+        let now = self.clock.now();
+        if self
+            .store
+            .try_acquire_lease(lease, owner, now + LEASE_SPAN, now)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(RunError::Busy("the lease was taken over".to_owned()))
+        }
+    }
+
+    /// Decides what `msg` becomes, reading the ledger and the mailbox and
+    /// changing neither.
+    pub async fn assess(&self, msg: &MessageSummary) -> Result<Verdict, RunError> {
+        assess(self.store, self.mailbox, self.importer, msg).await
+    }
+
+    async fn import_one(
+        &self,
+        msg: &MessageSummary,
+        folders: &ResolvedFolders,
+    ) -> Result<ImportOutcome, RunError> {
+        let verdict = self.assess(msg).await?;
+        if matches!(
+            verdict,
+            Verdict::Import(_) | Verdict::ToError { mail: Some(_), .. }
+        ) {
+            failpoint::hit("after_fetch");
+        }
+        match verdict {
+            Verdict::AlreadyDecided {
+                entry,
+                under_another_id,
+            } => {
+                let entry = if under_another_id {
+                    let mine = LedgerEntry {
+                        source_key: msg.id.clone(),
+                        mail_id: LedgerEntry::new_mail_id(),
+                        created_at: self.clock.now(),
+                        updated_at: self.clock.now(),
+                        ..entry
+                    };
+                    self.store.record_ledger(&mine).await?;
+                    mine
+                } else {
+                    entry
+                };
+                self.finish_decided(msg, &entry, folders).await
+            }
+            Verdict::Retry { why, .. } => self.retry_or_give_up(msg, None, why, folders).await,
+            Verdict::ToError { reason, mail } => {
+                self.send_to_error(msg, mail.as_deref(), &reason, 0, folders)
+                    .await
+            }
+            Verdict::Import(mail) => self.import_document(msg, &mail, folders).await,
+        }
+    }
+
+    async fn import_document(
+        &self,
+        msg: &MessageSummary,
+        mail: &Fetched,
+        folders: &ResolvedFolders,
+    ) -> Result<ImportOutcome, RunError> {
+        let Decision::Import { attachments } = &mail.analysis.decision else {
+            return Err(RunError::Store(store::StoreError::Corrupt(
+                "a mail to import without attachments".to_owned(),
+            )));
+        };
+        let importer_id = &self.importer.id;
+        let doc_id = document_id(
+            importer_id,
+            mail.internet_message_id.as_deref(),
+            &mail.analysis.content_sha256,
+        );
+        let doc = self.document(msg, mail, &doc_id, attachments);
+        let stored = match self.sink.store(&doc).await {
+            Ok(s) => s,
+            Err(e) => {
+                let code = match e.kind {
+                    SinkErrorKind::Transient => {
+                        return self
+                            .retry_or_give_up(msg, Some(mail), e.message, folders)
+                            .await;
+                    }
+                    SinkErrorKind::Rejected => SINK_REJECTED,
+                    SinkErrorKind::Unstorable => UNSTORABLE,
+                };
+                let reason = Reason::new(code, e.message);
+                return self
+                    .send_to_error(msg, Some(mail), &reason, 0, folders)
+                    .await;
+            }
+        };
+        failpoint::hit("after_store");
+        self.store
+            .insert_document(&DocumentRecord {
+                id: doc_id.clone(),
+                client_id: self.importer.client_id.clone(),
+                importer_id: importer_id.clone(),
+                sink: self.sink.kind().to_owned(),
+                location: stored.location,
+                metadata: doc.metadata.clone(),
+            })
+            .await?;
+        failpoint::hit("after_document_row");
+        self.store
+            .record_ledger(&self.ledger_entry(
+                msg,
+                Some(mail),
+                Some(doc_id),
+                LedgerState::Stored,
+                None,
+                0,
+            ))
+            .await?;
+        failpoint::hit("after_ledger");
+        if let Err(why) = self.move_to(msg, &folders.exported.id).await? {
+            return Ok(ImportOutcome::LeftForRetry(format!(
+                "document stored, move to Exported failed: {why}"
+            )));
+        }
+        failpoint::hit("after_move");
+        self.store
+            .set_ledger_state(importer_id, &msg.id, LedgerState::Moved, self.clock.now())
+            .await?;
+        (self.log)(format!(
+            "imported {} → document {} ({} attachments)",
+            describe(msg),
+            doc.metadata.document_id,
+            doc.files.len()
+        ));
+        Ok(ImportOutcome::Imported {
+            bytes: doc.total_bytes(),
+        })
+    }
+
+    fn document(
+        &self,
+        msg: &MessageSummary,
+        mail: &Fetched,
+        doc_id: &str,
+        attachments: &[Extracted],
+    ) -> Document {
+        let settings = &self.importer.settings;
+        let facts = &mail.analysis.facts;
+        let header = DocumentHeader {
+            document_id: doc_id.to_owned(),
+            client: self.client_name.to_owned(),
+            importer_id: self.importer.id.clone(),
+            source: DocumentSource {
+                protocol: settings.protocol.as_str().to_owned(),
+                mailbox: mailbox_label(settings),
+                message_id: msg.id.clone(),
+                internet_message_id: mail.internet_message_id.clone(),
+            },
+            subject: facts.subject.clone().or_else(|| msg.subject.clone()),
+            from: facts.from.clone().or_else(|| msg.from.clone()),
+            to: facts.to.clone(),
+            received_at: msg.received_at.or(facts.date),
+            imported_at: self.clock.now(),
+        };
+        let parts = attachments
+            .iter()
+            .map(|a| NewAttachment {
+                filename: a.filename.clone(),
+                fallback_name: a.fallback_name.clone(),
+                content_type: a.content_type.clone(),
+                bytes: a.bytes.clone(),
+            })
+            .collect();
+        Document::new(header, mail.raw.clone(), parts)
+    }
+
+    /// Counts a run in which `msg` failed transiently; at the importer's
+    /// `max_attempts` it goes to Error instead of being fetched for ever.
+    async fn retry_or_give_up(
+        &self,
+        msg: &MessageSummary,
+        mail: Option<&Fetched>,
+        why: String,
+        folders: &ResolvedFolders,
+    ) -> Result<ImportOutcome, RunError> {
+        let entry = self.ledger_entry(msg, mail, None, LedgerState::Pending, None, 0);
+        let attempts = self.store.record_attempt(&entry, &why).await?;
+        match retries_exhausted(attempts, &self.importer.settings.limits, &why) {
+            Some(reason) => {
+                self.send_to_error(msg, mail, &reason, attempts, folders)
+                    .await
+            }
+            None => Ok(ImportOutcome::LeftForRetry(why)),
+        }
+    }
+
+    fn ledger_entry(
+        &self,
+        msg: &MessageSummary,
+        mail: Option<&Fetched>,
+        document_id: Option<String>,
+        state: LedgerState,
+        reason: Option<String>,
+        attempts: u32,
+    ) -> LedgerEntry {
+        let now = self.clock.now();
+        let facts = mail.map(|m| &m.analysis.facts);
+        LedgerEntry {
+            importer_id: self.importer.id.clone(),
+            source_key: msg.id.clone(),
+            // A row recorded again keeps the id it has.
+            mail_id: LedgerEntry::new_mail_id(),
+            internet_message_id: mail
+                .and_then(|m| m.internet_message_id.clone())
+                .or_else(|| msg.internet_message_id.clone()),
+            mime_sha256: mail.map(|m| m.mime_sha256.clone()),
+            content_sha256: mail.map(|m| m.analysis.content_sha256.clone()),
+            document_id,
+            state,
+            reason,
+            subject: facts
+                .and_then(|f| f.subject.clone())
+                .or_else(|| msg.subject.clone()),
+            sender: facts
+                .and_then(|f| f.from.clone())
+                .or_else(|| msg.from.clone()),
+            received_at: msg.received_at.or_else(|| facts.and_then(|f| f.date)),
+            attempts,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    async fn move_to(
+        &self,
+        msg: &MessageSummary,
+        folder_id: &str,
+    ) -> Result<Result<(), String>, RunError> {
+        match self.mailbox.move_message(&msg.id, folder_id).await {
+            Ok(_) => Ok(Ok(())),
+            Err(e) if is_run_stopping(&e) => Err(RunError::Mailbox(e)),
+            Err(e) => Ok(Err(e.to_string())),
+        }
+    }
+
+    /// Shows the reason on the mail before it moves (an IMAP keyword does
+    /// not survive a move made without it). The mark is a courtesy: when
+    /// it cannot be set the mail still goes to Error, and the log says so.
+    async fn mark_reason(&self, msg: &MessageSummary, code: &str) -> Result<(), RunError> {
+        match self.mailbox.mark_error_reason(&msg.id, Some(code)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_run_stopping(&e) => Err(RunError::Mailbox(e)),
+            Err(e) => {
+                (self.log)(format!(
+                    "could not mark {} with its reason `{code}`: {e}",
+                    describe(msg)
+                ));
+                Ok(())
+            }
+        }
+    }
+
+    async fn send_to_error(
+        &self,
+        msg: &MessageSummary,
+        mail: Option<&Fetched>,
+        reason: &Reason,
+        attempts: u32,
+        folders: &ResolvedFolders,
+    ) -> Result<ImportOutcome, RunError> {
+        self.store
+            .record_ledger(&self.ledger_entry(
+                msg,
+                mail,
+                None,
+                LedgerState::ToError,
+                Some(reason.to_line()),
+                attempts,
+            ))
+            .await?;
+        failpoint::hit("after_error_ledger");
+        self.mark_reason(msg, &reason.code).await?;
+        if let Err(why) = self.move_to(msg, &folders.error.id).await? {
+            return Ok(ImportOutcome::LeftForRetry(format!(
+                "decided {}, move to Error failed: {why}",
+                reason.code
+            )));
+        }
+        failpoint::hit("after_error_move");
+        self.store
+            .set_ledger_state(
+                &self.importer.id,
+                &msg.id,
+                LedgerState::MovedToError,
+                self.clock.now(),
+            )
+            .await?;
+        (self.log)(format!("to Error {}: {}", describe(msg), reason.to_line()));
+        Ok(ImportOutcome::MovedToError(reason.code.clone()))
+    }
+
+    /// A mail already decided (by an interrupted run, or under another id):
+    /// move it where the ledger says, without a second document.
+    async fn finish_decided(
+        &self,
+        msg: &MessageSummary,
+        entry: &LedgerEntry,
+        folders: &ResolvedFolders,
+    ) -> Result<ImportOutcome, RunError> {
+        let (target, done, outcome) = match entry.state {
+            LedgerState::Stored | LedgerState::Moved if entry.document_id.is_some() => (
+                &folders.exported.id,
+                LedgerState::Moved,
+                ImportOutcome::Completed,
+            ),
+            _ => {
+                let code = entry
+                    .reason_parts()
+                    .map_or("unknown", |(code, _)| code)
+                    .to_owned();
+                self.mark_reason(msg, &code).await?;
+                (
+                    &folders.error.id,
+                    LedgerState::MovedToError,
+                    ImportOutcome::MovedToError(code),
+                )
+            }
+        };
+        if let Err(why) = self.move_to(msg, target).await? {
+            return Ok(ImportOutcome::LeftForRetry(why));
+        }
+        self.store
+            .set_ledger_state(&self.importer.id, &msg.id, done, self.clock.now())
+            .await?;
+        Ok(outcome)
     }
 
     /// Finishes rows left `stored` / `to_error` by a crash after their move:
@@ -400,242 +808,6 @@ impl<M: Mailbox> ImportRun<'_, M> {
         Ok(())
     }
 
-    fn ledger_entry(
-        &self,
-        source_key: &str,
-        imid: Option<&str>,
-        sha: &str,
-        document_id: Option<String>,
-        state: LedgerState,
-        reason: Option<String>,
-    ) -> LedgerEntry {
-        let now = self.clock.now();
-        LedgerEntry {
-            importer_id: self.importer.id.clone(),
-            source_key: source_key.to_owned(),
-            internet_message_id: imid.map(str::to_owned),
-            mime_sha256: Some(sha.to_owned()),
-            document_id,
-            state,
-            reason,
-            created_at: now,
-            updated_at: now,
-        }
-    }
-
-    async fn move_to(
-        &self,
-        msg: &MessageSummary,
-        folder_id: &str,
-    ) -> Result<Result<(), String>, RunError> {
-        match self.mailbox.move_message(&msg.id, folder_id).await {
-            Ok(_) => Ok(Ok(())),
-            Err(e) if is_run_stopping(&e) => Err(RunError::Mailbox(e)),
-            Err(e) => Ok(Err(e.to_string())),
-        }
-    }
-
-    async fn import_one(
-        &self,
-        msg: &MessageSummary,
-        folders: &ResolvedFolders,
-    ) -> Result<MailOutcome, RunError> {
-        let importer_id = &self.importer.id;
-        // Already decided under this id: finish what a crash interrupted.
-        if let Some(entry) = self.store.ledger_entry(importer_id, &msg.id).await? {
-            return self.finish_decided(msg, &entry, folders).await;
-        }
-        let raw = match self.mailbox.fetch_mime(&msg.id).await {
-            Ok(raw) => raw,
-            Err(e) if is_run_stopping(&e) => return Err(RunError::Mailbox(e)),
-            Err(e) => return Ok(MailOutcome::Retry(e.to_string())),
-        };
-        failpoint::hit("after_fetch");
-        let sha = mime_sha256(&raw);
-        let settings = &self.importer.settings;
-        let analysis = analyze(&raw, &settings.attachments, &settings.rules);
-        let imid = analysis
-            .facts
-            .internet_message_id
-            .clone()
-            .or_else(|| msg.internet_message_id.clone());
-        // The same mail under another id (moved out and back, id changed).
-        if let Some(earlier) = self
-            .store
-            .ledger_entry_for_mail(importer_id, imid.as_deref(), &sha)
-            .await?
-        {
-            let entry = LedgerEntry {
-                source_key: msg.id.clone(),
-                ..earlier
-            };
-            self.store.record_ledger(&entry).await?;
-            return self.finish_decided(msg, &entry, folders).await;
-        }
-        match analysis.decision {
-            Decision::ToError { reason } => {
-                self.send_to_error(msg, imid.as_deref(), &sha, &reason, folders)
-                    .await
-            }
-            Decision::Import { attachments } => {
-                let doc_id = document_id(importer_id, imid.as_deref(), &sha);
-                let facts = analysis.facts;
-                let header = DocumentHeader {
-                    document_id: doc_id.clone(),
-                    client: self.client_name.to_owned(),
-                    importer_id: importer_id.clone(),
-                    source: DocumentSource {
-                        protocol: settings.protocol.as_str().to_owned(),
-                        mailbox: mailbox_label(&self.importer.settings),
-                        message_id: msg.id.clone(),
-                        internet_message_id: imid.clone(),
-                    },
-                    subject: facts.subject.or_else(|| msg.subject.clone()),
-                    from: facts.from.or_else(|| msg.from.clone()),
-                    to: facts.to,
-                    received_at: msg.received_at.or(facts.date),
-                    imported_at: self.clock.now(),
-                };
-                let parts = attachments
-                    .into_iter()
-                    .map(|a| NewAttachment {
-                        filename: a.filename,
-                        fallback_name: a.fallback_name,
-                        content_type: a.content_type,
-                        bytes: a.bytes,
-                    })
-                    .collect();
-                let doc = Document::new(header, Arc::from(raw), parts);
-                let stored = match self.sink.store(&doc).await {
-                    Ok(s) => s,
-                    Err(e) if e.transient => return Ok(MailOutcome::Retry(e.message)),
-                    Err(e) => {
-                        let reason = Reason::new("unstorable", e.message);
-                        return self
-                            .send_to_error(msg, imid.as_deref(), &sha, &reason, folders)
-                            .await;
-                    }
-                };
-                failpoint::hit("after_store");
-                self.store
-                    .insert_document(&DocumentRecord {
-                        id: doc_id.clone(),
-                        client_id: self.importer.client_id.clone(),
-                        importer_id: importer_id.clone(),
-                        sink: self.sink.kind().to_owned(),
-                        location: stored.location,
-                        metadata: doc.metadata.clone(),
-                    })
-                    .await?;
-                failpoint::hit("after_document_row");
-                self.store
-                    .record_ledger(&self.ledger_entry(
-                        &msg.id,
-                        imid.as_deref(),
-                        &sha,
-                        Some(doc_id),
-                        LedgerState::Stored,
-                        None,
-                    ))
-                    .await?;
-                failpoint::hit("after_ledger");
-                if let Err(why) = self.move_to(msg, &folders.exported.id).await? {
-                    return Ok(MailOutcome::Retry(format!(
-                        "document stored, move to Exported failed: {why}"
-                    )));
-                }
-                failpoint::hit("after_move");
-                self.store
-                    .set_ledger_state(importer_id, &msg.id, LedgerState::Moved, self.clock.now())
-                    .await?;
-                (self.log)(format!(
-                    "imported {} → document {} ({} attachments)",
-                    msg.id,
-                    doc.metadata.document_id,
-                    doc.files.len()
-                ));
-                Ok(MailOutcome::Imported {
-                    bytes: doc.total_bytes(),
-                })
-            }
-        }
-    }
-
-    async fn send_to_error(
-        &self,
-        msg: &MessageSummary,
-        imid: Option<&str>,
-        sha: &str,
-        reason: &Reason,
-        folders: &ResolvedFolders,
-    ) -> Result<MailOutcome, RunError> {
-        self.store
-            .record_ledger(&self.ledger_entry(
-                &msg.id,
-                imid,
-                sha,
-                None,
-                LedgerState::ToError,
-                Some(reason.to_line()),
-            ))
-            .await?;
-        failpoint::hit("after_error_ledger");
-        if let Err(why) = self.move_to(msg, &folders.error.id).await? {
-            return Ok(MailOutcome::Retry(format!(
-                "decided {}, move to Error failed: {why}",
-                reason.code
-            )));
-        }
-        failpoint::hit("after_error_move");
-        self.store
-            .set_ledger_state(
-                &self.importer.id,
-                &msg.id,
-                LedgerState::MovedToError,
-                self.clock.now(),
-            )
-            .await?;
-        (self.log)(format!("to Error {}: {}", msg.id, reason.to_line()));
-        Ok(MailOutcome::ToError(reason.code.clone()))
-    }
-
-    /// A mail already decided (by an interrupted run, or under another id):
-    /// move it where the ledger says, without a second document.
-    async fn finish_decided(
-        &self,
-        msg: &MessageSummary,
-        entry: &LedgerEntry,
-        folders: &ResolvedFolders,
-    ) -> Result<MailOutcome, RunError> {
-        let (target, done, outcome) = match entry.state {
-            LedgerState::Stored | LedgerState::Moved if entry.document_id.is_some() => (
-                &folders.exported.id,
-                LedgerState::Moved,
-                MailOutcome::Completed,
-            ),
-            _ => {
-                let code = entry
-                    .reason
-                    .as_deref()
-                    .and_then(|r| r.split_once(": "))
-                    .map_or("unknown", |(code, _)| code)
-                    .to_owned();
-                (
-                    &folders.error.id,
-                    LedgerState::MovedToError,
-                    MailOutcome::ToError(code),
-                )
-            }
-        };
-        if let Err(why) = self.move_to(msg, target).await? {
-            return Ok(MailOutcome::Retry(why));
-        }
-        self.store
-            .set_ledger_state(&self.importer.id, &msg.id, done, self.clock.now())
-            .await?;
-        Ok(outcome)
-    }
-
     /// What each Inbox mail would become, touching nothing (no move, no
     /// document, no ledger row, no lease).
     pub async fn dry_run(&self) -> Result<Vec<Prediction>, RunError> {
@@ -649,6 +821,154 @@ impl<M: Mailbox> ImportRun<'_, M> {
     }
 }
 
+impl Summary {
+    fn count(
+        &mut self,
+        msg: &MessageSummary,
+        outcome: ImportOutcome,
+        log: &(dyn Fn(String) + Send + Sync),
+    ) {
+        let label = match &outcome {
+            ImportOutcome::Imported { .. } => "imported",
+            ImportOutcome::Completed => "completed",
+            ImportOutcome::MovedToError(_) => "error",
+            ImportOutcome::LeftForRetry(_) => "retry",
+        };
+        metrics::counter!("mailferry_import_mails_total", "outcome" => label).increment(1);
+        match outcome {
+            ImportOutcome::Imported { bytes } => {
+                self.imported += 1;
+                self.bytes += bytes;
+                metrics::counter!("mailferry_import_bytes_total").increment(bytes);
+            }
+            ImportOutcome::Completed => self.completed_from_earlier_run += 1,
+            ImportOutcome::MovedToError(code) => *self.to_error.entry(code).or_default() += 1,
+            ImportOutcome::LeftForRetry(why) => {
+                log(format!(
+                    "left in the Inbox for the next run: {} ({why})",
+                    describe(msg)
+                ));
+                self.left_for_retry.push((msg.id.clone(), why));
+            }
+        }
+    }
+}
+
+/// A mail as log lines name it: its subject and sender, and its id.
+fn describe(msg: &MessageSummary) -> String {
+    format!(
+        "{} from {} ({})",
+        msg.subject
+            .as_deref()
+            .map_or("(no subject)".to_owned(), |s| format!("“{s}”")),
+        msg.from.as_deref().unwrap_or("(unknown sender)"),
+        msg.id
+    )
+}
+
+/// Resolves the importer's three folders; a problem stops the run before
+/// any mail is touched.
+pub async fn resolve<M: Mailbox>(
+    mailbox: &M,
+    importer: &ImporterRecord,
+) -> Result<ResolvedFolders, RunError> {
+    let tree = mailbox.folder_tree(true).await.map_err(RunError::Mailbox)?;
+    resolve_folders(&tree, &importer.settings.folders).map_err(|e| RunError::Folders(e.to_string()))
+}
+
+/// The one decision about a mail: see [`Verdict`]. Reads the ledger and
+/// the mailbox, changes neither.
+pub async fn assess<M: Mailbox>(
+    store: &Store,
+    mailbox: &M,
+    importer: &ImporterRecord,
+    msg: &MessageSummary,
+) -> Result<Verdict, RunError> {
+    let limits = &importer.settings.limits;
+    let own = store.ledger_entry(&importer.id, &msg.id).await?;
+    if let Some(entry) = &own {
+        match entry.state {
+            LedgerState::Stored | LedgerState::Moved | LedgerState::ToError => {
+                return Ok(Verdict::AlreadyDecided {
+                    entry: entry.clone(),
+                    under_another_id: false,
+                });
+            }
+            // Undecided, or in Error and found in the Inbox again: an admin
+            // moved it back to have it decided afresh.
+            LedgerState::Pending | LedgerState::MovedToError => {}
+        }
+    }
+    let attempts_before = own
+        .as_ref()
+        .filter(|e| e.state == LedgerState::Pending)
+        .map_or(0, |e| e.attempts);
+    if let Some(reason) = msg.size.and_then(|size| too_large(size, limits)) {
+        return Ok(Verdict::ToError { reason, mail: None });
+    }
+    let raw: Arc<[u8]> = match mailbox.fetch_mime(&msg.id).await {
+        Ok(raw) => Arc::from(raw),
+        Err(e) if is_run_stopping(&e) => return Err(RunError::Mailbox(e)),
+        Err(e) => {
+            return Ok(Verdict::Retry {
+                why: e.to_string(),
+                attempts_before,
+            });
+        }
+    };
+    // The size a mailbox does not report is known now.
+    if let Some(reason) = too_large(raw.len() as u64, limits) {
+        return Ok(Verdict::ToError { reason, mail: None });
+    }
+    let settings = &importer.settings;
+    let analysis = analyze(&raw, &settings.attachments, &settings.rules);
+    let imid = analysis
+        .facts
+        .internet_message_id
+        .clone()
+        .or_else(|| msg.internet_message_id.clone());
+    let mail = Box::new(Fetched {
+        mime_sha256: mime_sha256(&raw),
+        raw,
+        internet_message_id: usable_message_id(imid.as_deref()).map(str::to_owned),
+        analysis,
+    });
+    // The same mail under another id (moved out and back, id changed,
+    // re-rendered): same Message-ID and same content. Another mail that
+    // reuses the Message-ID has other content and is imported on its own.
+    let earlier = store
+        .ledger_entries_for_mail(
+            &importer.id,
+            mail.internet_message_id.as_deref(),
+            &mail.analysis.content_sha256,
+            &mail.mime_sha256,
+        )
+        .await?
+        .into_iter()
+        .find(|e| {
+            e.source_key != msg.id
+                && is_same_mail(e, &mail.analysis.content_sha256, &mail.mime_sha256)
+        });
+    if let Some(entry) = earlier.filter(|e| {
+        matches!(
+            e.state,
+            LedgerState::Stored | LedgerState::Moved | LedgerState::ToError
+        )
+    }) {
+        return Ok(Verdict::AlreadyDecided {
+            entry,
+            under_another_id: true,
+        });
+    }
+    Ok(match &mail.analysis.decision {
+        Decision::Import { .. } => Verdict::Import(mail),
+        Decision::ToError { reason } => Verdict::ToError {
+            reason: reason.clone(),
+            mail: Some(mail),
+        },
+    })
+}
+
 /// A dry run needs no sink, clock or log: it only reads.
 pub struct DryRun<'a, M: Mailbox> {
     pub store: &'a Store,
@@ -660,14 +980,7 @@ impl<M: Mailbox> DryRun<'_, M> {
     /// What each Inbox mail would become, touching nothing (no move, no
     /// document, no ledger row, no lease).
     pub async fn run(&self) -> Result<Vec<Prediction>, RunError> {
-        let tree = self
-            .mailbox
-            .folder_tree(true)
-            .await
-            .map_err(RunError::Mailbox)?;
-        let folders = resolve_folders(&tree, &self.importer.settings.folders)
-            .map_err(|e| RunError::Folders(e.to_string()))?;
-        let settings = &self.importer.settings;
+        let folders = resolve(self.mailbox, self.importer).await?;
         let mut out = Vec::new();
         let mut cursor: Option<PageCursor> = None;
         loop {
@@ -677,80 +990,8 @@ impl<M: Mailbox> DryRun<'_, M> {
                 .await
                 .map_err(RunError::Mailbox)?;
             for msg in &page.messages {
-                let mut p = Prediction {
-                    message_id: msg.id.clone(),
-                    internet_message_id: msg.internet_message_id.clone(),
-                    subject: msg.subject.clone(),
-                    from: msg.from.clone(),
-                    received_at: msg.received_at,
-                    outcome: String::new(),
-                    reason: None,
-                    detail: None,
-                    attachments: Vec::new(),
-                    skipped: Vec::new(),
-                };
-                let earlier = match self.store.ledger_entry(&self.importer.id, &msg.id).await? {
-                    Some(e) => Some(e),
-                    None => match self.mailbox.fetch_mime(&msg.id).await {
-                        Err(e) => {
-                            p.outcome = "retry".to_owned();
-                            p.reason = Some(e.to_string());
-                            out.push(p);
-                            continue;
-                        }
-                        Ok(raw) => {
-                            let sha = mime_sha256(&raw);
-                            let a = analyze(&raw, &settings.attachments, &settings.rules);
-                            let imid = a
-                                .facts
-                                .internet_message_id
-                                .clone()
-                                .or_else(|| msg.internet_message_id.clone());
-                            let earlier = self
-                                .store
-                                .ledger_entry_for_mail(&self.importer.id, imid.as_deref(), &sha)
-                                .await?;
-                            if earlier.is_none() {
-                                p.subject = a.facts.subject.clone().or(p.subject);
-                                p.from = a.facts.from.clone().or(p.from);
-                                p.internet_message_id = imid;
-                                p.skipped = a
-                                    .skipped
-                                    .iter()
-                                    .map(|s| format!("{}: {}", s.name, s.why))
-                                    .collect();
-                                match a.decision {
-                                    Decision::Import { attachments } => {
-                                        p.outcome = "import".to_owned();
-                                        p.attachments = sinks::filename::unique_names(
-                                            attachments.iter().map(|x| {
-                                                x.filename.as_deref().unwrap_or(&x.fallback_name)
-                                            }),
-                                        );
-                                    }
-                                    Decision::ToError { reason } => {
-                                        p.outcome = "error".to_owned();
-                                        p.reason = Some(reason.code);
-                                        p.detail = Some(reason.detail);
-                                    }
-                                }
-                            }
-                            earlier
-                        }
-                    },
-                };
-                if let Some(e) = earlier {
-                    let imported = matches!(e.state, LedgerState::Stored | LedgerState::Moved)
-                        && e.document_id.is_some();
-                    p.outcome = if imported {
-                        "already_imported"
-                    } else {
-                        "already_error"
-                    }
-                    .to_owned();
-                    p.reason = e.reason.clone();
-                }
-                out.push(p);
+                let verdict = assess(self.store, self.mailbox, self.importer, msg).await?;
+                out.push(self.predict(msg, verdict));
             }
             match page.next {
                 Some(next) => cursor = Some(next),
@@ -759,10 +1000,81 @@ impl<M: Mailbox> DryRun<'_, M> {
         }
         Ok(out)
     }
+
+    fn predict(&self, msg: &MessageSummary, verdict: Verdict) -> Prediction {
+        let mut p = Prediction {
+            message_id: msg.id.clone(),
+            internet_message_id: msg.internet_message_id.clone(),
+            subject: msg.subject.clone(),
+            from: msg.from.clone(),
+            received_at: msg.received_at,
+            outcome: Outcome::Retry,
+            reason: None,
+            detail: None,
+            attachments: Vec::new(),
+            skipped: Vec::new(),
+        };
+        let facts_of = |mail: &Fetched, p: &mut Prediction| {
+            let facts = &mail.analysis.facts;
+            p.subject = facts.subject.clone().or(p.subject.take());
+            p.from = facts.from.clone().or(p.from.take());
+            p.internet_message_id = mail.internet_message_id.clone();
+            p.skipped = mail
+                .analysis
+                .skipped
+                .iter()
+                .map(|s| format!("{}: {}", s.name, s.why))
+                .collect();
+        };
+        match verdict {
+            Verdict::AlreadyDecided { entry, .. } => {
+                let imported = matches!(entry.state, LedgerState::Stored | LedgerState::Moved)
+                    && entry.document_id.is_some();
+                p.outcome = if imported {
+                    Outcome::AlreadyImported
+                } else {
+                    Outcome::AlreadyError
+                };
+                p.reason = entry.reason.clone();
+            }
+            Verdict::Import(mail) => {
+                facts_of(&mail, &mut p);
+                p.outcome = Outcome::Import;
+                if let Decision::Import { attachments } = &mail.analysis.decision {
+                    p.attachments = sinks::filename::unique_names(
+                        attachments
+                            .iter()
+                            .map(|x| x.filename.as_deref().unwrap_or(&x.fallback_name)),
+                    );
+                }
+            }
+            Verdict::ToError { reason, mail } => {
+                if let Some(mail) = mail {
+                    facts_of(&mail, &mut p);
+                }
+                p.outcome = Outcome::Error;
+                p.reason = Some(reason.code);
+                p.detail = Some(reason.detail);
+            }
+            Verdict::Retry {
+                why,
+                attempts_before,
+            } => match retries_exhausted(attempts_before + 1, &self.importer.settings.limits, &why)
+            {
+                Some(reason) => {
+                    p.outcome = Outcome::Error;
+                    p.reason = Some(reason.code);
+                    p.detail = Some(reason.detail);
+                }
+                None => p.reason = Some(why),
+            },
+        }
+        p
+    }
 }
 
 /// Errors after which no further mail can succeed in this run.
-fn is_run_stopping(e: &MailboxError) -> bool {
+pub(crate) fn is_run_stopping(e: &MailboxError) -> bool {
     use domain::mailbox::MailboxErrorKind as K;
     matches!(e.kind, K::Token | K::Permission | K::MailboxUnavailable)
 }

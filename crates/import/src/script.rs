@@ -190,7 +190,7 @@ fn log_predictions(ctx: &ScriptContext, label: &str, predictions: &[Prediction])
         };
         ctx.log.line(format!(
             "{label}: would {}: {} from {}{why}",
-            p.outcome,
+            p.outcome.as_str(),
             p.subject
                 .as_deref()
                 .map_or("(no subject)".to_owned(), |s| format!("“{s}”")),

@@ -11,7 +11,7 @@ use domain::mailbox::{
     MessageSummary, PageCursor,
 };
 use import::corpus::{self, Expected};
-use import::pipeline::{ImportRun, RunError};
+use import::pipeline::{ImportRun, Outcome, RunError};
 use sinks::{FilesystemSpool, Sink, sha256_hex};
 use store::importers::ImporterRecord;
 use store::ledger::LedgerState;
@@ -34,6 +34,12 @@ struct Fake {
     keep_ids: bool,
     /// How often `locate_message` was asked.
     locates: Mutex<usize>,
+    /// message id → its categories (the reason mark), carried by moves.
+    categories: Mutex<BTreeMap<String, Vec<String>>>,
+    /// Listings report each mail's size, as Graph's PidTagMessageSize does.
+    report_sizes: bool,
+    /// Every fetch, by message id.
+    fetched: Mutex<Vec<String>>,
 }
 
 impl Fake {
@@ -96,19 +102,24 @@ impl Mailbox for Fake {
             .iter()
             .skip(skip)
             .take(PAGE)
-            .map(|(id, _)| MessageSummary {
+            .map(|(id, raw)| MessageSummary {
                 id: id.clone(),
                 internet_message_id: None,
                 received_at: None,
                 subject: None,
                 from: None,
                 has_attachments: true,
+                size: self.report_sizes.then_some(raw.len() as u64),
             })
             .collect();
         let next = (skip + PAGE < all.len()).then(|| PageCursor((skip + PAGE).to_string()));
         Ok(MessagePage { messages, next })
     }
     async fn fetch_mime(&self, message_id: &str) -> Result<Vec<u8>, MailboxError> {
+        self.fetched
+            .lock()
+            .expect("lock")
+            .push(message_id.to_owned());
         if let Some(n) = self.fail_fetch.lock().expect("lock").get_mut(message_id)
             && *n > 0
         {
@@ -143,10 +154,27 @@ impl Mailbox for Fake {
                     .entry(dest.to_owned())
                     .or_default()
                     .push((new_id.clone(), raw));
+                let mut categories = self.categories.lock().expect("lock");
+                if let Some(c) = categories.remove(message_id) {
+                    categories.insert(new_id.clone(), c);
+                }
                 return Ok(new_id);
             }
         }
         Err(err(MailboxErrorKind::NotFound, "gone"))
+    }
+    async fn mark_error_reason(
+        &self,
+        message_id: &str,
+        reason_code: Option<&str>,
+    ) -> Result<(), MailboxError> {
+        let mut categories = self.categories.lock().expect("lock");
+        let mine = categories.entry(message_id.to_owned()).or_default();
+        mine.retain(|c| !c.starts_with("mailferry: "));
+        if let Some(code) = reason_code {
+            mine.push(format!("mailferry: {code}"));
+        }
+        Ok(())
     }
     async fn locate_message(&self, message_id: &str) -> Result<MessageLocation, MailboxError> {
         *self.locates.lock().expect("lock") += 1;
@@ -266,7 +294,7 @@ async fn the_corpus_lands_where_the_rules_say_once() {
         match &mail.expected {
             Expected::Import(files) => {
                 assert!(exported.contains(&sha), "{} is in Exported", mail.name);
-                assert_eq!(prediction.outcome, "import", "{}", mail.name);
+                assert_eq!(prediction.outcome, Outcome::Import, "{}", mail.name);
                 let doc = docs
                     .iter()
                     .find(|d| {
@@ -303,7 +331,7 @@ async fn the_corpus_lands_where_the_rules_say_once() {
             }
             Expected::Error(code) => {
                 assert!(errored.contains(&sha), "{} is in Error", mail.name);
-                assert_eq!(prediction.outcome, "error", "{}", mail.name);
+                assert_eq!(prediction.outcome, Outcome::Error, "{}", mail.name);
                 assert_eq!(prediction.reason.as_deref(), Some(*code), "{}", mail.name);
             }
         }
@@ -590,11 +618,18 @@ async fn a_backlog_of_unconfirmed_moves_costs_at_most_a_bounded_number_of_lookup
             .record_ledger(&store::ledger::LedgerEntry {
                 importer_id: e.importer.id.clone(),
                 source_key: format!("ghost-{n}"),
+                mail_id: store::ledger::LedgerEntry::new_mail_id(),
                 internet_message_id: None,
                 mime_sha256: Some(format!("{n:064}")),
+                content_sha256: None,
                 document_id: Some(format!("doc-{n}")),
                 state: LedgerState::Stored,
                 reason: None,
+                subject: None,
+                sender: None,
+                received_at: None,
+                attempts: 0,
+                last_error: None,
                 created_at: now,
                 updated_at: now,
             })
@@ -607,4 +642,285 @@ async fn a_backlog_of_unconfirmed_moves_costs_at_most_a_bounded_number_of_lookup
         *mb.locates.lock().expect("lock"),
         import::pipeline::MAX_LOCATES_PER_RUN
     );
+}
+
+/// A mail with one PDF, for tests that need to control every header.
+fn mail_with(message_id: &str, subject: &str, pdf: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(pdf);
+    format!(
+        "From: Billing <billing@fabrikam.example>\r\nTo: invoices@contoso.com\r\nSubject: {subject}\r\nDate: Mon, 02 Mar 2026 09:00:00 +0000\r\nMessage-ID: {message_id}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nInvoice attached.\r\n--b1\r\nContent-Type: application/pdf; name=\"invoice.pdf\"\r\nContent-Disposition: attachment; filename=\"invoice.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--b1--\r\n"
+    )
+    .into_bytes()
+}
+
+fn pdf(seed: u64) -> Vec<u8> {
+    corpus::file_bytes("pdf", 2_000, seed)
+}
+
+#[tokio::test]
+async fn two_mails_with_one_message_id_make_two_documents_and_the_same_mail_again_makes_none() {
+    let e = env(default_folders()).await;
+    let mb = Fake {
+        keep_ids: true,
+        ..Fake::default()
+    };
+    // An ERP that stamps every mail with the same Message-ID.
+    let first = mail_with("<fixed@erp.fabrikam.example>", "Invoice", &pdf(1));
+    let second = mail_with("<fixed@erp.fabrikam.example>", "Invoice", &pdf(2));
+    mb.add("inbox", first.clone());
+    let one = run(&e, &mb).run().await.expect("run");
+    assert_eq!(one.imported, 1);
+    mb.add("inbox", second.clone());
+    let predictions = run(&e, &mb).dry_run().await.expect("dry run");
+    assert_eq!(predictions.len(), 1);
+    assert_eq!(
+        predictions[0].outcome,
+        Outcome::Import,
+        "another mail is not `already_imported`"
+    );
+    let two = run(&e, &mb).run().await.expect("run");
+    assert_eq!((two.imported, two.completed_from_earlier_run), (1, 0));
+    let docs = e
+        .store
+        .list_documents(&e.importer.client_id, None, 10, 0)
+        .await
+        .expect("docs");
+    assert_eq!(docs.len(), 2, "two mails, two documents");
+    assert_ne!(docs[0].id, docs[1].id);
+    let mut pdfs: Vec<Vec<u8>> = docs
+        .iter()
+        .map(|d| {
+            std::fs::read(std::path::Path::new(&d.location).join("attachments/invoice.pdf"))
+                .expect("pdf")
+        })
+        .collect();
+    pdfs.sort();
+    let mut want = vec![pdf(1), pdf(2)];
+    want.sort();
+    assert_eq!(pdfs, want, "both attachments kept");
+
+    // The same mail seen again, re-rendered (other boundary) and under a
+    // new id: still nothing new.
+    let rerendered = String::from_utf8(first.clone())
+        .expect("utf8")
+        .replace("boundary=\"b1\"", "boundary=\"=_rerendered_by_exchange\"")
+        .replace("--b1", "--=_rerendered_by_exchange");
+    mb.add("inbox", rerendered.into_bytes());
+    mb.add("inbox", second);
+    let again = run(&e, &mb).run().await.expect("run");
+    assert_eq!(
+        (again.imported, again.completed_from_earlier_run),
+        (0, 2),
+        "{again:?}"
+    );
+    assert_eq!(
+        e.store
+            .count_documents(&e.importer.id)
+            .await
+            .expect("count"),
+        2
+    );
+    assert!(mb.in_folder("inbox").is_empty());
+}
+
+#[tokio::test]
+async fn a_mail_over_max_mail_bytes_goes_to_error_without_being_downloaded() {
+    let mut e = env(default_folders()).await;
+    e.importer.settings.limits.max_mail_bytes = 5_000;
+    let mb = Fake {
+        keep_ids: true,
+        report_sizes: true,
+        ..Fake::default()
+    };
+    let small = mb.add("inbox", mail_with("<small@x>", "Small", &pdf(1)));
+    let big = mb.add(
+        "inbox",
+        mail_with("<big@x>", "Big", &corpus::file_bytes("pdf", 20_000, 3)),
+    );
+    let predictions = run(&e, &mb).dry_run().await.expect("dry run");
+    assert_eq!(predictions[1].outcome, Outcome::Error);
+    assert_eq!(predictions[1].reason.as_deref(), Some("too_large"));
+    let summary = run(&e, &mb).run().await.expect("run");
+    assert_eq!(summary.imported, 1);
+    assert_eq!(summary.to_error.get("too_large"), Some(&1));
+    let fetched = mb.fetched.lock().expect("lock").clone();
+    assert!(fetched.contains(&small));
+    assert!(!fetched.contains(&big), "the big mail was never downloaded");
+    let row = e
+        .store
+        .ledger_entry(&e.importer.id, &big)
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(row.state, LedgerState::MovedToError);
+    let (code, detail) = row.reason_parts().expect("reason");
+    assert_eq!(code, "too_large");
+    assert!(detail.contains("max_mail_bytes (5000)"), "{detail}");
+    assert_eq!(
+        mb.categories.lock().expect("lock").get(&big),
+        Some(&vec!["mailferry: too_large".to_owned()]),
+        "the reason travels with the mail"
+    );
+
+    // Without a reported size the limit holds after the download.
+    let mb = Fake {
+        keep_ids: true,
+        next_id: Mutex::new(100),
+        ..Fake::default()
+    };
+    let big = mb.add(
+        "inbox",
+        mail_with("<big2@x>", "Big", &corpus::file_bytes("pdf", 20_000, 4)),
+    );
+    let summary = run(&e, &mb).run().await.expect("run");
+    assert_eq!(summary.to_error.get("too_large"), Some(&1), "{summary:?}");
+    assert!(mb.in_folder("error").iter().any(|(id, _)| id == &big));
+}
+
+#[tokio::test]
+async fn a_mail_failing_in_max_attempts_runs_goes_to_error_with_the_last_error() {
+    let mut e = env(default_folders()).await;
+    e.importer.settings.limits.max_attempts = 3;
+    let mb = Fake {
+        keep_ids: true,
+        ..Fake::default()
+    };
+    let id = mb.add("inbox", mail_with("<flaky@x>", "Flaky", &pdf(5)));
+    mb.fail_fetch.lock().expect("lock").insert(id.clone(), 100);
+    for attempt in 1..=2 {
+        let s = run(&e, &mb).run().await.expect("run");
+        assert_eq!(s.left_for_retry.len(), 1, "run {attempt}");
+        let row = e
+            .store
+            .ledger_entry(&e.importer.id, &id)
+            .await
+            .expect("read")
+            .expect("a pending row");
+        assert_eq!((row.state, row.attempts), (LedgerState::Pending, attempt));
+        assert!(
+            row.last_error
+                .as_deref()
+                .is_some_and(|l| l.contains("429 storm"))
+        );
+    }
+    let predictions = run(&e, &mb).dry_run().await.expect("dry run");
+    assert_eq!(
+        predictions[0].reason.as_deref(),
+        Some("retries_exhausted"),
+        "the dry run knows this is the last attempt"
+    );
+    let third = run(&e, &mb).run().await.expect("run");
+    assert_eq!(third.to_error.get("retries_exhausted"), Some(&1));
+    assert!(mb.in_folder("inbox").is_empty());
+    let row = e
+        .store
+        .ledger_entry(&e.importer.id, &id)
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(row.state, LedgerState::MovedToError);
+    let (_, detail) = row.reason_parts().expect("reason");
+    assert!(
+        detail.contains("3 runs") && detail.contains("429 storm"),
+        "{detail}"
+    );
+    let fetches = mb.fetched.lock().expect("lock").len();
+    run(&e, &mb).run().await.expect("run");
+    assert_eq!(
+        mb.fetched.lock().expect("lock").len(),
+        fetches,
+        "never fetched again"
+    );
+}
+
+#[tokio::test]
+async fn a_mail_in_error_is_decided_afresh_when_reprocessed_or_moved_back_by_hand() {
+    let mut e = env(default_folders()).await;
+    let mb = Fake {
+        keep_ids: true,
+        ..Fake::default()
+    };
+    let blocked = mb.add(
+        "inbox",
+        mail_with("<blocked@x>", "Weekly newsletter", &pdf(6)),
+    );
+    let by_hand = mb.add(
+        "inbox",
+        mail_with("<by-hand@x>", "Another newsletter", &pdf(7)),
+    );
+    mb.categories
+        .lock()
+        .expect("lock")
+        .insert(blocked.clone(), vec!["Finance".to_owned()]);
+    let first = run(&e, &mb).run().await.expect("run");
+    assert_eq!(
+        first.to_error.get("rule:subject_block"),
+        Some(&2),
+        "{first:?}"
+    );
+    assert_eq!(
+        mb.categories.lock().expect("lock").get(&blocked),
+        Some(&vec![
+            "Finance".to_owned(),
+            "mailferry: rule:subject_block".to_owned()
+        ]),
+        "the admin's own category is kept"
+    );
+    // The admin lifts the rule …
+    e.importer.settings.rules = domain::rules::ImportRules::default();
+    // … reprocesses one mail, and moves the other back by hand.
+    let mail_id = e
+        .store
+        .ledger_entry(&e.importer.id, &blocked)
+        .await
+        .expect("read")
+        .expect("row")
+        .mail_id;
+    let reopened = import::reprocess::reprocess(&e.store, &SystemClock, &mb, &e.importer, &mail_id)
+        .await
+        .expect("reprocess");
+    assert_eq!(reopened.state, LedgerState::Pending);
+    assert!(mb.in_folder("inbox").iter().any(|(id, _)| id == &blocked));
+    assert_eq!(
+        mb.categories.lock().expect("lock").get(&blocked),
+        Some(&vec!["Finance".to_owned()]),
+        "reprocessing removes only mailferry's mark"
+    );
+    let again = import::reprocess::reprocess(&e.store, &SystemClock, &mb, &e.importer, &mail_id)
+        .await
+        .expect_err("not in Error any more");
+    assert!(
+        matches!(
+            again,
+            import::reprocess::ReprocessError::NotInError("pending")
+        ),
+        "{again}"
+    );
+    mb.move_message(&by_hand, "inbox").await.expect("by hand");
+
+    let second = run(&e, &mb).run().await.expect("run");
+    assert_eq!(second.imported, 2, "{second:?}");
+    assert!(mb.in_folder("error").is_empty());
+    assert_eq!(mb.in_folder("exported").len(), 2);
+    assert_eq!(
+        e.store
+            .count_documents(&e.importer.id)
+            .await
+            .expect("count"),
+        2
+    );
+    // A mail moved back from Exported is still never imported twice.
+    let (exported_id, raw) = mb.in_folder("exported")[0].clone();
+    mb.move_message(&exported_id, "inbox").await.expect("back");
+    let third = run(&e, &mb).run().await.expect("run");
+    assert_eq!((third.imported, third.completed_from_earlier_run), (0, 1));
+    assert_eq!(
+        e.store
+            .count_documents(&e.importer.id)
+            .await
+            .expect("count"),
+        2
+    );
+    drop(raw);
 }

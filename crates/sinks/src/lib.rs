@@ -8,7 +8,7 @@ pub mod filename;
 pub mod spool;
 pub mod webhook;
 
-pub use document::{Document, DocumentHeader, NewAttachment, sha256_hex};
+pub use document::{Document, DocumentHeader, NewAttachment, hex, sha256_hex};
 pub use spool::FilesystemSpool;
 pub use webhook::{WebhookConfig, WebhookSink};
 
@@ -21,30 +21,52 @@ pub struct Stored {
     pub already_present: bool,
 }
 
-/// A sink could not take the document. `transient` failures (a full disk,
-/// an unreachable or refusing webhook) leave the mail in the Inbox for the
-/// next run; permanent ones (a document that can never be written) send it
-/// to Error.
+/// How a sink failed, which decides where the mail goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkErrorKind {
+    /// A full disk, an unreachable or failing receiver: the mail stays in
+    /// the Inbox for the next run.
+    Transient,
+    /// The receiver answered that it will never take this document (a
+    /// webhook's 4xx other than 408/425/429): the mail goes to Error
+    /// (`sink_rejected`) instead of being sent again every run.
+    Rejected,
+    /// The document can never be written (e.g. a name the file system
+    /// refuses): the mail goes to Error (`unstorable`).
+    Unstorable,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct SinkError {
-    pub transient: bool,
+    pub kind: SinkErrorKind,
     pub message: String,
 }
 
 impl SinkError {
     pub fn transient(message: impl Into<String>) -> Self {
         Self {
-            transient: true,
+            kind: SinkErrorKind::Transient,
             message: message.into(),
         }
     }
 
-    pub fn permanent(message: impl Into<String>) -> Self {
+    pub fn rejected(message: impl Into<String>) -> Self {
         Self {
-            transient: false,
+            kind: SinkErrorKind::Rejected,
             message: message.into(),
         }
+    }
+
+    pub fn unstorable(message: impl Into<String>) -> Self {
+        Self {
+            kind: SinkErrorKind::Unstorable,
+            message: message.into(),
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.kind == SinkErrorKind::Transient
     }
 }
 

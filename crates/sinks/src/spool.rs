@@ -49,7 +49,7 @@ impl FilesystemSpool {
             ("document id", document_id),
         ] {
             if !is_plain_segment(segment) {
-                return Err(SinkError::permanent(format!(
+                return Err(SinkError::unstorable(format!(
                     "the {what} `{segment}` cannot name a folder of the document spool"
                 )));
             }
@@ -78,7 +78,7 @@ impl FilesystemSpool {
         }
         let parent = dir
             .parent()
-            .ok_or_else(|| SinkError::permanent("the spool has no parent folder"))?;
+            .ok_or_else(|| SinkError::unstorable("the spool has no parent folder"))?;
         fs::create_dir_all(parent).map_err(|e| io_error("create", parent, e))?;
         self.remove_stale_temp(parent, &m.document_id);
         // A concurrent cleaner may remove a temp folder between its creation
@@ -95,7 +95,7 @@ impl FilesystemSpool {
                 Ok(lock) => break (temp, lock),
                 Err(e) => {
                     let _ = fs::remove_dir_all(&temp);
-                    if attempt >= 3 || !e.transient {
+                    if attempt >= 3 || !e.is_transient() {
                         return Err(e);
                     }
                 }
@@ -156,7 +156,7 @@ fn write_document(temp: &Path, doc: &Document) -> Result<File, SinkError> {
         // Names are sanitised when the document is built; this guards the
         // promise that nothing lands outside the document folder.
         if path.parent() != Some(attachments_dir.as_path()) {
-            return Err(SinkError::permanent(format!(
+            return Err(SinkError::unstorable(format!(
                 "attachment file `{}` would leave the document folder",
                 meta.file
             )));

@@ -4,8 +4,11 @@
 //! receiver can rebuild the spool's layout. `Idempotency-Key: {document_id}` lets the receiver
 //! drop a repeat after a crash between its answer and our move.
 //!
-//! Only a 2xx answer counts as stored; anything else (after bounded
-//! retries) is a transient failure, which leaves the mail in the Inbox.
+//! Only a 2xx answer counts as stored. A 4xx other than 408/425/429 is the
+//! receiver's final word: no retry, and the mail goes to Error
+//! (`sink_rejected`) with the status and the start of the answer. Anything
+//! else (after bounded retries) is a transient failure, which leaves the
+//! mail in the Inbox.
 
 use std::time::Duration;
 
@@ -53,7 +56,7 @@ impl WebhookSink {
             // A redirect could carry the document somewhere unintended.
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| SinkError::permanent(format!("cannot build the webhook client: {e}")))?;
+            .map_err(|e| SinkError::unstorable(format!("cannot build the webhook client: {e}")))?;
         Ok(Self { config, http })
     }
 
@@ -81,7 +84,15 @@ impl WebhookSink {
                 Err(Failure {
                     message,
                     retry_after,
+                    refused,
                 }) => {
+                    if refused {
+                        return Err(SinkError::rejected(format!(
+                            "the webhook {} refused document {}: {message}; the mail goes to Error, fix the receiver and reprocess it",
+                            self.location(),
+                            doc.metadata.document_id
+                        )));
+                    }
                     last = message;
                     if attempt == attempts {
                         break;
@@ -144,6 +155,7 @@ impl WebhookSink {
             .map_err(|e| Failure {
                 message: format!("request failed: {e}"),
                 retry_after: None,
+                refused: false,
             })?;
         let status = response.status();
         if status.is_success() {
@@ -156,16 +168,46 @@ impl WebhookSink {
             .and_then(|v| v.trim().parse::<f64>().ok())
             .filter(|s| s.is_finite() && *s >= 0.0)
             .map(Duration::from_secs_f64);
+        let refused = is_refusal(status);
+        let message = if refused {
+            let body = response.text().await.unwrap_or_default();
+            format!("it answered {status}: {}", excerpt(&body))
+        } else {
+            format!("it answered {status}")
+        };
         Err(Failure {
-            message: format!("it answered {status}"),
+            message,
             retry_after,
+            refused,
         })
+    }
+}
+
+/// A 4xx says the receiver will never take this document, except the
+/// answers that mean "not now": 408 Request Timeout, 425 Too Early,
+/// 429 Too Many Requests.
+fn is_refusal(status: reqwest::StatusCode) -> bool {
+    status.is_client_error() && !matches!(status.as_u16(), 408 | 425 | 429)
+}
+
+/// The start of the receiver's answer, on one line, so the admin sees why.
+fn excerpt(body: &str) -> String {
+    const MAX_CHARS: usize = 200;
+    let line = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.is_empty() {
+        return "(no body)".to_owned();
+    }
+    match line.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
     }
 }
 
 struct Failure {
     message: String,
     retry_after: Option<Duration>,
+    /// The receiver refused the document for good: no further attempt.
+    refused: bool,
 }
 
 impl Failure {
@@ -173,6 +215,7 @@ impl Failure {
         Self {
             message: format!("could not build the request: {e}"),
             retry_after: None,
+            refused: false,
         }
     }
 }

@@ -171,7 +171,7 @@ async fn ids_that_are_not_plain_folder_names_are_refused() {
         let mut doc = common::document("ok");
         doc.metadata.document_id = bad.to_owned();
         let err = spool.store(&doc).await.expect_err("refused");
-        assert!(!err.transient, "{bad}: {err}");
+        assert!(!err.is_transient(), "{bad}: {err}");
     }
     assert!(
         !data

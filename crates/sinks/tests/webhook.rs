@@ -32,7 +32,7 @@ async fn receive(
     State(r): State<Receiver>,
     headers: HeaderMap,
     mut multipart: Multipart,
-) -> StatusCode {
+) -> (StatusCode, &'static str) {
     let mut parts = Vec::new();
     while let Some(field) = multipart.next_field().await.expect("multipart") {
         let name = field.name().unwrap_or_default().to_owned();
@@ -55,7 +55,13 @@ async fn receive(
     } else {
         answers[0]
     };
-    StatusCode::from_u16(status).expect("status")
+    let status = StatusCode::from_u16(status).expect("status");
+    let body = if status.is_client_error() {
+        "refused by the test receiver:\n  field `x` is invalid"
+    } else {
+        ""
+    };
+    (status, body)
 }
 
 async fn start(answers: &[u16], delay: Duration) -> (url::Url, Receiver) {
@@ -137,14 +143,40 @@ async fn server_errors_are_retried_a_bounded_number_of_times() {
 }
 
 #[tokio::test]
-async fn any_non_2xx_answer_is_a_transient_failure_after_the_last_try() {
-    for status in [400u16, 404, 409, 500, 302] {
+async fn a_4xx_refusal_is_final_at_once_and_says_what_the_receiver_answered() {
+    for status in [400u16, 404, 409, 422] {
+        let (url, receiver) = start(&[status], Duration::ZERO).await;
+        let err = sink(url, 3, Duration::from_secs(30))
+            .store(&common::document("d0c-rejected"))
+            .await
+            .expect_err("refused");
+        assert_eq!(err.kind, sinks::SinkErrorKind::Rejected, "{status}: {err}");
+        assert!(err.message.contains(&status.to_string()), "{err}");
+        assert!(
+            err.message.contains("refused by the test receiver"),
+            "{err}"
+        );
+        assert!(!err.message.contains("s3cret"), "{err}");
+        assert_eq!(
+            receiver.received.lock().expect("lock").len(),
+            1,
+            "{status}: no second try"
+        );
+    }
+}
+
+#[tokio::test]
+async fn any_other_non_2xx_answer_is_a_transient_failure_after_the_last_try() {
+    for status in [408u16, 425, 429, 500, 302] {
         let (url, receiver) = start(&[status], Duration::ZERO).await;
         let err = sink(url, 2, Duration::from_secs(30))
             .store(&common::document("d0c-refused"))
             .await
             .expect_err("refused");
-        assert!(err.transient, "{status}: the mail must stay in the Inbox");
+        assert!(
+            err.is_transient(),
+            "{status}: the mail must stay in the Inbox"
+        );
         assert!(err.message.contains(&status.to_string()), "{err}");
         assert!(!err.message.contains("s3cret"), "{err}");
         assert_eq!(receiver.received.lock().expect("lock").len(), 2, "{status}");
@@ -158,7 +190,7 @@ async fn a_receiver_slower_than_the_time_out_is_a_failure() {
         .store(&common::document("d0c-slow"))
         .await
         .expect_err("timed out");
-    assert!(err.transient);
+    assert!(err.is_transient());
     assert_eq!(receiver.received.lock().expect("lock").len(), 2);
 }
 
@@ -172,5 +204,5 @@ async fn an_unreachable_receiver_is_a_transient_failure() {
         .store(&common::document("d0c-down"))
         .await
         .expect_err("unreachable");
-    assert!(err.transient);
+    assert!(err.is_transient());
 }

@@ -1,18 +1,23 @@
 //! The import ledger: what mailferry did with each mail of an importer, so
 //! that a run after a crash (or with a changed message id) neither loses
-//! nor repeats anything.
+//! nor repeats anything, and so that an admin can see every mail's fate.
 //!
 //! A row is keyed by the mailbox's id for the mail (`source_key`: the Graph
 //! immutable id, or `uidvalidity:uid` for IMAP) and carries the ids that
-//! survive a move: the `Message-ID` and the SHA-256 of the MIME.
+//! survive a move: the `Message-ID`, the SHA-256 of the MIME and the
+//! fingerprint of the mail's content (which tells two different mails with
+//! one `Message-ID` apart). `mail_id` is the row's own id for the API.
 
 use jiff::Timestamp;
 
-use crate::{Result, Store, StoreError, from_millis, to_millis};
+use crate::{Result, Store, StoreError, from_millis, new_id, to_millis};
 
 /// How far a mail got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LedgerState {
+    /// Seen in the Inbox but not decided yet: a transient failure left it
+    /// there (`attempts` counts the runs), or an admin asked to reprocess it.
+    Pending,
     /// Its document is stored; the move to Exported may not have happened.
     Stored,
     /// Document stored and mail moved to Exported: done.
@@ -27,6 +32,7 @@ pub enum LedgerState {
 impl LedgerState {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Pending => "pending",
             Self::Stored => "stored",
             Self::Moved => "moved",
             Self::ToError => "to_error",
@@ -36,6 +42,7 @@ impl LedgerState {
 
     fn parse(s: &str) -> Result<Self> {
         Ok(match s {
+            "pending" => Self::Pending,
             "stored" => Self::Stored,
             "moved" => Self::Moved,
             "to_error" => Self::ToError,
@@ -43,86 +50,209 @@ impl LedgerState {
             other => return Err(StoreError::Corrupt(format!("ledger state `{other}`"))),
         })
     }
+
+    /// Where the mail is headed, as the admin names it.
+    pub fn fate(self) -> MailFate {
+        match self {
+            Self::Pending => MailFate::Pending,
+            Self::Stored | Self::Moved => MailFate::Exported,
+            Self::ToError | Self::MovedToError => MailFate::Error,
+        }
+    }
+}
+
+/// A mail's fate as the API's `state` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailFate {
+    /// Still in the Inbox, to be decided by the next run.
+    Pending,
+    /// A document, and the mail in Exported (or on its way).
+    Exported,
+    /// In Error (or on its way), with the reason.
+    Error,
+}
+
+impl MailFate {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Exported => "exported",
+            Self::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(Self::Pending),
+            "exported" => Some(Self::Exported),
+            "error" => Some(Self::Error),
+            _ => None,
+        }
+    }
+
+    fn states(self) -> &'static str {
+        match self {
+            Self::Pending => "('pending')",
+            Self::Exported => "('stored', 'moved')",
+            Self::Error => "('to_error', 'moved_to_error')",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerEntry {
     pub importer_id: String,
     pub source_key: String,
+    /// The row's own id (the API's `mail_id`). Kept when a row is recorded
+    /// again; a new row gets a fresh one from [`LedgerEntry::new_mail_id`].
+    pub mail_id: String,
     pub internet_message_id: Option<String>,
     pub mime_sha256: Option<String>,
+    /// Fingerprint of the mail's content; `None` on rows from before it
+    /// existed (those compare by `mime_sha256`).
+    pub content_sha256: Option<String>,
     pub document_id: Option<String>,
     pub state: LedgerState,
     /// Why the mail went to Error (`code: detail`).
     pub reason: Option<String>,
+    pub subject: Option<String>,
+    pub sender: Option<String>,
+    pub received_at: Option<Timestamp>,
+    /// Runs in which a transient failure left the mail undecided.
+    pub attempts: u32,
+    /// The last of those failures.
+    pub last_error: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
 
-type LedgerRow = (
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    String,
-    Option<String>,
-    i64,
-    i64,
-);
+impl LedgerEntry {
+    pub fn new_mail_id() -> String {
+        new_id()
+    }
 
-const SELECT: &str = "SELECT importer_id, source_key, internet_message_id, mime_sha256, document_id, state, reason, created_at, updated_at FROM import_ledger";
+    /// The reason split into its code and plain-words detail.
+    pub fn reason_parts(&self) -> Option<(&str, &str)> {
+        self.reason
+            .as_deref()
+            .map(|r| r.split_once(": ").unwrap_or((r, "")))
+    }
+}
 
-fn entry_from_row(
-    (
-        importer_id,
-        source_key,
-        internet_message_id,
-        mime_sha256,
-        document_id,
-        state,
-        reason,
-        created_at,
-        updated_at,
-    ): LedgerRow,
-) -> Result<LedgerEntry> {
+#[derive(sqlx::FromRow)]
+struct LedgerRow {
+    importer_id: String,
+    source_key: String,
+    mail_id: Option<String>,
+    internet_message_id: Option<String>,
+    mime_sha256: Option<String>,
+    content_sha256: Option<String>,
+    document_id: Option<String>,
+    state: String,
+    reason: Option<String>,
+    subject: Option<String>,
+    sender: Option<String>,
+    received_at: Option<i64>,
+    attempts: i64,
+    last_error: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+const SELECT: &str = "SELECT importer_id, source_key, mail_id, internet_message_id, mime_sha256, content_sha256, document_id, state, reason, subject, sender, received_at, attempts, last_error, created_at, updated_at FROM import_ledger";
+
+fn entry_from_row(r: LedgerRow) -> Result<LedgerEntry> {
     Ok(LedgerEntry {
-        importer_id,
-        source_key,
-        internet_message_id,
-        mime_sha256,
-        document_id,
-        state: LedgerState::parse(&state)?,
-        reason,
-        created_at: from_millis(created_at)?,
-        updated_at: from_millis(updated_at)?,
+        mail_id: r
+            .mail_id
+            .ok_or_else(|| StoreError::Corrupt("ledger row without mail_id".to_owned()))?,
+        importer_id: r.importer_id,
+        source_key: r.source_key,
+        internet_message_id: r.internet_message_id,
+        mime_sha256: r.mime_sha256,
+        content_sha256: r.content_sha256,
+        document_id: r.document_id,
+        state: LedgerState::parse(&r.state)?,
+        reason: r.reason,
+        subject: r.subject,
+        sender: r.sender,
+        received_at: r.received_at.map(from_millis).transpose()?,
+        attempts: u32::try_from(r.attempts.max(0)).unwrap_or(u32::MAX),
+        last_error: r.last_error,
+        created_at: from_millis(r.created_at)?,
+        updated_at: from_millis(r.updated_at)?,
     })
 }
 
 impl Store {
     /// Records (or advances) what happened to a mail. An existing row keeps
-    /// its `created_at`; every other field takes the new value.
+    /// its `created_at` and `mail_id`; every other field takes the new value.
     pub async fn record_ledger(&self, entry: &LedgerEntry) -> Result<()> {
         sqlx::query(
-            "INSERT INTO import_ledger (importer_id, source_key, internet_message_id, mime_sha256, document_id, state, reason, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+            "INSERT INTO import_ledger (importer_id, source_key, mail_id, internet_message_id, mime_sha256, content_sha256, document_id, state, reason, subject, sender, received_at, attempts, last_error, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
              ON CONFLICT (importer_id, source_key) DO UPDATE SET \
                internet_message_id = excluded.internet_message_id, mime_sha256 = excluded.mime_sha256, \
-               document_id = excluded.document_id, state = excluded.state, reason = excluded.reason, \
+               content_sha256 = excluded.content_sha256, document_id = excluded.document_id, \
+               state = excluded.state, reason = excluded.reason, subject = excluded.subject, \
+               sender = excluded.sender, received_at = excluded.received_at, \
+               attempts = excluded.attempts, last_error = excluded.last_error, \
                updated_at = excluded.updated_at",
         )
         .bind(&entry.importer_id)
         .bind(&entry.source_key)
+        .bind(&entry.mail_id)
         .bind(&entry.internet_message_id)
         .bind(&entry.mime_sha256)
+        .bind(&entry.content_sha256)
         .bind(&entry.document_id)
         .bind(entry.state.as_str())
         .bind(&entry.reason)
+        .bind(&entry.subject)
+        .bind(&entry.sender)
+        .bind(entry.received_at.map(to_millis))
+        .bind(i64::from(entry.attempts))
+        .bind(&entry.last_error)
         .bind(to_millis(entry.created_at))
         .bind(to_millis(entry.updated_at))
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    /// Counts one more run in which a transient failure left the mail
+    /// undecided, and returns how many there were. A row that was decided
+    /// before (a mail an admin moved back) starts counting again at 1.
+    pub async fn record_attempt(&self, entry: &LedgerEntry, error: &str) -> Result<u32> {
+        let (attempts,): (i64,) = sqlx::query_as(
+            "INSERT INTO import_ledger (importer_id, source_key, mail_id, internet_message_id, mime_sha256, content_sha256, state, subject, sender, received_at, attempts, last_error, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, 1, $10, $11, $11) \
+             ON CONFLICT (importer_id, source_key) DO UPDATE SET \
+               attempts = CASE WHEN import_ledger.state = 'pending' THEN import_ledger.attempts + 1 ELSE 1 END, \
+               state = 'pending', document_id = NULL, reason = NULL, last_error = excluded.last_error, \
+               internet_message_id = COALESCE(excluded.internet_message_id, import_ledger.internet_message_id), \
+               mime_sha256 = COALESCE(excluded.mime_sha256, import_ledger.mime_sha256), \
+               content_sha256 = COALESCE(excluded.content_sha256, import_ledger.content_sha256), \
+               subject = COALESCE(excluded.subject, import_ledger.subject), \
+               sender = COALESCE(excluded.sender, import_ledger.sender), \
+               received_at = COALESCE(excluded.received_at, import_ledger.received_at), \
+               updated_at = excluded.updated_at \
+             RETURNING attempts",
+        )
+        .bind(&entry.importer_id)
+        .bind(&entry.source_key)
+        .bind(&entry.mail_id)
+        .bind(&entry.internet_message_id)
+        .bind(&entry.mime_sha256)
+        .bind(&entry.content_sha256)
+        .bind(&entry.subject)
+        .bind(&entry.sender)
+        .bind(entry.received_at.map(to_millis))
+        .bind(error)
+        .bind(to_millis(entry.updated_at))
+        .fetch_one(self.pool())
+        .await?;
+        Ok(u32::try_from(attempts.max(0)).unwrap_or(u32::MAX))
     }
 
     /// Moves a mail's row to `state` (after its move succeeded).
@@ -163,35 +293,100 @@ impl Store {
         row.map(entry_from_row).transpose()
     }
 
-    /// A row for the same mail under another source key: same `Message-ID`,
-    /// or (for a mail without one) the same MIME. The oldest wins.
-    pub async fn ledger_entry_for_mail(
+    /// One mail of an importer by its `mail_id`.
+    pub async fn ledger_entry_by_mail_id(
+        &self,
+        importer_id: &str,
+        mail_id: &str,
+    ) -> Result<Option<LedgerEntry>> {
+        let row: Option<LedgerRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{SELECT} WHERE importer_id = $1 AND mail_id = $2"
+        )))
+        .bind(importer_id)
+        .bind(mail_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(entry_from_row).transpose()
+    }
+
+    /// Rows that may be the same mail under another source key: the same
+    /// `Message-ID`, or (for a mail without one) the same content or MIME.
+    /// Oldest first; whether one *is* the same mail is the caller's call.
+    pub async fn ledger_entries_for_mail(
         &self,
         importer_id: &str,
         internet_message_id: Option<&str>,
+        content_sha256: &str,
         mime_sha256: &str,
-    ) -> Result<Option<LedgerEntry>> {
-        let row: Option<LedgerRow> = match internet_message_id {
+    ) -> Result<Vec<LedgerEntry>> {
+        let rows: Vec<LedgerRow> = match internet_message_id {
             Some(id) => {
                 sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "{SELECT} WHERE importer_id = $1 AND internet_message_id = $2 ORDER BY created_at, source_key LIMIT 1"
+                    "{SELECT} WHERE importer_id = $1 AND internet_message_id = $2 ORDER BY created_at, source_key"
                 )))
                 .bind(importer_id)
                 .bind(id)
-                .fetch_optional(self.pool())
+                .fetch_all(self.pool())
                 .await?
             }
             None => {
                 sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "{SELECT} WHERE importer_id = $1 AND mime_sha256 = $2 AND internet_message_id IS NULL ORDER BY created_at, source_key LIMIT 1"
+                    "{SELECT} WHERE importer_id = $1 AND internet_message_id IS NULL \
+                     AND (content_sha256 = $2 OR mime_sha256 = $3) ORDER BY created_at, source_key"
                 )))
                 .bind(importer_id)
+                .bind(content_sha256)
                 .bind(mime_sha256)
-                .fetch_optional(self.pool())
+                .fetch_all(self.pool())
                 .await?
             }
         };
-        row.map(entry_from_row).transpose()
+        rows.into_iter().map(entry_from_row).collect()
+    }
+
+    /// An importer's mails, newest first, optionally of one fate.
+    pub async fn ledger_mails(
+        &self,
+        importer_id: &str,
+        fate: Option<MailFate>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<LedgerEntry>> {
+        let filter = fate
+            .map(|f| format!(" AND state IN {}", f.states()))
+            .unwrap_or_default();
+        let rows: Vec<LedgerRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{SELECT} WHERE importer_id = $1{filter} ORDER BY updated_at DESC, source_key LIMIT $2 OFFSET $3"
+        )))
+        .bind(importer_id)
+        .bind(limit.max(0))
+        .bind(offset.max(0))
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter().map(entry_from_row).collect()
+    }
+
+    /// Marks a mail in Error to be decided afresh (reprocessing), only if it
+    /// is still in Error; returns whether it was.
+    pub async fn reopen_ledger_entry(
+        &self,
+        importer_id: &str,
+        mail_id: &str,
+        note: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE import_ledger SET state = 'pending', attempts = 0, reason = NULL, \
+             last_error = $1, updated_at = $2 \
+             WHERE importer_id = $3 AND mail_id = $4 AND state = 'moved_to_error'",
+        )
+        .bind(note)
+        .bind(to_millis(now))
+        .bind(importer_id)
+        .bind(mail_id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// An importer's rows whose move is not confirmed (`stored`, `to_error`),

@@ -179,11 +179,13 @@ impl Store {
 }
 
 /// Every column that holds a sealed value: `(table, id column, column)`.
-const SEALED_COLUMNS: [(&str, &str, &str); 4] = [
+const SEALED_COLUMNS: [(&str, &str, &str); 6] = [
     ("importers", "id", "secret_sealed"),
     ("oauth_grants", "importer_id", "access_token_sealed"),
     ("oauth_grants", "importer_id", "refresh_token_sealed"),
     ("oauth_states", "state_sha256", "pkce_verifier_sealed"),
+    ("pending_grants", "token_sha256", "access_token_sealed"),
+    ("pending_grants", "token_sha256", "refresh_token_sealed"),
 ];
 
 /// Hides the password of a database URL in messages and logs.

@@ -30,10 +30,12 @@ pub struct PendingAuthorization {
     pub expires_at: Timestamp,
 }
 
-/// What consuming a state found.
+/// What using up a single-use secret found: a sign-in `state` (the
+/// default), or the confirmation of an account change
+/// ([`crate::grants::PendingGrant`]).
 #[derive(Debug)]
-pub enum StateLookup {
-    Valid(PendingAuthorization),
+pub enum StateLookup<T = PendingAuthorization> {
+    Valid(T),
     /// Never issued (or tampered with, or its importer was deleted).
     Unknown,
     AlreadyUsed {
@@ -63,16 +65,7 @@ fn verifier_field(state_hash: &str) -> SealedField<'_> {
     }
 }
 
-type StateRow = (
-    String,
-    String,
-    String,
-    Vec<u8>,
-    String,
-    i64,
-    i64,
-    Option<i64>,
-);
+type StateRow = (String, String, String, Vec<u8>, String, i64, i64);
 
 impl Store {
     /// Remembers a started authorization; returns when it expires. Also
@@ -111,44 +104,25 @@ impl Store {
     /// Uses up a state: exactly one caller ever gets `Valid` for it.
     pub async fn consume_oauth_state(&self, state: &str, now: Timestamp) -> Result<StateLookup> {
         let hash = sha256_hex(state.as_bytes());
-        let claimed = sqlx::query(
-            "UPDATE oauth_states SET consumed_at = $1 \
-             WHERE state_sha256 = $2 AND consumed_at IS NULL AND expires_at > $1",
-        )
-        .bind(to_millis(now))
-        .bind(&hash)
-        .execute(self.pool())
-        .await?;
+        if let Some(refused) = self
+            .claim_single_use(SingleUse::OAuthState, &hash, now)
+            .await?
+        {
+            return Ok(refused);
+        }
         let row: Option<StateRow> = sqlx::query_as(
             "SELECT client_id, importer_id, started_by, pkce_verifier_sealed, redirect_uri, created_at, \
-             expires_at, consumed_at FROM oauth_states WHERE state_sha256 = $1",
+             expires_at FROM oauth_states WHERE state_sha256 = $1",
         )
         .bind(&hash)
         .fetch_optional(self.pool())
         .await?;
-        let Some((
-            client_id,
-            importer_id,
-            started_by,
-            sealed,
-            redirect_uri,
-            created,
-            expires,
-            consumed,
-        )) = row
+        // Gone between the claim and this read: its importer was deleted.
+        let Some((client_id, importer_id, started_by, sealed, redirect_uri, created, expires)) =
+            row
         else {
             return Ok(StateLookup::Unknown);
         };
-        if claimed.rows_affected() != 1 {
-            return Ok(match consumed {
-                Some(at) => StateLookup::AlreadyUsed {
-                    used_at: from_millis(at)?,
-                },
-                None => StateLookup::Expired {
-                    expired_at: from_millis(expires)?,
-                },
-            });
-        }
         Ok(StateLookup::Valid(PendingAuthorization {
             client_id,
             importer_id,
@@ -158,5 +132,59 @@ impl Store {
             created_at: from_millis(created)?,
             expires_at: from_millis(expires)?,
         }))
+    }
+
+    /// Marks the single-use row under `hash` used, in one atomic UPDATE, so
+    /// that exactly one caller wins. `None`: this caller won and may read the
+    /// row; otherwise why it may not (its payload type is filled in later).
+    pub(crate) async fn claim_single_use<T>(
+        &self,
+        kind: SingleUse,
+        hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<StateLookup<T>>> {
+        let (table, key) = kind.table_and_key();
+        let claimed = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET consumed_at = $1 \
+             WHERE {key} = $2 AND consumed_at IS NULL AND expires_at > $1"
+        )))
+        .bind(to_millis(now))
+        .bind(hash)
+        .execute(self.pool())
+        .await?;
+        if claimed.rows_affected() == 1 {
+            return Ok(None);
+        }
+        let row: Option<(i64, Option<i64>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT expires_at, consumed_at FROM {table} WHERE {key} = $1"
+        )))
+        .bind(hash)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(Some(match row {
+            None => StateLookup::Unknown,
+            Some((_, Some(used_at))) => StateLookup::AlreadyUsed {
+                used_at: from_millis(used_at)?,
+            },
+            Some((expires, None)) => StateLookup::Expired {
+                expired_at: from_millis(expires)?,
+            },
+        }))
+    }
+}
+
+/// The tables of single-use secrets, each keyed by the secret's SHA-256.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SingleUse {
+    OAuthState,
+    PendingGrant,
+}
+
+impl SingleUse {
+    fn table_and_key(self) -> (&'static str, &'static str) {
+        match self {
+            Self::OAuthState => ("oauth_states", "state_sha256"),
+            Self::PendingGrant => ("pending_grants", "token_sha256"),
+        }
     }
 }

@@ -84,6 +84,8 @@ on_both_backends!(
     grant_is_dropped_only_by_grant_relevant_changes,
     secrets_are_sealed_at_rest,
     key_rotation_reseals_everything,
+    a_denied_mailbox_outlives_refreshes_until_access_is_found,
+    a_pending_account_change_is_sealed_and_confirmed_once,
     jobs_belong_to_their_client_and_new_clients_get_defaults,
     a_due_slot_is_claimed_by_exactly_one_instance,
     a_dead_instances_lease_is_taken_over_after_it_expires,
@@ -496,22 +498,290 @@ async fn key_rotation_reseals_everything(db: TestDb) {
     assert!(grant.access_token.is_some());
 }
 
+/// What the refresh-tokens script stores after Microsoft answered.
+async fn refresh_at(s: &Store, importer_id: &str, version: i64, now: Timestamp) -> bool {
+    let access = SecretString::from("AT-after-refresh");
+    let tokens = store::grants::RefreshedTokens {
+        access_token: &access,
+        access_token_expires_at: now + jiff::SignedDuration::from_mins(90),
+        refresh_token: None,
+        scopes: &[],
+    };
+    s.store_refreshed_tokens(importer_id, version, tokens, now)
+        .await
+        .expect("refresh")
+}
+
+async fn a_denied_mailbox_outlives_refreshes_until_access_is_found(db: TestDb) {
+    let s = &db.store;
+    let now = t("2026-02-01T10:00:00Z");
+    let client = s.ensure_default_client(now).await.expect("default");
+    let rec = s
+        .create_importer(
+            &client.id,
+            &valid(&graph_importer("I", Some("x")), None),
+            now,
+        )
+        .await
+        .expect("create");
+    s.put_grant(&sample_grant(&rec.id, now))
+        .await
+        .expect("grant");
+    let state = |g: Option<Grant>| {
+        let g = g.expect("grant");
+        (g.state, g.last_error, g.version)
+    };
+    let refreshed = |version| refresh_at(s, &rec.id, version, now);
+
+    // Reachable while authorized: nothing to change.
+    assert!(
+        !s.set_grant_mailbox_access(&rec.id, Ok(()), now)
+            .await
+            .expect("set")
+    );
+    let (st, _, v1) = state(s.grant(&rec.id).await.expect("q"));
+    assert_eq!(st, GrantState::Authorized);
+
+    // An import finds the mailbox refused: denied with the reason; the
+    // tokens (and so the version) are untouched.
+    let denied = "bob cannot open the mailbox x (HTTP 403). Fix: grant Full Access".to_owned();
+    assert!(
+        s.set_grant_mailbox_access(&rec.id, Err(denied.clone()), now)
+            .await
+            .expect("set")
+    );
+    assert_eq!(
+        state(s.grant(&rec.id).await.expect("q")),
+        (GrantState::MailboxDenied, Some(denied.clone()), v1)
+    );
+
+    // A failed refresh overwrites last_error; a successful one refreshes the
+    // tokens and restores the denial instead of declaring it authorized.
+    s.record_refresh_failure(&rec.id, "network down", now)
+        .await
+        .expect("failure");
+    assert!(refreshed(v1).await);
+    let grant = s.grant(&rec.id).await.expect("q").expect("grant");
+    assert_eq!(grant.state, GrantState::MailboxDenied);
+    assert_eq!(grant.last_error.as_deref(), Some(denied.as_str()));
+    assert_eq!(grant.consecutive_failures, 0);
+    assert_eq!(
+        grant
+            .access_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned())
+            .as_deref(),
+        Some("AT-after-refresh")
+    );
+
+    // Access granted meanwhile: the next import flips it back.
+    assert!(
+        s.set_grant_mailbox_access(&rec.id, Ok(()), now)
+            .await
+            .expect("set")
+    );
+    let (st, error, v2) = state(s.grant(&rec.id).await.expect("q"));
+    assert_eq!((st, error), (GrantState::Authorized, None));
+    assert!(refreshed(v2).await);
+    assert_eq!(
+        s.grant(&rec.id).await.expect("q").expect("grant").state,
+        GrantState::Authorized
+    );
+
+    // The callback stores a denied grant directly; refreshes keep it denied.
+    let mut signed_in = sample_grant(&rec.id, now);
+    signed_in.state = GrantState::MailboxDenied;
+    signed_in.last_error = Some(denied.clone());
+    s.put_grant(&signed_in).await.expect("grant");
+    let (_, _, v3) = state(s.grant(&rec.id).await.expect("q"));
+    assert!(refreshed(v3).await);
+    assert_eq!(
+        state(s.grant(&rec.id).await.expect("q")).0,
+        GrantState::MailboxDenied
+    );
+
+    // Tokens Microsoft refused are the bigger problem: left alone.
+    let (_, _, v4) = state(s.grant(&rec.id).await.expect("q"));
+    assert!(
+        s.mark_reauth_required(&rec.id, v4, "AADSTS50173", now)
+            .await
+            .expect("mark")
+    );
+    assert!(
+        !s.set_grant_mailbox_access(&rec.id, Err(denied.clone()), now)
+            .await
+            .expect("set")
+    );
+    assert!(
+        !s.set_grant_mailbox_access(&rec.id, Ok(()), now)
+            .await
+            .expect("set")
+    );
+    assert_eq!(
+        state(s.grant(&rec.id).await.expect("q")).0,
+        GrantState::ReauthRequired
+    );
+}
+
+async fn a_pending_account_change_is_sealed_and_confirmed_once(db: TestDb) {
+    use store::grants::NewPendingGrant;
+    use store::oauth_states::StateLookup;
+    let now = t("2026-02-01T10:00:00Z");
+    let minutes = |m| now + jiff::SignedDuration::from_mins(m);
+    let (client, rec) = {
+        let s = &db.store;
+        let client = s.ensure_default_client(now).await.expect("default");
+        let rec = s
+            .create_importer(
+                &client.id,
+                &valid(&graph_importer("I", Some("x")), None),
+                now,
+            )
+            .await
+            .expect("create");
+        s.put_grant(&sample_grant(&rec.id, now))
+            .await
+            .expect("grant");
+        (client, rec)
+    };
+    let mut bobs = sample_grant(&rec.id, now);
+    bobs.account = Some("bob@contoso.example".into());
+    bobs.access_token = Some(SecretString::from("AT-plaintext-of-bob-0002"));
+    bobs.refresh_token = Some(SecretString::from("RT-plaintext-of-bob-0002"));
+    bobs.state = GrantState::MailboxDenied;
+    bobs.last_error = Some("bob has no mailbox. Fix: license".into());
+    let new = NewPendingGrant {
+        client_id: &client.id,
+        started_by: "admin@contoso.example",
+        previous_account: "alice@contoso.example",
+        grant: &bobs,
+    };
+    let s = &db.store;
+    let confirmation = s.create_pending_grant(new, now).await.expect("pending");
+    assert_eq!(confirmation.expires_at, minutes(10));
+
+    // Sealed at rest, and only the token's hash is stored.
+    let rows: Vec<(String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+        "SELECT token_sha256, access_token_sealed, refresh_token_sealed FROM pending_grants",
+    )
+    .fetch_all(s.pool())
+    .await
+    .expect("rows");
+    assert_eq!(rows.len(), 1);
+    let token = confirmation.token.expose_secret().to_owned();
+    assert_ne!(rows[0].0, token);
+    for blob in [&rows[0].1, &rows[0].2] {
+        for needle in ["AT-plaintext-of-bob-0002", "RT-plaintext-of-bob-0002"] {
+            assert!(!contains(blob, needle.as_bytes()), "{needle} readable");
+        }
+    }
+    // The importer's grant is untouched until confirmed.
+    let current = s.grant(&rec.id).await.expect("q").expect("grant");
+    assert_eq!(current.account.as_deref(), Some("alice@contoso.example"));
+
+    assert!(matches!(
+        s.consume_pending_grant(&format!("{token}x"), minutes(1))
+            .await
+            .expect("q"),
+        StateLookup::Unknown
+    ));
+    let StateLookup::Valid(pending) = s
+        .consume_pending_grant(&token, minutes(1))
+        .await
+        .expect("q")
+    else {
+        panic!("the first use is valid");
+    };
+    assert_eq!(pending.client_id, client.id);
+    assert_eq!(pending.started_by, "admin@contoso.example");
+    assert_eq!(pending.previous_account, "alice@contoso.example");
+    assert_eq!(pending.expires_at, minutes(10));
+    let g = &pending.grant;
+    assert_eq!(g.importer_id, rec.id);
+    assert_eq!(g.account.as_deref(), Some("bob@contoso.example"));
+    assert_eq!(
+        (g.state, g.last_error.as_deref()),
+        (
+            GrantState::MailboxDenied,
+            Some("bob has no mailbox. Fix: license")
+        )
+    );
+    assert_eq!(g.scopes, bobs.scopes);
+    assert_eq!(g.access_token_expires_at, bobs.access_token_expires_at);
+    assert_eq!(g.refresh_token_issued_at, bobs.refresh_token_issued_at);
+    assert_eq!(
+        g.access_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned())
+            .as_deref(),
+        Some("AT-plaintext-of-bob-0002")
+    );
+    assert_eq!(
+        g.refresh_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned())
+            .as_deref(),
+        Some("RT-plaintext-of-bob-0002")
+    );
+    assert!(matches!(
+        s.consume_pending_grant(&token, minutes(2)).await.expect("q"),
+        StateLookup::AlreadyUsed { used_at } if used_at == minutes(1)
+    ));
+
+    // Ten minutes to decide.
+    let late = s.create_pending_grant(new, now).await.expect("pending");
+    assert!(matches!(
+        s.consume_pending_grant(late.token.expose_secret(), minutes(11)).await.expect("q"),
+        StateLookup::Expired { expired_at } if expired_at == minutes(10)
+    ));
+
+    // Key rotation re-seals pending grants too.
+    let waiting = s.create_pending_grant(new, now).await.expect("pending");
+    s.close().await;
+    Keyring::append_new_key(&db.key_path).expect("new key");
+    let rotated = Store::connect(&db.url, Keyring::load(&db.key_path).expect("keys"))
+        .await
+        .expect("reconnect");
+    assert!(rotated.reseal_all().await.expect("reseal") >= 9);
+    let text = std::fs::read_to_string(&db.key_path).expect("read");
+    std::fs::write(&db.key_path, text.lines().last().expect("line")).expect("write");
+    rotated.close().await;
+    let rotated = Store::connect(&db.url, Keyring::load(&db.key_path).expect("keys"))
+        .await
+        .expect("reconnect");
+    let StateLookup::Valid(pending) = rotated
+        .consume_pending_grant(waiting.token.expose_secret(), minutes(3))
+        .await
+        .expect("q")
+    else {
+        panic!("valid after rotation");
+    };
+    assert!(pending.grant.refresh_token.is_some());
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 async fn ledger_follows_a_mail_to_its_folder(db: TestDb) {
-    use store::ledger::{LedgerEntry, LedgerState};
+    use store::ledger::{LedgerEntry, LedgerState, MailFate};
     let s = &db.store;
     let now = t("2026-03-01T10:00:00Z");
     let entry = LedgerEntry {
         importer_id: "imp-1".into(),
         source_key: "AAMk/+=1".into(),
+        mail_id: LedgerEntry::new_mail_id(),
         internet_message_id: Some("<a@contoso.com>".into()),
         mime_sha256: Some("ab".repeat(32)),
+        content_sha256: Some("c1".repeat(32)),
         document_id: Some("doc-1".into()),
         state: LedgerState::Stored,
         reason: None,
+        subject: Some("Rechnung März".into()),
+        sender: Some("billing@supplier.example".into()),
+        received_at: Some(t("2026-03-01T09:59:00Z")),
+        attempts: 0,
+        last_error: None,
         created_at: now,
         updated_at: now,
     };
@@ -557,24 +827,27 @@ async fn ledger_follows_a_mail_to_its_folder(db: TestDb) {
         (later, 1, 0, 0)
     );
 
-    // The same mail under a new id is found by its Message-ID …
+    // Rows that may be the same mail under a new id: by its Message-ID …
     let found = s
-        .ledger_entry_for_mail("imp-1", Some("<a@contoso.com>"), "ff")
+        .ledger_entries_for_mail("imp-1", Some("<a@contoso.com>"), "ff", "ee")
         .await
-        .expect("find")
-        .expect("same mail");
-    assert_eq!(found.source_key, "AAMk/+=1");
-    assert_eq!(
-        s.ledger_entry_for_mail("imp-2", Some("<a@contoso.com>"), "ff")
+        .expect("find");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].source_key, "AAMk/+=1");
+    assert_eq!(found[0].content_sha256, Some("c1".repeat(32)));
+    assert!(
+        s.ledger_entries_for_mail("imp-2", Some("<a@contoso.com>"), "ff", "ee")
             .await
-            .expect("find"),
-        None
+            .expect("find")
+            .is_empty()
     );
-    // … and a mail without one by its MIME.
+    // … and a mail without one by its content or its MIME.
     let no_id = LedgerEntry {
         source_key: "AAMk2".into(),
+        mail_id: LedgerEntry::new_mail_id(),
         internet_message_id: None,
         mime_sha256: Some("cd".repeat(32)),
+        content_sha256: None,
         document_id: None,
         state: LedgerState::ToError,
         reason: Some("no_importable_attachment: the mail has no attachment".into()),
@@ -582,20 +855,20 @@ async fn ledger_follows_a_mail_to_its_folder(db: TestDb) {
     };
     s.record_ledger(&no_id).await.expect("record");
     let found = s
-        .ledger_entry_for_mail("imp-1", None, &"cd".repeat(32))
+        .ledger_entries_for_mail("imp-1", None, "ff", &"cd".repeat(32))
         .await
-        .expect("find")
-        .expect("same mime");
+        .expect("find");
+    assert_eq!(found.len(), 1, "same MIME");
     assert_eq!(
-        found.reason.as_deref(),
-        Some("no_importable_attachment: the mail has no attachment")
+        found[0].reason_parts(),
+        Some(("no_importable_attachment", "the mail has no attachment"))
     );
-    assert_eq!(
-        s.ledger_entry_for_mail("imp-1", None, &"ab".repeat(32))
+    assert!(
+        s.ledger_entries_for_mail("imp-1", None, &"c1".repeat(32), &"ab".repeat(32))
             .await
-            .expect("find"),
-        None,
-        "a mail with a Message-ID is matched by it, not by MIME"
+            .expect("find")
+            .is_empty(),
+        "a mail with a Message-ID is matched by it, not by content or MIME"
     );
 
     // Recording again advances the row and keeps its creation time.
@@ -616,7 +889,107 @@ async fn ledger_follows_a_mail_to_its_folder(db: TestDb) {
         (again.state, again.created_at, again.updated_at),
         (LedgerState::MovedToError, now, later)
     );
+    assert_eq!(again.mail_id, no_id.mail_id, "a row keeps its mail_id");
     assert_eq!(s.ledger_entries("imp-1").await.expect("list").len(), 2);
+
+    // The admin's view: newest first, by fate, paged; one mail by its id.
+    let mails = |fate| s.ledger_mails("imp-1", fate, 10, 0);
+    let keys = |rows: Vec<LedgerEntry>| -> Vec<String> {
+        rows.into_iter().map(|r| r.source_key).collect()
+    };
+    // Both changed at `later`: the source key orders them.
+    assert_eq!(keys(mails(None).await.expect("all")), ["AAMk/+=1", "AAMk2"]);
+    assert_eq!(
+        keys(mails(Some(MailFate::Error)).await.expect("error")),
+        ["AAMk2"]
+    );
+    assert_eq!(
+        keys(mails(Some(MailFate::Exported)).await.expect("exported")),
+        ["AAMk/+=1"]
+    );
+    assert!(
+        mails(Some(MailFate::Pending))
+            .await
+            .expect("pending")
+            .is_empty()
+    );
+    assert_eq!(
+        keys(s.ledger_mails("imp-1", None, 1, 1).await.expect("page 2")),
+        ["AAMk2"]
+    );
+    let by_id = s
+        .ledger_entry_by_mail_id("imp-1", &entry.mail_id)
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(by_id.subject.as_deref(), Some("Rechnung März"));
+    assert_eq!(
+        s.ledger_entry_by_mail_id("imp-2", &entry.mail_id)
+            .await
+            .expect("read"),
+        None,
+        "another importer's mail is not found"
+    );
+
+    // Transient failures count runs; a decided row starts again at 1.
+    let failing = LedgerEntry {
+        source_key: "AAMk3".into(),
+        mail_id: LedgerEntry::new_mail_id(),
+        state: LedgerState::Pending,
+        document_id: None,
+        ..entry.clone()
+    };
+    for expected in 1..=3 {
+        let n = s
+            .record_attempt(&failing, &format!("503 #{expected}"))
+            .await
+            .expect("attempt");
+        assert_eq!(n, expected);
+    }
+    let pending = s
+        .ledger_entry("imp-1", "AAMk3")
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(
+        (
+            pending.state,
+            pending.attempts,
+            pending.last_error.as_deref()
+        ),
+        (LedgerState::Pending, 3, Some("503 #3"))
+    );
+    assert_eq!(pending.mail_id, failing.mail_id);
+    assert_eq!(
+        s.record_attempt(&no_id, "timeout").await.expect("attempt"),
+        1,
+        "a mail moved back from Error counts afresh"
+    );
+
+    // Reprocessing reopens only a mail that is in Error.
+    let reopen = |mail_id: String| async move {
+        s.reopen_ledger_entry("imp-1", &mail_id, "reprocess requested", later)
+            .await
+            .expect("reopen")
+    };
+    assert!(
+        !reopen(entry.mail_id.clone()).await,
+        "an exported mail is not reopened"
+    );
+    s.set_ledger_state("imp-1", "AAMk2", LedgerState::MovedToError, later)
+        .await
+        .expect("to error");
+    assert!(reopen(no_id.mail_id.clone()).await);
+    assert!(!reopen(no_id.mail_id.clone()).await, "only once");
+    let reopened = s
+        .ledger_entry("imp-1", "AAMk2")
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(
+        (reopened.state, reopened.attempts, reopened.reason),
+        (LedgerState::Pending, 0, None)
+    );
 }
 
 /// After a crash between a move and its ledger update, a later run lists
@@ -629,8 +1002,15 @@ async fn unfinished_ledger_rows_are_listed_and_confirmed_only_once(db: TestDb) {
     let row = |importer: &str, key: &str, state: LedgerState, at: &str| LedgerEntry {
         importer_id: importer.into(),
         source_key: key.into(),
+        mail_id: LedgerEntry::new_mail_id(),
         internet_message_id: Some(format!("<{key}@contoso.com>")),
         mime_sha256: Some("ab".repeat(32)),
+        content_sha256: Some("cc".repeat(32)),
+        subject: None,
+        sender: None,
+        received_at: None,
+        attempts: 0,
+        last_error: None,
         document_id: matches!(state, LedgerState::Stored | LedgerState::Moved)
             .then(|| format!("doc-{key}")),
         state,

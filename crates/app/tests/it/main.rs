@@ -8,6 +8,7 @@ mod support;
 mod api_fuzz;
 mod api_importers;
 mod cli;
+mod delegated_import;
 mod graph_mailbox;
 mod import;
 mod jobs;

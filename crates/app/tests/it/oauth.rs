@@ -1,7 +1,8 @@
 //! Microsoft authorization end to end, against the in-process Microsoft
 //! emulator (msemu): sign-in with state + PKCE, the callback, refresh with
-//! rotation, Microsoft's refusals with their fixes, client credentials, and
-//! one Azure app registration shared by two clients.
+//! rotation, Microsoft's refusals with their fixes, the signed-in account
+//! (a switch needs confirming, a mailbox it cannot open is `mailbox_denied`),
+//! client credentials, and one Azure app registration shared by two clients.
 
 use jiff::{SignedDuration, Timestamp};
 use msemu::{EmulatorHandle, Seed, demo};
@@ -13,6 +14,7 @@ use serde_json::{Value, json};
 use crate::support::{Db, TestApp, json, mailferry_bin};
 
 const CALLBACK: &str = "/api/v2/importers/email/authenticate/end";
+const CONFIRM: &str = "/api/v2/importers/email/authenticate/confirm";
 
 /// The demo tenant, whose mailferry app also accepts `redirect_uris`.
 async fn emulator(redirect_uris: &[String], tweak: impl FnOnce(&mut Seed)) -> EmulatorHandle {
@@ -107,6 +109,31 @@ async fn callback(app: &TestApp, url: &str) -> (StatusCode, String) {
 async fn sign_in(app: &TestApp, token: &str, importer: &str, user: &str) -> (StatusCode, String) {
     let url = authorize_at_microsoft(app, token, importer, user).await;
     callback(app, &url).await
+}
+
+/// The confirmation token in a "Confirm the account change" page's form.
+fn confirmation_token(page: &str) -> String {
+    let (_, rest) = page
+        .split_once("name=\"token\" value=\"")
+        .unwrap_or_else(|| panic!("no confirmation form: {page}"));
+    rest.split('"').next().expect("value").to_owned()
+}
+
+async fn grant_version(app: &TestApp, importer: &str) -> i64 {
+    let grant = app.store.grant(importer).await.expect("read");
+    grant.expect("grant").version
+}
+
+/// Presses "Switch to …", as the browser would post the form (no API token).
+async fn confirm_switch(app: &TestApp, token: &str) -> (StatusCode, String) {
+    let response = app
+        .http
+        .post(app.url(CONFIRM))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .expect("confirm");
+    (response.status(), response.text().await.expect("page"))
 }
 
 async fn status_of(app: &TestApp, token: &str, importer: &str) -> Value {
@@ -403,8 +430,9 @@ async fn missing_consent_for_a_shared_mailbox_says_who_must_consent() {
     let (code, page) = sign_in(&app, &app.token, &id, demo::ALICE).await;
     assert_eq!(code, StatusCode::OK, "{page}");
 
-    // Point the importer at the shared mailbox: the grant survives the save,
-    // but alice never consented to Mail.ReadWrite.Shared.
+    // Point the importer at the shared mailbox: the grant survives the save
+    // (the save asks for authentication), but alice never consented to
+    // Mail.ReadWrite.Shared.
     let mut shared = body.clone();
     shared["mailbox"] = json!(demo::SHARED);
     shared
@@ -415,7 +443,7 @@ async fn missing_consent_for_a_shared_mailbox_says_who_must_consent() {
         .put_json(&format!("/api/v2/importers/email/{id}"), &shared)
         .await;
     assert_eq!(saved.status(), StatusCode::OK);
-    assert_eq!(json(saved).await["authentication_required"], false);
+    assert_eq!(json(saved).await["authentication_required"], true);
 
     advance(&app, &emu, SignedDuration::from_mins(70));
     let (result, _) = run_refresh_tokens(&app).await;
@@ -450,6 +478,9 @@ async fn missing_consent_for_a_shared_mailbox_says_who_must_consent() {
     emu.shutdown().await;
 }
 
+/// A shared mailbox the signed-in account has no Full Access to: the grant
+/// is kept (its tokens are fine and kept fresh) but reported as
+/// `mailbox_denied` with the fix, never as `authorized`.
 #[tokio::test]
 async fn the_wrong_account_is_named_plainly() {
     let app = TestApp::spawn().await;
@@ -464,6 +495,7 @@ async fn the_wrong_account_is_named_plainly() {
     let (code, page) = sign_in(&app, &app.token, &id, demo::BOB).await;
     assert_eq!(code, StatusCode::OK, "{page}");
     assert!(page.contains("cannot open the mailbox"), "{page}");
+    assert!(!page.contains("mailferry is authorized"), "{page}");
     assert!(
         page.contains(&format!(
             "{} cannot open the mailbox {}",
@@ -473,13 +505,237 @@ async fn the_wrong_account_is_named_plainly() {
         "{page}"
     );
     let status = status_of(&app, &app.token, &id).await;
+    assert_eq!(status["auth"]["state"], "mailbox_denied");
     assert_eq!(status["auth"]["account"], demo::BOB);
+    let reason = status["auth"]["last_error"].as_str().expect("reason");
     assert!(
-        status["auth"]["last_error"]
-            .as_str()
-            .expect("note")
-            .contains("Full Access")
+        reason.contains("ErrorAccessDenied"),
+        "Graph's answer: {reason}"
     );
+    assert!(
+        reason.contains(&format!(
+            "Fix: sign in (press Authenticate) as a user with Full Access to {}",
+            demo::SHARED
+        )),
+        "the fix: {reason}"
+    );
+    let importer = json(app.get(&format!("/api/v2/importers/email/{id}")).await).await;
+    assert_eq!(importer["authentication_required"], true);
+
+    // Its tokens are valid: handed out on demand (the connection test needs
+    // one to say what is wrong), refreshed by the script, and the grant
+    // stays denied with its reason.
+    let record = app
+        .store
+        .importer(&app.client_id, &id)
+        .await
+        .expect("read")
+        .expect("importer");
+    let tokens = auth::AccessTokens::new(microsoft::identity::HttpClient::new().expect("http"));
+    let token = tokens
+        .for_importer(&app.store, app.clock.as_ref(), &record)
+        .await
+        .expect("a token for a denied mailbox");
+    assert_eq!(
+        graph_me(&app, &emu, token.expose_secret()).await,
+        StatusCode::OK
+    );
+    advance(&app, &emu, SignedDuration::from_mins(70));
+    let (result, lines) = run_refresh_tokens(&app).await;
+    result.expect("refresh-tokens succeeds");
+    assert!(
+        lines.iter().any(|l| l.contains(": refreshed;")),
+        "{lines:?}"
+    );
+    let status = status_of(&app, &app.token, &id).await;
+    assert_eq!(status["auth"]["state"], "mailbox_denied", "{status}");
+    assert_eq!(status["auth"]["last_error"], reason);
+    assert_eq!(
+        status["auth"]["last_refresh_at"],
+        app.clock_now().to_string()
+    );
+
+    // alice has Full Access. The mailbox is fixed by the settings, so
+    // another account is simply stored: nothing to confirm.
+    let (code, page) = sign_in(&app, &app.token, &id, demo::ALICE).await;
+    assert_eq!(code, StatusCode::OK, "{page}");
+    assert!(page.contains("mailferry is authorized"), "{page}");
+    let status = status_of(&app, &app.token, &id).await;
+    assert_eq!(status["auth"]["state"], "authorized");
+    assert_eq!(status["auth"]["account"], demo::ALICE);
+    assert_eq!(status["auth"]["last_error"], Value::Null);
+    emu.shutdown().await;
+}
+
+/// An importer of its user's own mailbox reads whoever signs in: another
+/// account replaces the authorized one only after a second click.
+#[tokio::test]
+async fn another_account_takes_over_an_own_mailbox_only_when_confirmed() {
+    let app = TestApp::spawn().await;
+    let emu = emulator(&[app.url(CALLBACK)], |_| {}).await;
+    let body = importer_body(&emu, "Invoices", None);
+    let id = create_importer_as(&app, &app.token, &body).await;
+    let (code, page) = sign_in(&app, &app.token, &id, demo::ALICE).await;
+    assert_eq!(code, StatusCode::OK, "{page}");
+    let alice_version = grant_version(&app, &id).await;
+
+    // The same account again is stored at once, as always.
+    let (code, page) = sign_in(&app, &app.token, &id, demo::ALICE).await;
+    assert_eq!(code, StatusCode::OK, "{page}");
+    assert!(page.contains("mailferry is authorized"), "{page}");
+    assert!(grant_version(&app, &id).await > alice_version);
+    let alice_version = grant_version(&app, &id).await;
+
+    // The browser was signed in as bob.
+    let (code, page) = sign_in(&app, &app.token, &id, demo::BOB).await;
+    assert_eq!(code, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("<h1>Confirm the account change</h1>"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(
+            "This importer was authorized as {}; you signed in as {}. mailferry would read {}&#39;s mailbox from now on.",
+            demo::ALICE,
+            demo::BOB,
+            demo::BOB
+        )),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("<form method=\"post\" action=\"{CONFIRM}\">")),
+        "{page}"
+    );
+    assert!(page.contains(&format!("Switch to {}", demo::BOB)), "{page}");
+    assert!(
+        page.contains(&format!(
+            "href=\"/ui/#/importers/{id}\">Keep {}</a>",
+            demo::ALICE
+        )),
+        "{page}"
+    );
+    let token = confirmation_token(&page);
+    // Nothing changed yet.
+    let status = status_of(&app, &app.token, &id).await;
+    assert_eq!(status["auth"]["state"], "authorized");
+    assert_eq!(status["auth"]["account"], demo::ALICE);
+    assert_eq!(grant_version(&app, &id).await, alice_version);
+
+    // The second click switches.
+    let (code, page) = confirm_switch(&app, &token).await;
+    assert_eq!(code, StatusCode::OK, "{page}");
+    assert!(page.contains("mailferry is authorized"), "{page}");
+    assert!(page.contains(demo::BOB), "{page}");
+    let status = status_of(&app, &app.token, &id).await;
+    assert_eq!(status["auth"]["state"], "authorized");
+    assert_eq!(status["auth"]["account"], demo::BOB);
+    let bob_version = grant_version(&app, &id).await;
+    assert!(bob_version > alice_version);
+    let grant = app.store.grant(&id).await.expect("read").expect("grant");
+    let bobs_token = grant.access_token.expect("access token");
+    assert_eq!(
+        graph_me(&app, &emu, bobs_token.expose_secret()).await,
+        StatusCode::OK
+    );
+
+    // Once only: a repeated post changes nothing.
+    let (code, page) = confirm_switch(&app, &token).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("already used"), "{page}");
+    assert_eq!(grant_version(&app, &id).await, bob_version);
+    // Nor does a forged token, or none.
+    let (code, page) = confirm_switch(&app, &format!("{token}x")).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("confirmation is unknown"), "{page}");
+    let (code, page) = confirm_switch(&app, "").await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("no confirmation token"), "{page}");
+
+    // Too late: 10 minutes to decide.
+    let (_, page) = sign_in(&app, &app.token, &id, demo::ALICE).await;
+    let late = confirmation_token(&page);
+    app.clock.advance(SignedDuration::from_mins(11));
+    let (code, page) = confirm_switch(&app, &late).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("expired"), "{page}");
+
+    // The importer was pointed at a shared mailbox meanwhile: the question
+    // no longer applies.
+    let (_, page) = sign_in(&app, &app.token, &id, demo::ALICE).await;
+    let stale = confirmation_token(&page);
+    let mut shared = body.clone();
+    shared["mailbox"] = json!(demo::SHARED);
+    shared
+        .as_object_mut()
+        .expect("object")
+        .remove("client_secret");
+    let saved = app
+        .put_json(&format!("/api/v2/importers/email/{id}"), &shared)
+        .await;
+    assert_eq!(saved.status(), StatusCode::OK);
+    let (code, page) = confirm_switch(&app, &stale).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{page}");
+    assert!(
+        page.contains(&format!("now reads the mailbox {}", demo::SHARED)),
+        "{page}"
+    );
+    let status = status_of(&app, &app.token, &id).await;
+    assert_eq!(status["auth"]["account"], demo::BOB);
+    assert_eq!(grant_version(&app, &id).await, bob_version);
+    emu.shutdown().await;
+}
+
+/// Moving from the user's own mailbox to a shared one keeps the grant, but
+/// the save asks for authentication: the grant lacks Mail.ReadWrite.Shared.
+#[tokio::test]
+async fn moving_to_a_shared_mailbox_asks_for_the_shared_permission() {
+    let app = TestApp::spawn().await;
+    let emu = emulator(&[app.url(CALLBACK)], |_| {}).await;
+    let body = importer_body(&emu, "Invoices", None);
+    let id = create_importer_as(&app, &app.token, &body).await;
+    let (code, page) = sign_in(&app, &app.token, &id, demo::ALICE).await;
+    assert_eq!(code, StatusCode::OK, "{page}");
+
+    let mut shared = body.clone();
+    shared["mailbox"] = json!(demo::SHARED);
+    shared
+        .as_object_mut()
+        .expect("object")
+        .remove("client_secret");
+    let saved = app
+        .put_json(&format!("/api/v2/importers/email/{id}"), &shared)
+        .await;
+    assert_eq!(saved.status(), StatusCode::OK);
+    let saved = json(saved).await;
+    assert_eq!(saved["authentication_required"], true, "{saved}");
+    let notice = saved["authentication_notice"].as_str().expect("notice");
+    assert!(
+        notice.contains(&format!(
+            "the shared mailbox {} needs the permission Mail.ReadWrite.Shared",
+            demo::SHARED
+        )),
+        "{notice}"
+    );
+    assert!(notice.contains("press Authenticate"), "{notice}");
+    assert!(
+        app.store.grant(&id).await.expect("read").is_some(),
+        "the grant is kept"
+    );
+    let view = json(app.get(&format!("/api/v2/importers/email/{id}")).await).await;
+    assert_eq!(view["authentication_required"], true);
+
+    // Signing in again for the shared mailbox grants it.
+    let (code, page) = sign_in(&app, &app.token, &id, demo::ALICE).await;
+    assert_eq!(code, StatusCode::OK, "{page}");
+    let view = json(app.get(&format!("/api/v2/importers/email/{id}")).await).await;
+    assert_eq!(view["authentication_required"], false);
+    let saved = json(
+        app.put_json(&format!("/api/v2/importers/email/{id}"), &shared)
+            .await,
+    )
+    .await;
+    assert_eq!(saved["authentication_required"], false, "{saved}");
+    assert!(saved.get("authentication_notice").is_none(), "{saved}");
     emu.shutdown().await;
 }
 

@@ -43,6 +43,7 @@ pub enum Operation<'a> {
     Mime(&'a str),
     Move(&'a str),
     Locate(&'a str),
+    Categories(&'a str),
 }
 
 impl Operation<'_> {
@@ -53,6 +54,7 @@ impl Operation<'_> {
             Self::Mime(id) => format!("downloading message `{id}`"),
             Self::Move(id) => format!("moving message `{id}`"),
             Self::Locate(id) => format!("looking up the folder of message `{id}`"),
+            Self::Categories(id) => format!("setting the categories of message `{id}`"),
         }
     }
 }
@@ -123,7 +125,10 @@ pub fn map(
             format!(
                 "{} no longer exists in {label} ({said})",
                 match op {
-                    Operation::Mime(_) | Operation::Move(_) | Operation::Locate(_) => "the message",
+                    Operation::Mime(_)
+                    | Operation::Move(_)
+                    | Operation::Locate(_)
+                    | Operation::Categories(_) => "the message",
                     _ => "the folder",
                 }
             ),

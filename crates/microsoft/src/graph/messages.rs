@@ -15,6 +15,13 @@ use super::transport::{Transport, segment};
 
 /// Only what the pipeline needs: large pages of full messages make Graph time out.
 const FIELDS: &str = "id,internetMessageId,receivedDateTime,subject,from,hasAttachments";
+/// `PidTagMessageSize`: Graph's message resource has no size, but Exchange
+/// serves this MAPI property through `$expand` (Microsoft's documented way
+/// to read an extended property), so an oversized mail is known before its
+/// MIME is downloaded.
+const SIZE_PROPERTY: &str = "Integer 0x0E08";
+/// The prefix of the Outlook category that shows why a mail is in Error.
+pub const CATEGORY_PREFIX: &str = "mailferry: ";
 
 pub async fn list(
     transport: &Transport,
@@ -27,9 +34,10 @@ pub async fn list(
             next.0.clone()
         }
         None => format!(
-            "{}/mailFolders/{}/messages?$select={FIELDS}&$orderby=receivedDateTime%20asc&$top={}",
+            "{}/mailFolders/{}/messages?$select={FIELDS}&$expand=singleValueExtendedProperties($filter=id%20eq%20'{}')&$orderby=receivedDateTime%20asc&$top={}",
             transport.mailbox_url(),
             segment(folder_id),
+            SIZE_PROPERTY.replace(' ', "%20"),
             transport.config.message_page_size.clamp(1, 1000)
         ),
     };
@@ -68,7 +76,93 @@ fn summary(item: &Value) -> Result<MessageSummary, MailboxError> {
         subject: text(&item["subject"]),
         from: text(&item["from"]["emailAddress"]["address"]),
         has_attachments: item["hasAttachments"].as_bool().unwrap_or(false),
+        size: size_of(item),
     })
+}
+
+/// The value of `PidTagMessageSize`; Exchange writes the id in its own case
+/// (`Integer 0xe08`) and the value as a string.
+fn size_of(item: &Value) -> Option<u64> {
+    item["singleValueExtendedProperties"]
+        .as_array()?
+        .iter()
+        .find(|p| {
+            p["id"]
+                .as_str()
+                .is_some_and(|id| same_property_id(id, SIZE_PROPERTY))
+        })
+        .and_then(|p| match &p["value"] {
+            Value::String(s) => s.trim().parse().ok(),
+            v => v.as_u64(),
+        })
+}
+
+/// `Integer 0x0E08` and `Integer 0xe08` name the same property.
+fn same_property_id(a: &str, b: &str) -> bool {
+    let norm = |s: &str| -> Option<(String, u32)> {
+        let (kind, tag) = s.trim().split_once(' ')?;
+        let tag = tag.trim().trim_start_matches("0x").trim_start_matches("0X");
+        Some((
+            kind.to_ascii_lowercase(),
+            u32::from_str_radix(tag, 16).ok()?,
+        ))
+    };
+    norm(a).is_some() && norm(a) == norm(b)
+}
+
+/// Sets (or with `None` removes) the `mailferry: {code}` category, keeping
+/// every category someone else set. PATCH replaces the whole list, so the
+/// current one is read first.
+pub async fn mark_error_reason(
+    transport: &Transport,
+    message_id: &str,
+    reason_code: Option<&str>,
+) -> Result<(), MailboxError> {
+    let url = format!(
+        "{}/messages/{}",
+        transport.mailbox_url(),
+        segment(message_id)
+    );
+    let current = transport
+        .json(
+            Method::GET,
+            &format!("{url}?$select=id,categories"),
+            None,
+            Operation::Categories(message_id),
+        )
+        .await?;
+    let current: Vec<String> = current["categories"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.as_str().map(str::to_owned))
+        .collect();
+    let wanted = error_categories(&current, reason_code);
+    if wanted == current {
+        return Ok(());
+    }
+    transport
+        .json(
+            Method::PATCH,
+            &url,
+            Some(&json!({ "categories": wanted })),
+            Operation::Categories(message_id),
+        )
+        .await
+        .map(|_| ())
+}
+
+/// `current` without mailferry's earlier category, plus the one for `reason_code`.
+fn error_categories(current: &[String], reason_code: Option<&str>) -> Vec<String> {
+    let mut wanted: Vec<String> = current
+        .iter()
+        .filter(|c| !c.starts_with(CATEGORY_PREFIX))
+        .cloned()
+        .collect();
+    if let Some(code) = reason_code {
+        wanted.push(format!("{CATEGORY_PREFIX}{code}"));
+    }
+    wanted
 }
 
 pub async fn mime(transport: &Transport, message_id: &str) -> Result<Vec<u8>, MailboxError> {
@@ -137,4 +231,30 @@ pub async fn locate(
                 "check the importer's Graph endpoint setting",
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_size_property_is_found_in_either_spelling() {
+        let item = json!({"singleValueExtendedProperties": [
+            {"id": "String {00020386-0000-0000-c000-000000000046} Name x", "value": "1"},
+            {"id": "Integer 0xe08", "value": "123456"}
+        ]});
+        assert_eq!(size_of(&item), Some(123_456));
+        assert_eq!(size_of(&json!({})), None);
+        assert!(!same_property_id("Integer 0x0E09", SIZE_PROPERTY));
+    }
+
+    #[test]
+    fn the_error_category_replaces_only_its_own() {
+        let current = vec!["Red".to_owned(), "mailferry: unparsable".to_owned()];
+        assert_eq!(
+            error_categories(&current, Some("too_large")),
+            vec!["Red".to_owned(), "mailferry: too_large".to_owned()]
+        );
+        assert_eq!(error_categories(&current, None), vec!["Red".to_owned()]);
+    }
 }

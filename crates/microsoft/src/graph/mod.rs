@@ -219,6 +219,14 @@ impl Mailbox for GraphMailbox {
         messages::move_to(&self.transport, message_id, destination_folder_id).await
     }
 
+    async fn mark_error_reason(
+        &self,
+        message_id: &str,
+        reason_code: Option<&str>,
+    ) -> Result<(), MailboxError> {
+        messages::mark_error_reason(&self.transport, message_id, reason_code).await
+    }
+
     async fn locate_message(&self, message_id: &str) -> Result<MessageLocation, MailboxError> {
         messages::locate(&self.transport, message_id).await
     }

@@ -27,6 +27,16 @@ pub enum AccountError {
     Config(String),
 }
 
+impl AccountError {
+    /// Whether Graph refused the request (no access, no such mailbox), as
+    /// opposed to not answering it (network, throttling, 5xx) or rejecting
+    /// the token itself (401): only a refusal says something about the mailbox.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Self::Graph { status, .. }
+            if (400..500).contains(status) && !matches!(status, 401 | 408 | 429))
+    }
+}
+
 #[derive(Deserialize)]
 struct GraphErrorBody {
     error: GraphErrorInner,

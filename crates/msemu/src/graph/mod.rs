@@ -462,7 +462,13 @@ fn route(world: &mut World, call: &Call<'_>, resource: Resource) -> Result<Respo
             msgs.sort_by(|a, b| q.compare(a, b));
             let items = msgs
                 .iter()
-                .map(|m| render::message(m, call.prefs.immutable_ids, q.select.as_deref()))
+                .map(|m| {
+                    render::with_extended_properties(
+                        render::message(m, call.prefs.immutable_ids, q.select.as_deref()),
+                        m,
+                        &q.extended_properties,
+                    )
+                })
                 .collect();
             page(world, call, &q, items, format!("{ctx_url}/messages"))
         }
@@ -495,7 +501,11 @@ fn message(
     let q = ListQuery::parse(call.raw_query, 1000)?;
     match (part, call.method.clone()) {
         (MessagePart::Itself, Method::GET) => {
-            let mut v = render::message(m, imm, q.select.as_deref());
+            let mut v = render::with_extended_properties(
+                render::message(m, imm, q.select.as_deref()),
+                m,
+                &q.extended_properties,
+            );
             v["@odata.context"] = json!(entity_ctx);
             Ok(json_response(StatusCode::OK, v))
         }

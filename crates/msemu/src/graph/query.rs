@@ -53,6 +53,8 @@ pub struct ListQuery {
     pub skiptoken: Option<String>,
     pub skip: usize,
     pub include_hidden: bool,
+    /// Ids asked for by `$expand=singleValueExtendedProperties($filter=id eq '…')`.
+    pub extended_properties: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +148,25 @@ fn parse_clause(text: &str) -> Result<Clause, GraphError> {
     })
 }
 
+/// The ids in `singleValueExtendedProperties($filter=id eq 'A' or id eq 'B')`.
+fn extended_property_ids(expand: &str) -> Vec<String> {
+    let Some(rest) = expand
+        .trim()
+        .strip_prefix("singleValueExtendedProperties(")
+        .and_then(|r| r.strip_suffix(')'))
+    else {
+        return Vec::new();
+    };
+    let filter = rest.trim().strip_prefix("$filter=").unwrap_or_default();
+    filter
+        .split(" or ")
+        .filter_map(|clause| {
+            let value = clause.trim().strip_prefix("id eq ")?.trim();
+            Some(value.strip_prefix('\'')?.strip_suffix('\'')?.to_owned())
+        })
+        .collect()
+}
+
 impl ListQuery {
     /// Parses the query string; unknown `$` options are rejected as Graph does.
     pub fn parse(query: Option<&str>, max_top: usize) -> Result<ListQuery, GraphError> {
@@ -208,7 +229,8 @@ impl ListQuery {
                     })?
                 }
                 "includeHiddenFolders" => q.include_hidden = v.eq_ignore_ascii_case("true"),
-                "$count" | "$expand" | "$format" => {}
+                "$expand" | "expand" => q.extended_properties.extend(extended_property_ids(&v)),
+                "$count" | "$format" => {}
                 other if other.starts_with('$') => {
                     return Err(GraphError::bad_request(format!(
                         "Query option '{other}' is not supported."

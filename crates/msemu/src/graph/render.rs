@@ -131,6 +131,24 @@ pub fn message(m: &Message, immutable: bool, select: Option<&[String]>) -> Value
     apply_select(o, select)
 }
 
+/// Adds the requested extended properties Exchange computes itself; only
+/// `PidTagMessageSize` (`Integer 0x0E08`) is modelled. Exchange answers with
+/// its own spelling of the id (`Integer 0xe08`) and the value as a string.
+pub fn with_extended_properties(mut v: Value, m: &Message, ids: &[String]) -> Value {
+    if ids.is_empty() {
+        return v;
+    }
+    let props: Vec<Value> = ids
+        .iter()
+        .filter(|id| {
+            id.eq_ignore_ascii_case("Integer 0x0E08") || id.eq_ignore_ascii_case("Integer 0xe08")
+        })
+        .map(|_| json!({"id": "Integer 0xe08", "value": m.mime.len().to_string()}))
+        .collect();
+    v["singleValueExtendedProperties"] = json!(props);
+    v
+}
+
 pub fn attachment(id: &str, a: &AttachmentData, modified: Timestamp, with_content: bool) -> Value {
     match a.kind {
         AttachmentKind::File => {

@@ -56,7 +56,7 @@ impl From<Prediction> for DryRunItem {
             subject: p.subject,
             from: p.from,
             received_at: p.received_at.map(|t| t.to_string()),
-            outcome: p.outcome,
+            outcome: p.outcome.as_str().to_owned(),
             reason: p.reason,
             detail: p.detail,
             attachments: p.attachments,

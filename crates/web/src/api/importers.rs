@@ -11,7 +11,7 @@ use domain::importer::{
 };
 use jiff::Timestamp;
 use serde::Serialize;
-use store::grants::GrantState;
+use store::grants::{Grant, GrantState};
 use store::importers::ImporterRecord;
 use utoipa::ToSchema;
 
@@ -76,12 +76,15 @@ pub struct ImporterView {
     pub attachments: AttachmentRules,
     pub rules: domain::rules::ImportRules,
     pub sink: domain::sink::SinkSettings,
-    /// True when a delegated importer has no usable grant: press Authenticate
-    /// (declining is fine; the importer just does not run until then).
+    /// True when a delegated importer has no usable grant (none, one
+    /// Microsoft refused, one whose account cannot open the mailbox, or one
+    /// without `Mail.ReadWrite.Shared` for a shared mailbox): press
+    /// Authenticate (declining is fine; the importer just does not run until then).
     pub authentication_required: bool,
     /// Things that will break soon, with what to do (e.g. a client secret about to expire).
     pub warnings: Vec<String>,
-    /// Set on a save that dropped the grant, saying why.
+    /// Set on a save that dropped the grant, or kept one that lacks
+    /// `Mail.ReadWrite.Shared` for a shared mailbox, saying why and what to do.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authentication_notice: Option<String>,
     pub created_at: String,
@@ -93,18 +96,62 @@ fn rfc3339(ts: Timestamp) -> String {
     ts.to_string()
 }
 
+/// The grant of a delegated importer; other importers have none to show.
+async fn delegated_grant(
+    state: &AppState,
+    record: &ImporterRecord,
+) -> Result<Option<Grant>, Problem> {
+    Ok(match record.settings.protocol {
+        Protocol::GraphDelegated => state.store.grant(&record.id).await?,
+        _ => None,
+    })
+}
+
+/// Why a kept grant cannot read the configured shared mailbox: it was
+/// obtained for the user's own mailbox, without `Mail.ReadWrite.Shared`,
+/// and Microsoft would refuse to add that permission on the next refresh.
+fn missing_shared_permission(record: &ImporterRecord, grant: Option<&Grant>) -> Option<String> {
+    let mailbox = record.settings.graph()?.mailbox.as_deref()?;
+    let grant = grant?;
+    (!reads_shared_mailboxes(&grant.scopes)).then(|| {
+        format!(
+            "the shared mailbox {mailbox} needs the permission Mail.ReadWrite.Shared, which the current authorization{} does not include: \
+             press Authenticate and sign in as a user with Full Access to {mailbox}",
+            grant.account.as_deref().map(|a| format!(" (as {a})")).unwrap_or_default()
+        )
+    })
+}
+
+/// Whether granted scopes include `Mail.ReadWrite.Shared`, named as Graph's
+/// short name or as a full URI (`https://graph.microsoft.com/Mail.ReadWrite.Shared`),
+/// in any case.
+fn reads_shared_mailboxes(scopes: &[String]) -> bool {
+    scopes.iter().any(|scope| {
+        scope
+            .rsplit('/')
+            .next()
+            .is_some_and(|name| name.eq_ignore_ascii_case("Mail.ReadWrite.Shared"))
+    })
+}
+
 async fn view(
     state: &AppState,
     record: ImporterRecord,
     notice: Option<String>,
 ) -> Result<ImporterView, Problem> {
-    let authentication_required = match record.settings.protocol {
-        Protocol::GraphDelegated => !matches!(
-            state.store.grant(&record.id).await?.map(|g| g.state),
-            Some(GrantState::Authorized)
-        ),
-        _ => false,
-    };
+    let grant = delegated_grant(state, &record).await?;
+    Ok(view_with_grant(state, record, grant.as_ref(), notice))
+}
+
+fn view_with_grant(
+    state: &AppState,
+    record: ImporterRecord,
+    grant: Option<&Grant>,
+    notice: Option<String>,
+) -> ImporterView {
+    let authentication_required = record.settings.protocol == Protocol::GraphDelegated
+        && (!grant.is_some_and(|g| g.state == GrantState::Authorized)
+            || missing_shared_permission(&record, grant).is_some());
     let warnings = record
         .settings
         .graph()
@@ -113,7 +160,7 @@ async fn view(
         .collect();
     let mut view = view_of(&state.config, record, authentication_required, notice);
     view.warnings = warnings;
-    Ok(view)
+    view
 }
 
 fn view_of(
@@ -252,12 +299,24 @@ pub async fn replace(
         .store
         .update_importer(&caller.client_id, &id, &valid, state.clock.now())
         .await?;
-    let notice = saved.grant_dropped.then(|| {
-        "the change (application, tenant, cloud, protocol or secret) made the Microsoft authorization invalid: \
-         press Authenticate to authorize again"
-            .to_owned()
-    });
-    Ok(axum::Json(view(&state, saved.record, notice).await?))
+    let grant = delegated_grant(&state, &saved.record).await?;
+    let notice = if saved.grant_dropped {
+        Some(
+            "the change (application, tenant, cloud, protocol or secret) made the Microsoft authorization invalid: \
+             press Authenticate to authorize again"
+                .to_owned(),
+        )
+    } else {
+        // The grant survives a new mailbox, but one for the user's own
+        // mailbox lacks what a shared one needs.
+        missing_shared_permission(&saved.record, grant.as_ref())
+    };
+    Ok(axum::Json(view_with_grant(
+        &state,
+        saved.record,
+        grant.as_ref(),
+        notice,
+    )))
 }
 
 /// Delete an importer and its authorization.
@@ -272,5 +331,34 @@ pub async fn delete(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Problem::not_found("importer"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reads_shared_mailboxes;
+
+    fn scopes(names: &[&str]) -> Vec<String> {
+        names.iter().map(|&n| n.to_owned()).collect()
+    }
+
+    #[test]
+    fn the_shared_permission_is_found_by_its_last_segment_in_any_case() {
+        assert!(reads_shared_mailboxes(&scopes(&[
+            "User.Read",
+            "Mail.ReadWrite.Shared"
+        ])));
+        assert!(reads_shared_mailboxes(&scopes(&[
+            "https://graph.microsoft.com/mail.readwrite.shared"
+        ])));
+        assert!(reads_shared_mailboxes(&scopes(&[
+            "https://microsoftgraph.chinacloudapi.cn/Mail.ReadWrite.Shared"
+        ])));
+        assert!(!reads_shared_mailboxes(&scopes(&[
+            "Mail.ReadWrite",
+            "https://graph.microsoft.com/Mail.Read.Shared",
+            "offline_access"
+        ])));
+        assert!(!reads_shared_mailboxes(&[]));
     }
 }

@@ -32,6 +32,7 @@ pub mod scripts;
         importers::delete,
         oauth::start,
         oauth::end,
+        oauth::confirm,
         oauth::status,
         jobs::list,
         jobs::create,

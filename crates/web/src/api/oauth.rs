@@ -1,39 +1,48 @@
 //! Signing an importer in at Microsoft: `authenticate` (start: state + PKCE,
 //! 302 to the authorize URL), `authenticate/end` (the redirect URI: code
 //! exchange, the signed-in account and its mailbox access, a plain page
-//! saying what happened), and `status`.
+//! saying what happened), `authenticate/confirm` (the admin's second click
+//! when another account signed in for an importer that reads its user's own
+//! mailbox), and `status`.
 //!
 //! The callback has no caller: Microsoft's redirect carries no token. The
 //! `state` alone says which client, importer and admin started the sign-in,
-//! which is also what lets one central redirect URI serve every client.
+//! which is also what lets one central redirect URI serve every client. The
+//! confirmation works the same way: its single-use token is the credential.
 
 use std::collections::HashMap;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use domain::importer::{GraphSettings, Protocol};
 use jiff::{SignedDuration, Timestamp};
 use microsoft::identity::account::{check_mailbox_access, signed_in_account};
 use microsoft::identity::{
-    Diagnosis, FixContext, HttpClient, IdentityClient, IdentityError, MicrosoftError,
+    Diagnosis, FixContext, HttpClient, IdentityClient, IdentityError, MicrosoftError, TokenSet,
     delegated_permissions,
 };
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use store::grants::{Grant, GrantState};
+use store::grants::{Confirmation, Grant, GrantState, NewPendingGrant};
 use store::importers::ImporterRecord;
-use store::oauth_states::{NewAuthorization, PendingAuthorization, StateLookup};
+use store::oauth_states::{NewAuthorization, StateLookup};
 use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::caller::Caller;
 use crate::problem::Problem;
 
+/// Where the "Confirm the account change" page posts the admin's decision.
+const CONFIRM_PATH: &str = "/api/v2/importers/email/authenticate/confirm";
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v2/importers/email/authenticate/end", get(end))
+        .route(CONFIRM_PATH, post(confirm))
         .route("/api/v2/importers/email/{id}/authenticate", get(start))
         .route("/api/v2/importers/email/{id}/status", get(status))
 }
@@ -218,39 +227,8 @@ async fn finish(state: &AppState, cb: Callback) -> Result<Response, Response> {
         )),
         Err(e) => return Err(internal(&e)),
     };
-    let record = match state
-        .store
-        .importer(&pending.client_id, &pending.importer_id)
-        .await
-    {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            return Err(page(
-                StatusCode::NOT_FOUND,
-                "Importer not found",
-                &[(
-                    "Problem",
-                    "the importer this sign-in was for has been deleted. Nothing was stored."
-                        .into(),
-                )],
-            ));
-        }
-        Err(e) => return Err(internal(&e)),
-    };
-    let Some(graph) = record
-        .settings
-        .graph()
-        .filter(|_| record.settings.protocol == Protocol::GraphDelegated)
-    else {
-        return Err(page(
-            StatusCode::CONFLICT,
-            "Importer changed",
-            &[(
-                "Problem",
-                "the importer no longer uses graph_delegated. Nothing was stored.".into(),
-            )],
-        ));
-    };
+    let record = importer_of(state, &pending.client_id, &pending.importer_id).await?;
+    let graph = delegated_settings(&record)?;
     let permissions = delegated_permissions(graph.mailbox.is_some());
     let fixes = fix_context(graph, &pending.redirect_uri, &permissions);
     if let Some(error) = cb.error {
@@ -280,14 +258,11 @@ async fn finish(state: &AppState, cb: Callback) -> Result<Response, Response> {
             ],
         ));
     };
-    let secret = match state
+    let secret = state
         .store
         .importer_secret(&record.client_id, &record.id)
         .await
-    {
-        Ok(s) => s,
-        Err(e) => return Err(internal(&e)),
-    };
+        .map_err(|e| internal(&e))?;
     let http = state.tokens.http();
     let identity = IdentityClient::new(http.clone(), graph, secret);
     let tokens = identity
@@ -305,41 +280,271 @@ async fn finish(state: &AppState, cb: Callback) -> Result<Response, Response> {
               ("What to do", "make sure the app registration allows the offline_access permission, then press Authenticate again".into())],
         ));
     };
-    let (account, note) = account_check(http, graph, &tokens.access_token).await;
-    let grant = Grant {
-        importer_id: record.id.clone(),
-        state: GrantState::Authorized,
-        account: account.clone(),
+    let check = account_check(http, graph, &tokens.access_token).await;
+    let grant = signed_in_grant(&record.id, &tokens, refresh_token, check, now);
+    // For an importer of its user's own mailbox, the account decides whose
+    // mail is imported; a browser still signed in as someone else is the
+    // usual way to switch it by mistake. A shared mailbox is fixed by the
+    // settings, so there any account with access will do.
+    if graph.mailbox.is_none()
+        && let Some(previous) = state
+            .store
+            .grant(&record.id)
+            .await
+            .map_err(|e| internal(&e))?
+            .and_then(|g| g.account)
+        && !grant
+            .account
+            .as_deref()
+            .is_some_and(|now_signed_in| same_account(&previous, now_signed_in))
+    {
+        let confirmation = state
+            .store
+            .create_pending_grant(
+                NewPendingGrant {
+                    client_id: &record.client_id,
+                    started_by: &pending.started_by,
+                    previous_account: &previous,
+                    grant: &grant,
+                },
+                now,
+            )
+            .await
+            .map_err(|e| internal(&e))?;
+        tracing::info!(importer = %record.id, from = %previous, to = grant.account.as_deref().unwrap_or("?"), started_by = %pending.started_by, "account change awaits confirmation");
+        return Ok(confirm_switch_page(
+            &record,
+            &previous,
+            &grant,
+            &confirmation,
+        ));
+    }
+    store_grant(state, &record, &pending.started_by, &grant).await
+}
+
+/// The grant a completed sign-in stores, whether at once or once the admin
+/// confirmed an account change.
+fn signed_in_grant(
+    importer_id: &str,
+    tokens: &TokenSet,
+    refresh_token: SecretString,
+    check: AccountCheck,
+    now: Timestamp,
+) -> Grant {
+    Grant {
+        importer_id: importer_id.to_owned(),
+        state: check.state,
+        account: check.account,
         scopes: tokens.scopes.clone(),
         access_token: Some(tokens.access_token.clone()),
         access_token_expires_at: Some(tokens.expires_at),
         refresh_token: Some(refresh_token),
         refresh_token_issued_at: Some(now),
         last_refresh_at: None,
-        last_error: note.clone(),
+        last_error: check.note,
         consecutive_failures: 0,
         version: 1,
         updated_at: now,
-    };
-    if let Err(e) = state.store.put_grant(&grant).await {
-        return Err(internal(&e));
     }
-    tracing::info!(importer = %record.id, account = account.as_deref().unwrap_or("?"), started_by = %pending.started_by, "importer authorized");
-    Ok(authorized_page(
-        &record,
-        &pending,
-        account.as_deref(),
-        tokens.expires_at,
-        note,
-    ))
 }
 
-/// Who signed in, and a note when that account cannot open the mailbox.
+/// Stores a signed-in grant, replacing the importer's previous one, and
+/// says so.
+async fn store_grant(
+    state: &AppState,
+    record: &ImporterRecord,
+    started_by: &str,
+    grant: &Grant,
+) -> Result<Response, Response> {
+    state
+        .store
+        .put_grant(grant)
+        .await
+        .map_err(|e| internal(&e))?;
+    tracing::info!(importer = %record.id, account = grant.account.as_deref().unwrap_or("?"), state = grant.state.as_str(), %started_by, "importer authorized");
+    Ok(authorized_page(record, started_by, grant))
+}
+
+/// User principal names compare without regard to case, as Entra ID does.
+fn same_account(a: &str, b: &str) -> bool {
+    a.to_lowercase() == b.to_lowercase()
+}
+
+/// The importer a sign-in (or a confirmation) is for, or the page saying it is gone.
+async fn importer_of(
+    state: &AppState,
+    client_id: &str,
+    importer_id: &str,
+) -> Result<ImporterRecord, Response> {
+    match state.store.importer(client_id, importer_id).await {
+        Ok(Some(r)) => Ok(r),
+        Ok(None) => Err(page(
+            StatusCode::NOT_FOUND,
+            "Importer not found",
+            &[(
+                "Problem",
+                "the importer this sign-in was for has been deleted. Nothing was stored.".into(),
+            )],
+        )),
+        Err(e) => Err(internal(&e)),
+    }
+}
+
+/// The importer's settings for signing in, or the page saying it no longer
+/// signs users in (its protocol was changed meanwhile).
+fn delegated_settings(record: &ImporterRecord) -> Result<&GraphSettings, Response> {
+    record
+        .settings
+        .graph()
+        .filter(|_| record.settings.protocol == Protocol::GraphDelegated)
+        .ok_or_else(|| {
+            page(
+                StatusCode::CONFLICT,
+                "Importer changed",
+                &[(
+                    "Problem",
+                    "the importer no longer uses graph_delegated. Nothing was stored.".into(),
+                )],
+            )
+        })
+}
+
+/// The form the "Confirm the account change" page posts.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ConfirmSwitch {
+    /// The single-use token from the page (valid 10 minutes).
+    pub token: String,
+}
+
+/// The admin's second click: switch an importer that reads its user's own
+/// mailbox to the account that just signed in. The token (single use, 10
+/// minutes) is the credential, as the `state` is for `authenticate/end`.
+#[utoipa::path(post, path = "/api/v2/importers/email/authenticate/confirm", tag = "authorization",
+    request_body(content = ConfirmSwitch, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "switched: the new account is authorized (HTML page)", body = String, content_type = "text/html"),
+        (status = 400, description = "unknown, used or expired confirmation; nothing changed (HTML page)", body = String, content_type = "text/html"),
+        (status = 404, description = "the importer was deleted (HTML page)", body = String, content_type = "text/html"),
+        (status = 409, description = "the importer or its authorization changed meanwhile; nothing changed (HTML page)", body = String, content_type = "text/html")),
+    security(()))]
+pub async fn confirm(
+    State(state): State<AppState>,
+    form: Result<Form<ConfirmSwitch>, FormRejection>,
+) -> Response {
+    // A malformed form is answered with a page like any other refusal:
+    // whoever sees it came from a browser, not an API client.
+    let token = form.ok().map(|Form(f)| f.token).filter(|t| !t.is_empty());
+    match confirm_switch(&state, token.as_deref()).await {
+        Ok(page) | Err(page) => page,
+    }
+}
+
+async fn confirm_switch(state: &AppState, token: Option<&str>) -> Result<Response, Response> {
+    let now = state.clock.now();
+    let Some(token) = token else {
+        return Err(page(
+            StatusCode::BAD_REQUEST,
+            "Account change not recognised",
+            &[("Problem", "the request carries no confirmation token, so it did not come from a page mailferry showed. Nothing was changed.".into()),
+              ("What to do", "open the importer and press Authenticate".into())],
+        ));
+    };
+    let pending = match state.store.consume_pending_grant(token, now).await {
+        Ok(StateLookup::Valid(p)) => p,
+        Ok(StateLookup::Unknown) => return Err(page(
+            StatusCode::BAD_REQUEST,
+            "Account change not recognised",
+            &[("Problem", "the confirmation is unknown: it was altered, or it belongs to another mailferry installation or a deleted importer. Nothing was changed.".into()),
+              ("What to do", "check the importer's status; to change the account, press Authenticate".into())],
+        )),
+        Ok(StateLookup::AlreadyUsed { used_at }) => return Err(page(
+            StatusCode::BAD_REQUEST,
+            "This account change was already decided",
+            &[("Problem", format!("this confirmation was already used at {used_at}; each can be used once (a reload or the back button repeats it). Nothing was changed.")),
+              ("What to do", "check the importer's status".into())],
+        )),
+        Ok(StateLookup::Expired { expired_at }) => return Err(page(
+            StatusCode::BAD_REQUEST,
+            "The confirmation took too long",
+            &[("Problem", format!("the confirmation expired at {expired_at} (10 minutes after signing in). Nothing was changed.")),
+              ("What to do", "open the importer and press Authenticate again".into())],
+        )),
+        Err(e) => return Err(internal(&e)),
+    };
+    let record = importer_of(state, &pending.client_id, &pending.grant.importer_id).await?;
+    // The admin compared two accounts for an importer of its user's own
+    // mailbox, authorized as `previous_account`; if either changed since,
+    // the answer was to another question.
+    if let Some(mailbox) = delegated_settings(&record)?.mailbox.as_deref() {
+        return Err(page(
+            StatusCode::CONFLICT,
+            "Importer changed",
+            &[
+                (
+                    "Problem",
+                    format!(
+                        "the importer now reads the mailbox {mailbox}, so it no longer reads the signed-in account's own mailbox. Nothing was changed."
+                    ),
+                ),
+                (
+                    "What to do",
+                    "press Authenticate and sign in as a user with Full Access to that mailbox"
+                        .into(),
+                ),
+            ],
+        ));
+    }
+    let current = state
+        .store
+        .grant(&record.id)
+        .await
+        .map_err(|e| internal(&e))?
+        .and_then(|g| g.account);
+    if !current
+        .as_deref()
+        .is_some_and(|c| same_account(c, &pending.previous_account))
+    {
+        return Err(page(
+            StatusCode::CONFLICT,
+            "The authorization changed meanwhile",
+            &[
+                (
+                    "Problem",
+                    format!(
+                        "when you signed in, this importer was authorized as {}; now it is {}. Nothing was changed.",
+                        pending.previous_account,
+                        current.as_deref().map_or_else(
+                            || "not authorized".to_owned(),
+                            |c| format!("authorized as {c}")
+                        ),
+                    ),
+                ),
+                (
+                    "What to do",
+                    "check the importer's status; to change the account, press Authenticate again"
+                        .into(),
+                ),
+            ],
+        ));
+    }
+    tracing::info!(importer = %record.id, from = %pending.previous_account, to = pending.grant.account.as_deref().unwrap_or("?"), "account change confirmed");
+    store_grant(state, &record, &pending.started_by, &pending.grant).await
+}
+
+/// What the callback found out about the account that signed in.
+struct AccountCheck {
+    account: Option<String>,
+    /// `MailboxDenied` when Graph refused to open the mailbox.
+    state: GrantState,
+    /// The refusal with its fix, or why the check could not be made.
+    note: Option<String>,
+}
+
+/// Who signed in, and whether that account can open the mailbox.
 async fn account_check(
     http: &HttpClient,
     graph: &GraphSettings,
     token: &secrecy::SecretString,
-) -> (Option<String>, Option<String>) {
+) -> AccountCheck {
     let account = match signed_in_account(http, &graph.endpoints.graph, token).await {
         Ok(a) => Some(a.user_principal_name),
         Err(e) => {
@@ -348,25 +553,40 @@ async fn account_check(
         }
     };
     let who = account.as_deref().unwrap_or("the signed-in account");
-    let note = match check_mailbox_access(
-        http,
-        &graph.endpoints.graph,
-        token,
-        graph.mailbox.as_deref(),
-    )
-    .await
-    {
-        Ok(()) => None,
-        Err(e) => Some(match graph.mailbox.as_deref() {
-            Some(mailbox) => format!(
-                "{who} cannot open the mailbox {mailbox} ({e}). Fix: sign in (press Authenticate) as a user with Full Access to {mailbox}, or have an Exchange administrator grant {who} Full Access to it"
-            ),
-            None => format!(
-                "{who} cannot open its own mailbox ({e}). Fix: make sure the account has an Exchange Online mailbox (license), or sign in as the mailbox's user"
-            ),
-        }),
+    let mailbox = graph.mailbox.as_deref();
+    let Err(e) = check_mailbox_access(http, &graph.endpoints.graph, token, mailbox).await else {
+        return AccountCheck {
+            account,
+            state: GrantState::Authorized,
+            note: None,
+        };
     };
-    (account, note)
+    // Graph not answering says nothing about access: the grant is kept as
+    // authorized, and the next Graph call (or the connection test) tells.
+    if !e.is_refusal() {
+        let note = format!(
+            "mailferry could not check whether {who} can open {} ({e}); run the Mail connection test",
+            mailbox.unwrap_or("its own mailbox")
+        );
+        return AccountCheck {
+            account,
+            state: GrantState::Authorized,
+            note: Some(note),
+        };
+    }
+    let note = match mailbox {
+        Some(mailbox) => format!(
+            "{who} cannot open the mailbox {mailbox} ({e}). Fix: sign in (press Authenticate) as a user with Full Access to {mailbox}, or have an Exchange administrator grant {who} Full Access to it"
+        ),
+        None => format!(
+            "{who} cannot open its own mailbox ({e}). Fix: make sure the account has an Exchange Online mailbox (license), or sign in as the mailbox's user"
+        ),
+    };
+    AccountCheck {
+        account,
+        state: GrantState::MailboxDenied,
+        note: Some(note),
+    }
 }
 
 fn internal(e: &dyn std::fmt::Display) -> Response {
@@ -420,31 +640,91 @@ fn microsoft_error_page(
     page(status, "Microsoft did not authorize mailferry", &rows)
 }
 
-fn authorized_page(
-    record: &ImporterRecord,
-    pending: &PendingAuthorization,
-    account: Option<&str>,
-    expires_at: Timestamp,
-    note: Option<String>,
-) -> Response {
+fn authorized_page(record: &ImporterRecord, started_by: &str, grant: &Grant) -> Response {
     let mut rows = vec![
         ("Importer", record.settings.name.clone()),
+        ("Signed in as", account_name(grant).to_owned()),
         (
-            "Signed in as",
-            account.unwrap_or("(unknown account)").to_owned(),
+            "Access token valid until",
+            grant
+                .access_token_expires_at
+                .map_or_else(|| "unknown".to_owned(), |t| t.to_string()),
         ),
-        ("Access token valid until", expires_at.to_string()),
         ("Kept fresh by", "the refresh-tokens script".to_owned()),
     ];
-    let title = match note {
-        Some(n) => {
-            rows.push(("Warning", n));
-            "mailferry is authorized, but cannot open the mailbox"
+    let title = match (grant.state, grant.last_error.clone()) {
+        (GrantState::MailboxDenied, note) => {
+            rows.push((
+                "Problem",
+                note.unwrap_or_else(|| "the account cannot open the mailbox".into()),
+            ));
+            rows.push((
+                "Imports",
+                "do not start until the account can open the mailbox".into(),
+            ));
+            "Signed in, but mailferry cannot open the mailbox"
         }
-        None => "mailferry is authorized",
+        (_, Some(note)) => {
+            rows.push(("Warning", note));
+            "mailferry is authorized"
+        }
+        (_, None) => "mailferry is authorized",
     };
-    rows.push(("Started by", pending.started_by.clone()));
+    rows.push(("Started by", started_by.to_owned()));
     page(StatusCode::OK, title, &rows)
+}
+
+fn account_name(grant: &Grant) -> &str {
+    grant
+        .account
+        .as_deref()
+        .unwrap_or("an account mailferry could not identify")
+}
+
+/// Another account signed in for an importer of its user's own mailbox:
+/// nothing is stored until the admin confirms with a second click.
+fn confirm_switch_page(
+    record: &ImporterRecord,
+    previous: &str,
+    grant: &Grant,
+    confirmation: &Confirmation,
+) -> Response {
+    let new = account_name(grant);
+    let mut rows = vec![
+        ("Importer", record.settings.name.clone()),
+        ("Authorized before", previous.to_owned()),
+        ("Signed in now", new.to_owned()),
+        (
+            "What would change",
+            format!(
+                "This importer was authorized as {previous}; you signed in as {new}. mailferry would read {new}'s mailbox from now on."
+            ),
+        ),
+    ];
+    if let Some(note) = &grant.last_error {
+        rows.push(("Warning", note.clone()));
+    }
+    rows.push((
+        "Stored",
+        format!("nothing yet: the importer stays authorized as {previous} unless you switch"),
+    ));
+    rows.push(("Decide by", confirmation.expires_at.to_string()));
+    let actions = format!(
+        "<form method=\"post\" action=\"{CONFIRM_PATH}\">\
+         <input type=\"hidden\" name=\"token\" value=\"{token}\">\
+         <button type=\"submit\" id=\"switch\">Switch to {new}</button> \
+         <a id=\"keep\" href=\"/ui/#/importers/{id}\">Keep {previous}</a></form>",
+        token = escape(confirmation.token.expose_secret()),
+        new = escape(new),
+        id = escape(&record.id),
+        previous = escape(previous),
+    );
+    page_with_actions(
+        StatusCode::OK,
+        "Confirm the account change",
+        &rows,
+        &actions,
+    )
 }
 
 fn escape(s: &str) -> String {
@@ -455,8 +735,24 @@ fn escape(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// A plain page: a title and label/value rows. No script, no external assets.
+/// A plain page: a title, label/value rows and a link back to mailferry.
 fn page(status: StatusCode, title: &str, rows: &[(&str, String)]) -> Response {
+    page_with_actions(
+        status,
+        title,
+        rows,
+        "<p><a id=\"back\" href=\"/ui/#/importers\">Back to mailferry</a></p>",
+    )
+}
+
+/// A plain page ending in `actions` (HTML, already escaped).
+/// No script, no external assets, never cached (it may carry a token).
+fn page_with_actions(
+    status: StatusCode,
+    title: &str,
+    rows: &[(&str, String)],
+    actions: &str,
+) -> Response {
     let rows: String = rows
         .iter()
         .map(|(k, v)| format!("<tr><th>{}</th><td>{}</td></tr>\n", escape(k), escape(v)))
@@ -465,7 +761,7 @@ fn page(status: StatusCode, title: &str, rows: &[(&str, String)]) -> Response {
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} · mailferry</title>\
          <style>body{{font-family:system-ui,sans-serif;max-width:46rem;margin:3rem auto;padding:0 1rem}}\
          th{{text-align:left;vertical-align:top;padding-right:1rem;white-space:nowrap}}td{{padding-bottom:.5rem}}</style></head>\
-         <body><h1>{t}</h1>\n<table>\n{rows}</table>\n<p><a id=\"back\" href=\"/ui/#/importers\">Back to mailferry</a></p></body></html>\n",
+         <body><h1>{t}</h1>\n<table>\n{rows}</table>\n{actions}</body></html>\n",
         t = escape(title)
     );
     let mut response = (status, Html(html)).into_response();
@@ -476,11 +772,36 @@ fn page(status: StatusCode, title: &str, rows: &[(&str, String)]) -> Response {
     response
 }
 
+/// Where an importer's Microsoft authorization stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthState {
+    Unauthenticated,
+    Authorized,
+    ReauthRequired,
+    MailboxDenied,
+    NotApplicable,
+}
+
+impl From<GrantState> for AuthState {
+    fn from(state: GrantState) -> Self {
+        match state {
+            GrantState::Authorized => Self::Authorized,
+            GrantState::ReauthRequired => Self::ReauthRequired,
+            GrantState::MailboxDenied => Self::MailboxDenied,
+        }
+    }
+}
+
 /// The authorization part of an importer's status.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuthStatus {
-    /// `unauthenticated`, `authorized`, `reauth_required` or `not_applicable`.
-    pub state: &'static str,
+    /// `unauthenticated` (nobody signed in yet), `authorized`,
+    /// `reauth_required` (Microsoft refused the tokens), `mailbox_denied`
+    /// (signed in, but the account cannot open the configured mailbox; the
+    /// tokens are kept fresh, imports do not start) or `not_applicable` (no
+    /// user signs in); `last_error` says what to do.
+    pub state: AuthState,
     pub account: Option<String>,
     pub access_token_expires_at: Option<String>,
     pub last_refresh_at: Option<String>,
@@ -522,7 +843,7 @@ pub async fn status(
         .into_iter()
         .collect();
     let mut auth = AuthStatus {
-        state: "not_applicable",
+        state: AuthState::NotApplicable,
         account: None,
         access_token_expires_at: None,
         last_refresh_at: None,
@@ -532,11 +853,12 @@ pub async fn status(
     };
     if record.settings.protocol == Protocol::GraphDelegated {
         match state.store.grant(&record.id).await? {
-            None => auth.state = "unauthenticated",
+            None => auth.state = AuthState::Unauthenticated,
             Some(g) => {
-                auth.state = g.state.as_str();
+                auth.state = g.state.into();
                 let last_use = g.refresh_token_issued_at.or(g.last_refresh_at);
-                if g.state == GrantState::Authorized
+                // A denied mailbox's tokens are kept fresh as well, so they too must not idle out.
+                if g.state.tokens_usable()
                     && let Some(used) = last_use
                     && used.duration_until(now) > IDLE_WARNING
                 {

@@ -99,6 +99,14 @@ impl MailFate {
     }
 }
 
+/// Which of an importer's mails to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailFilter {
+    pub fate: Option<MailFate>,
+    /// Only the mail that made this document.
+    pub document_id: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerEntry {
     pub importer_id: String,
@@ -344,21 +352,25 @@ impl Store {
         rows.into_iter().map(entry_from_row).collect()
     }
 
-    /// An importer's mails, newest first, optionally of one fate.
+    /// An importer's mails, newest first, optionally of one fate or the
+    /// one that made a document.
     pub async fn ledger_mails(
         &self,
         importer_id: &str,
-        fate: Option<MailFate>,
+        filter: &MailFilter,
         limit: i64,
         offset: i64,
     ) -> Result<Vec<LedgerEntry>> {
-        let filter = fate
+        let fate = filter
+            .fate
             .map(|f| format!(" AND state IN {}", f.states()))
             .unwrap_or_default();
         let rows: Vec<LedgerRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "{SELECT} WHERE importer_id = $1{filter} ORDER BY updated_at DESC, source_key LIMIT $2 OFFSET $3"
+            "{SELECT} WHERE importer_id = $1{fate} AND ($2 IS NULL OR document_id = $2) \
+             ORDER BY updated_at DESC, source_key LIMIT $3 OFFSET $4"
         )))
         .bind(importer_id)
+        .bind(&filter.document_id)
         .bind(limit.max(0))
         .bind(offset.max(0))
         .fetch_all(self.pool())

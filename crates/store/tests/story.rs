@@ -764,7 +764,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 async fn ledger_follows_a_mail_to_its_folder(db: TestDb) {
-    use store::ledger::{LedgerEntry, LedgerState, MailFate};
+    use store::ledger::{LedgerEntry, LedgerState, MailFate, MailFilter};
     let s = &db.store;
     let now = t("2026-03-01T10:00:00Z");
     let entry = LedgerEntry {
@@ -893,7 +893,17 @@ async fn ledger_follows_a_mail_to_its_folder(db: TestDb) {
     assert_eq!(s.ledger_entries("imp-1").await.expect("list").len(), 2);
 
     // The admin's view: newest first, by fate, paged; one mail by its id.
-    let mails = |fate| s.ledger_mails("imp-1", fate, 10, 0);
+    let mails = |fate| {
+        s.ledger_mails(
+            "imp-1",
+            &MailFilter {
+                fate,
+                document_id: None,
+            },
+            10,
+            0,
+        )
+    };
     let keys = |rows: Vec<LedgerEntry>| -> Vec<String> {
         rows.into_iter().map(|r| r.source_key).collect()
     };
@@ -914,8 +924,24 @@ async fn ledger_follows_a_mail_to_its_folder(db: TestDb) {
             .is_empty()
     );
     assert_eq!(
-        keys(s.ledger_mails("imp-1", None, 1, 1).await.expect("page 2")),
+        keys(
+            s.ledger_mails("imp-1", &MailFilter::default(), 1, 1)
+                .await
+                .expect("page 2")
+        ),
         ["AAMk2"]
+    );
+    let of_document = MailFilter {
+        fate: None,
+        document_id: Some("doc-1".into()),
+    };
+    assert_eq!(
+        keys(
+            s.ledger_mails("imp-1", &of_document, 10, 0)
+                .await
+                .expect("by document")
+        ),
+        ["AAMk/+=1"]
     );
     let by_id = s
         .ledger_entry_by_mail_id("imp-1", &entry.mail_id)

@@ -12,6 +12,7 @@ use serde::Serialize;
 use store::documents::DocumentRecord;
 use utoipa::ToSchema;
 
+use super::paging::Paging;
 use crate::AppState;
 use crate::caller::Caller;
 use crate::problem::Problem;
@@ -21,9 +22,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v2/documents", get(list))
         .route("/api/v2/documents/{id}", get(get_one))
 }
-
-const DEFAULT_LIMIT: u32 = 100;
-const MAX_LIMIT: u32 = store::documents::MAX_PAGE;
 
 /// A document: the fields of its `metadata.json`, plus where it is.
 #[derive(Debug, Serialize, ToSchema)]
@@ -58,27 +56,14 @@ impl From<DocumentRecord> for DocumentView {
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<HashMap<String, String>>,
+    Query(mut query): Query<HashMap<String, String>>,
 ) -> Result<axum::Json<Vec<DocumentView>>, Problem> {
     let mut errors = ValidationErrors::default();
-    let (mut importer, mut limit, mut offset) = (None, DEFAULT_LIMIT, 0);
+    let Paging { limit, offset } = Paging::take(&mut query, &mut errors);
+    let mut importer = None;
     for (key, value) in query {
         match key.as_str() {
             "importer_id" => importer = Some(value),
-            "limit" => match value.parse::<u32>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => limit = n,
-                _ => errors.add(
-                    "limit",
-                    format!("must be a whole number from 1 to {MAX_LIMIT}, not `{value}`"),
-                ),
-            },
-            "offset" => match value.parse::<u32>() {
-                Ok(n) => offset = n,
-                _ => errors.add(
-                    "offset",
-                    format!("must be a whole number from 0, not `{value}`"),
-                ),
-            },
             other => errors.add(
                 other,
                 "unknown filter: use importer_id, limit or offset".to_owned(),

@@ -75,6 +75,40 @@ fn http() -> Result<reqwest::Client, Problem> {
     Ok(CLIENT.get_or_init(|| built).clone())
 }
 
+/// The importer's mailbox, for the requests an admin makes from the API.
+pub(crate) fn importer_mailbox(
+    state: &AppState,
+    record: &store::importers::ImporterRecord,
+) -> Result<microsoft::graph::GraphMailbox, Problem> {
+    if record.settings.protocol == Protocol::Imap {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            import::connect::ConnectError::ImapNotAvailable.to_string(),
+        ));
+    }
+    import::connect::graph_mailbox(
+        http()?,
+        state.tokens.clone(),
+        state.store.clone(),
+        state.clock.clone(),
+        record,
+    )
+    .map_err(|e| Problem::new(StatusCode::CONFLICT, e.to_string()))
+}
+
+/// A run's failure as the API answers it.
+pub(crate) fn run_problem(e: RunError) -> Problem {
+    match e {
+        RunError::Folders(_) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        RunError::Mailbox(m) if m.is_transient() => {
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, m.to_string())
+        }
+        RunError::Mailbox(m) => Problem::new(StatusCode::CONFLICT, m.to_string()),
+        RunError::Busy(_) => Problem::new(StatusCode::CONFLICT, e.to_string()),
+        RunError::Store(s) => s.into(),
+    }
+}
+
 /// What each mail of the importer's Inbox would become and why, oldest
 /// first; nothing is moved, stored or recorded.
 #[utoipa::path(post, path = "/api/v2/importers/email/{id}/dry-run", tag = "import", params(("id" = String, Path)),
@@ -93,20 +127,7 @@ pub async fn dry_run(
         .importer(&caller.client_id, &id)
         .await?
         .ok_or_else(|| Problem::not_found("importer"))?;
-    if record.settings.protocol == Protocol::Imap {
-        return Err(Problem::new(
-            StatusCode::CONFLICT,
-            import::connect::ConnectError::ImapNotAvailable.to_string(),
-        ));
-    }
-    let mailbox = import::connect::graph_mailbox(
-        http()?,
-        state.tokens.clone(),
-        state.store.clone(),
-        state.clock.clone(),
-        &record,
-    )
-    .map_err(|e| Problem::new(StatusCode::CONFLICT, e.to_string()))?;
+    let mailbox = importer_mailbox(&state, &record)?;
     let predictions = DryRun {
         store: &state.store,
         mailbox: &mailbox,
@@ -114,15 +135,7 @@ pub async fn dry_run(
     }
     .run()
     .await
-    .map_err(|e| match e {
-        RunError::Folders(_) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
-        RunError::Mailbox(m) if m.is_transient() => {
-            Problem::new(StatusCode::SERVICE_UNAVAILABLE, m.to_string())
-        }
-        RunError::Mailbox(m) => Problem::new(StatusCode::CONFLICT, m.to_string()),
-        RunError::Busy(_) => Problem::new(StatusCode::CONFLICT, e.to_string()),
-        RunError::Store(s) => s.into(),
-    })?;
+    .map_err(run_problem)?;
     Ok(axum::Json(
         predictions.into_iter().map(DryRunItem::from).collect(),
     ))

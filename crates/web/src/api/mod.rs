@@ -16,7 +16,9 @@ pub mod import_runs;
 pub mod importers;
 pub mod jobs;
 pub mod mailbox;
+pub mod mails;
 pub mod oauth;
+mod paging;
 pub mod scripts;
 
 #[derive(OpenApi)]
@@ -49,6 +51,8 @@ pub mod scripts;
         documents::list,
         documents::get_one,
         import_runs::dry_run,
+        mails::list,
+        mails::reprocess,
     ),
     components(schemas(crate::problem::Problem, domain::validation::FieldError)),
     modifiers(&BearerAuth, &SharedProblems, &UnsignedFormats, &UniqueOperationIds),
@@ -217,6 +221,7 @@ pub fn routes() -> Router<AppState> {
         .merge(mailbox::routes())
         .merge(documents::routes())
         .merge(import_runs::routes())
+        .merge(mails::routes())
 }
 
 async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {

@@ -44,8 +44,8 @@ use domain::clock::Clock;
 use domain::document::DocumentSource;
 use domain::importer::ImportLimits;
 use domain::mailbox::{
-    Mailbox, MailboxError, MessageLocation, MessageSummary, PageCursor, ResolvedFolders,
-    resolve_folders,
+    Mailbox, MailboxError, MailboxErrorKind, MessageLocation, MessageSummary, PageCursor,
+    ResolvedFolders, resolve_folders,
 };
 use jiff::SignedDuration;
 use serde::Serialize;
@@ -327,7 +327,23 @@ impl<M: Mailbox> ImportRun<'_, M> {
     }
 
     async fn run_leased(&self, lease: &str, owner: &str) -> Result<Summary, RunError> {
-        let folders = resolve(self.mailbox, self.importer).await?;
+        let folders = resolve(self.mailbox, self.importer).await;
+        // Whether the account may open the mailbox is known now: a grant
+        // reported `mailbox_denied` at sign-in becomes `authorized` once an
+        // Exchange admin grants access, and the other way round.
+        let access = match &folders {
+            Err(RunError::Mailbox(e)) if e.kind == MailboxErrorKind::Permission => {
+                Some(Err(e.to_string()))
+            }
+            Ok(_) => Some(Ok(())),
+            Err(_) => None,
+        };
+        if let Some(access) = access {
+            self.store
+                .set_grant_mailbox_access(&self.importer.id, access, self.clock.now())
+                .await?;
+        }
+        let folders = folders?;
         (self.log)(format!(
             "folders: Inbox `{}`, Exported `{}`, Error `{}`",
             folders.inbox.path, folders.exported.path, folders.error.path
@@ -1075,8 +1091,12 @@ impl<M: Mailbox> DryRun<'_, M> {
 
 /// Errors after which no further mail can succeed in this run.
 pub(crate) fn is_run_stopping(e: &MailboxError) -> bool {
-    use domain::mailbox::MailboxErrorKind as K;
-    matches!(e.kind, K::Token | K::Permission | K::MailboxUnavailable)
+    matches!(
+        e.kind,
+        MailboxErrorKind::Token
+            | MailboxErrorKind::Permission
+            | MailboxErrorKind::MailboxUnavailable
+    )
 }
 
 /// The mailbox as the document's `source.mailbox` names it.

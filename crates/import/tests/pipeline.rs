@@ -40,6 +40,8 @@ struct Fake {
     report_sizes: bool,
     /// Every fetch, by message id.
     fetched: Mutex<Vec<String>>,
+    /// Microsoft denies the account access to the mailbox.
+    denied: Mutex<bool>,
 }
 
 impl Fake {
@@ -83,6 +85,9 @@ const PAGE: usize = 7;
 
 impl Mailbox for Fake {
     async fn folder_tree(&self, _hidden: bool) -> Result<FolderTree, MailboxError> {
+        if *self.denied.lock().expect("lock") {
+            return Err(err(MailboxErrorKind::Permission, "access denied"));
+        }
         let mut nodes = vec![
             FolderNode::new("inbox", "Inbox", None).well_known("inbox"),
             FolderNode::new("exported", "Exported", Some("inbox".into())),
@@ -923,4 +928,52 @@ async fn a_mail_in_error_is_decided_afresh_when_reprocessed_or_moved_back_by_han
         2
     );
     drop(raw);
+}
+
+#[tokio::test]
+async fn a_run_records_whether_the_account_may_open_the_mailbox() {
+    use store::grants::{Grant, GrantState};
+    let e = env(default_folders()).await;
+    let now: jiff::Timestamp = "2026-03-01T00:00:00Z".parse().expect("ts");
+    e.store
+        .put_grant(&Grant {
+            importer_id: e.importer.id.clone(),
+            state: GrantState::MailboxDenied,
+            account: Some("alice@contoso.example".into()),
+            scopes: vec!["Mail.ReadWrite".into()],
+            access_token: Some("at".to_owned().into()),
+            access_token_expires_at: Some(now),
+            refresh_token: Some("rt".to_owned().into()),
+            refresh_token_issued_at: Some(now),
+            last_refresh_at: None,
+            last_error: Some("cannot open the mailbox".into()),
+            consecutive_failures: 0,
+            version: 1,
+            updated_at: now,
+        })
+        .await
+        .expect("grant");
+    let state = || async {
+        e.store
+            .grant(&e.importer.id)
+            .await
+            .expect("read")
+            .expect("grant")
+            .state
+    };
+    let mb = Fake::new([mail_with("<a@x>", "Invoice", &pdf(9))]);
+    *mb.denied.lock().expect("lock") = true;
+    let err = run(&e, &mb).run().await.expect_err("denied");
+    assert!(matches!(err, RunError::Mailbox(_)), "{err}");
+    assert_eq!(state().await, GrantState::MailboxDenied);
+    assert_eq!(mb.in_folder("inbox").len(), 1, "no mail touched");
+    // An Exchange admin grants access: the next run works and says so.
+    *mb.denied.lock().expect("lock") = false;
+    let summary = run(&e, &mb).run().await.expect("run");
+    assert_eq!(summary.imported, 1);
+    assert_eq!(state().await, GrantState::Authorized);
+    // Access withdrawn again: the grant is reported denied.
+    *mb.denied.lock().expect("lock") = true;
+    run(&e, &mb).run().await.expect_err("denied");
+    assert_eq!(state().await, GrantState::MailboxDenied);
 }

@@ -34,6 +34,9 @@ pub struct MessageSummary {
     /// The mail's size in bytes as the mailbox reports it before a download
     /// (Graph's `PidTagMessageSize`, IMAP's `RFC822.SIZE`), when it does.
     pub size: Option<u64>,
+    /// It carries mailferry's reason mark from an earlier trip to Error
+    /// (an admin moved it back), which must go before it is exported.
+    pub error_mark: bool,
 }
 
 /// Where the next page of a listing starts: opaque to the caller (for Graph

@@ -519,6 +519,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
             ))
             .await?;
         failpoint::hit("after_ledger");
+        self.clear_stale_mark(msg).await?;
         if let Err(why) = self.move_to(msg, &folders.exported.id).await? {
             return Ok(ImportOutcome::LeftForRetry(format!(
                 "document stored, move to Exported failed: {why}"
@@ -647,20 +648,30 @@ impl<M: Mailbox> ImportRun<'_, M> {
     }
 
     /// Shows the reason on the mail before it moves (an IMAP keyword does
-    /// not survive a move made without it). The mark is a courtesy: when
-    /// it cannot be set the mail still goes to Error, and the log says so.
-    async fn mark_reason(&self, msg: &MessageSummary, code: &str) -> Result<(), RunError> {
-        match self.mailbox.mark_error_reason(&msg.id, Some(code)).await {
+    /// not survive a move made without it), or with `None` removes it. The
+    /// mark is a courtesy: when it cannot be set the mail still moves, and
+    /// the log says so.
+    async fn set_mark(&self, msg: &MessageSummary, code: Option<&str>) -> Result<(), RunError> {
+        match self.mailbox.mark_error_reason(&msg.id, code).await {
             Ok(()) => Ok(()),
             Err(e) if is_run_stopping(&e) => Err(RunError::Mailbox(e)),
             Err(e) => {
-                (self.log)(format!(
-                    "could not mark {} with its reason `{code}`: {e}",
-                    describe(msg)
-                ));
+                let what = code.map_or("remove the Error mark of".to_owned(), |c| {
+                    format!("mark with its reason `{c}`")
+                });
+                (self.log)(format!("could not {what} {}: {e}", describe(msg)));
                 Ok(())
             }
         }
+    }
+
+    /// A mail an admin moved back from Error still says why it was there;
+    /// once it is imported that would be wrong, so the mark goes first.
+    async fn clear_stale_mark(&self, msg: &MessageSummary) -> Result<(), RunError> {
+        if msg.error_mark {
+            self.set_mark(msg, None).await?;
+        }
+        Ok(())
     }
 
     async fn send_to_error(
@@ -682,7 +693,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
             ))
             .await?;
         failpoint::hit("after_error_ledger");
-        self.mark_reason(msg, &reason.code).await?;
+        self.set_mark(msg, Some(&reason.code)).await?;
         if let Err(why) = self.move_to(msg, &folders.error.id).await? {
             return Ok(ImportOutcome::LeftForRetry(format!(
                 "decided {}, move to Error failed: {why}",
@@ -711,17 +722,20 @@ impl<M: Mailbox> ImportRun<'_, M> {
         folders: &ResolvedFolders,
     ) -> Result<ImportOutcome, RunError> {
         let (target, done, outcome) = match entry.state {
-            LedgerState::Stored | LedgerState::Moved if entry.document_id.is_some() => (
-                &folders.exported.id,
-                LedgerState::Moved,
-                ImportOutcome::Completed,
-            ),
+            LedgerState::Stored | LedgerState::Moved if entry.document_id.is_some() => {
+                self.clear_stale_mark(msg).await?;
+                (
+                    &folders.exported.id,
+                    LedgerState::Moved,
+                    ImportOutcome::Completed,
+                )
+            }
             _ => {
                 let code = entry
                     .reason_parts()
                     .map_or("unknown", |(code, _)| code)
                     .to_owned();
-                self.mark_reason(msg, &code).await?;
+                self.set_mark(msg, Some(&code)).await?;
                 (
                     &folders.error.id,
                     LedgerState::MovedToError,

@@ -115,6 +115,12 @@ impl Mailbox for Fake {
                 from: None,
                 has_attachments: true,
                 size: self.report_sizes.then_some(raw.len() as u64),
+                error_mark: self
+                    .categories
+                    .lock()
+                    .expect("lock")
+                    .get(id)
+                    .is_some_and(|c| c.iter().any(|c| c.starts_with("mailferry: "))),
             })
             .collect();
         let next = (skip + PAGE < all.len()).then(|| PageCursor((skip + PAGE).to_string()));
@@ -907,6 +913,11 @@ async fn a_mail_in_error_is_decided_afresh_when_reprocessed_or_moved_back_by_han
     let second = run(&e, &mb).run().await.expect("run");
     assert_eq!(second.imported, 2, "{second:?}");
     assert!(mb.in_folder("error").is_empty());
+    assert_eq!(
+        mb.categories.lock().expect("lock").get(&by_hand),
+        Some(&Vec::new()),
+        "an exported mail no longer says it is in Error"
+    );
     assert_eq!(mb.in_folder("exported").len(), 2);
     assert_eq!(
         e.store

@@ -24,7 +24,7 @@ function esc(s) {
 function when(ts) {
   if (!ts) return "–";
   const d = new Date(ts);
-  return `${d.toLocaleString()} <span class="muted small">(${esc(ts)})</span>`;
+  return `${esc(d.toLocaleString())} <span class="muted small">(${esc(ts)})</span>`;
 }
 
 function problemText(p) {
@@ -155,7 +155,16 @@ function importerForm(imp) {
     </div>
   </form>
   <div id="test-result"></div>
-  ${isNew ? "" : `<div class="card" id="status"><h2>Status</h2><p class="muted">Loading…</p></div>`}`;
+  ${isNew ? "" : `<div class="card" id="status"><h2>Status</h2><p class="muted">Loading…</p></div>
+  <div class="card" id="mail-focus" hidden></div>
+  <div class="card" id="mails" data-importer="${esc(imp.id)}">
+    <h2>Mails in Error</h2>
+    <p class="muted small">Mails the import sent to the Error folder, and why. Fix the cause (the rules above, the sender…), then <strong>Reprocess</strong> puts the mail back in the Inbox for the next import.</p>
+    <div id="mails-notice"></div>
+    <div id="error-mails"><p class="muted">Loading…</p></div>
+    <h3>Recent mails</h3>
+    <div id="recent-mails"><p class="muted">Loading…</p></div>
+  </div>`}`;
 }
 
 function readForm(form, isNew) {
@@ -213,7 +222,8 @@ function toggleSections(form) {
   form.querySelectorAll('[data-section="webhook"]').forEach((e) => (e.hidden = !webhook));
 }
 
-async function importerPage(id) {
+// opts.documentId: show the mail that made this document (the Documents page's "Mail" link).
+async function importerPage(id, opts = {}) {
   let imp = { folders: null };
   if (id !== "new") {
     const res = await api("GET", `/api/v2/importers/email/${encodeURIComponent(id)}`);
@@ -244,6 +254,9 @@ async function importerPage(id) {
   form.querySelector("#test").addEventListener("click", () => runConnectionTest(imp.id));
   form.querySelectorAll("[data-pick]").forEach((b) => b.addEventListener("click", () => pickFolder(imp.id, b.dataset.pick, form)));
   loadStatus(imp);
+  loadMails(imp);
+  if (opts.documentId !== undefined) showDocumentMail(imp, opts.documentId);
+  else if (opts.mails) document.getElementById("mails").scrollIntoView();
 }
 
 // The seed's dialog after saving: authentication is needed, and declining is fine.
@@ -279,6 +292,98 @@ async function loadStatus(imp) {
       <tr><th>Last import</th><td>${res.data.last_import ? esc(JSON.stringify(res.data.last_import)) : "–"}</td></tr>
     </tbody></table>
     ${[...new Set(warnings)].map((w) => `<div class="notice">${esc(w)}</div>`).join("")}`;
+}
+
+// ---------- an importer's mails (its import ledger) ----------
+
+// The reason codes of GET …/mails in a few plain words; the API's detail says the rest.
+const REASONS = {
+  no_importable_attachment: "nothing to import",
+  unparsable: "the mail could not be read",
+  "rule:sender_allow": "sender not allowed",
+  "rule:subject_block": "subject blocked",
+  unstorable: "the document could not be stored",
+  too_large: "too large",
+  sink_rejected: "refused where documents go",
+  retries_exhausted: "failed too many times",
+};
+const MAIL_STATES = { error: ["bad", "in Error"], exported: ["ok", "imported"], pending: ["warn", "in the Inbox"] };
+
+function mailsPath(importerId, query) {
+  return `/api/v2/importers/email/${encodeURIComponent(importerId)}/mails?${new URLSearchParams(query)}`;
+}
+
+function mailCells(m) {
+  return `<td data-subject>${esc(m.subject || "(no subject)")}</td><td>${esc(m.from || "–")}</td><td>${when(m.received_at)}</td>`;
+}
+
+function reasonHtml(m) {
+  const r = m.reason;
+  const reason = r ? `<div class="reason"><strong>${esc(REASONS[r.code] || r.code)}</strong> <code data-reason-code>${esc(r.code)}</code>
+      ${r.detail ? `<div class="small" data-reason-detail>${esc(r.detail)}</div>` : ""}</div>` : "";
+  const attempts = m.attempts > 0
+    ? `<div class="small muted" data-attempts>${esc(m.attempts)} failed attempt(s)${m.last_error ? `, the last: ${esc(m.last_error)}` : ""}</div>` : "";
+  return reason + attempts;
+}
+
+function mailOutcome(m) {
+  const [cls, label] = MAIL_STATES[m.state] || ["neutral", m.state];
+  return `<span class="badge ${cls}" data-state="${esc(m.state)}">${esc(label)}</span>${reasonHtml(m)}
+    ${m.document_id ? `<div class="small">document <code data-document-id>${esc(m.document_id)}</code></div>` : ""}`;
+}
+
+function mailTable(head, rows) {
+  return `<table><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join("")}</tr></thead><tbody>${rows}</tbody></table>`;
+}
+
+// "Mails in Error" (with Reprocess) and "Recent mails" of the importer page.
+async function loadMails(imp) {
+  const [errors, recent] = await Promise.all([
+    api("GET", mailsPath(imp.id, { state: "error", limit: 100 })),
+    api("GET", mailsPath(imp.id, { limit: 20 })),
+  ]);
+  const section = document.getElementById("mails");
+  if (!section || section.dataset.importer !== imp.id) return; // the admin left the page meanwhile
+  const errBox = document.getElementById("error-mails");
+  const recentBox = document.getElementById("recent-mails");
+  if (!errors.ok) errBox.innerHTML = unavailable(errors, "The mail list");
+  else if (!errors.data.length) errBox.innerHTML = `<p class="muted" id="no-error-mails">No mail is in Error.</p>`;
+  else {
+    errBox.innerHTML = mailTable(["Subject", "From", "Received", "Reason", ""], errors.data.map((m) => `<tr data-mail="${esc(m.mail_id)}">
+        ${mailCells(m)}<td>${reasonHtml(m)}</td>
+        <td><button type="button" class="secondary" data-reprocess="${esc(m.mail_id)}">Reprocess</button></td></tr>`).join(""))
+      + (errors.data.length === 100 ? `<p class="muted small">The 100 newest are shown.</p>` : "");
+    errBox.querySelectorAll("[data-reprocess]").forEach((b) => b.addEventListener("click", () => reprocess(imp, errors.data.find((m) => m.mail_id === b.dataset.reprocess), b)));
+  }
+  if (!recent.ok) recentBox.innerHTML = unavailable(recent, "The mail list");
+  else if (!recent.data.length) recentBox.innerHTML = `<p class="muted">No mail imported or decided yet.</p>`;
+  else recentBox.innerHTML = mailTable(["Subject", "From", "Received", "Fate"],
+    recent.data.map((m) => `<tr data-mail="${esc(m.mail_id)}">${mailCells(m)}<td>${mailOutcome(m)}</td></tr>`).join(""));
+}
+
+async function reprocess(imp, mail, button) {
+  button.disabled = true;
+  const res = await api("POST", `/api/v2/importers/email/${encodeURIComponent(imp.id)}/mails/${encodeURIComponent(mail.mail_id)}/reprocess`);
+  const subject = `<div class="small muted">${esc(mail.subject || "(no subject)")}${mail.from ? ` · ${esc(mail.from)}` : ""}</div>`;
+  document.getElementById("mails-notice").innerHTML = res.ok
+    ? `<div class="notice ok" id="reprocess-result">Back in the Inbox: the next import decides it again.${subject}</div>`
+    : `<div class="notice bad" id="reprocess-result">${esc(problemText(res.data))}${subject}</div>`;
+  loadMails(imp);
+}
+
+// The Documents page's "Mail" link: the one mail that made a document.
+async function showDocumentMail(imp, documentId) {
+  const box = document.getElementById("mail-focus");
+  box.hidden = false;
+  box.innerHTML = `<h2>The mail of document <code>${esc(documentId)}</code></h2><p class="muted">Loading…</p>`;
+  const res = await api("GET", mailsPath(imp.id, { document_id: documentId }));
+  const body = !res.ok ? unavailable(res, "The mail list")
+    : !res.data.length ? `<p class="muted">No mail of this importer made this document.</p>`
+    : mailTable(["Subject", "From", "Received", "Fate", "Decided"], res.data.map((m) => `<tr data-mail="${esc(m.mail_id)}">${mailCells(m)}
+        <td>${mailOutcome(m)}${m.internet_message_id ? `<div class="small muted">${esc(m.internet_message_id)}</div>` : ""}</td><td>${when(m.decided_at)}</td></tr>`).join(""));
+  box.innerHTML = `<h2>The mail of document <code>${esc(documentId)}</code></h2>${body}
+    <div class="actions"><a class="button secondary" href="#/documents">All documents</a></div>`;
+  box.scrollIntoView();
 }
 
 async function runConnectionTest(id) {
@@ -398,18 +503,26 @@ async function executionsPage(id) {
 async function documentsPage() {
   const res = await api("GET", "/api/v2/documents");
   if (!res.ok) { view.innerHTML = `<div class="card"><h1>Documents</h1>${unavailable(res, "The document list")}</div>`; return; }
-  view.innerHTML = `<div class="card"><h1>Documents</h1><table><thead><tr><th>Subject</th><th>From</th><th>Imported</th><th>Attachments</th></tr></thead><tbody>
-    ${res.data.map((d) => `<tr><td>${esc(d.subject)}</td><td>${esc(d.from)}</td><td>${when(d.imported_at)}</td><td>${esc((d.attachments || []).map((a) => a.filename || a.file).join(", "))}</td></tr>`).join("")}
-    </tbody></table></div>`;
+  const mailLink = (d) => `#/importers/${encodeURIComponent(d.importer_id)}/mails?${new URLSearchParams({ document_id: d.document_id })}`;
+  view.innerHTML = `<div class="card"><h1>Documents</h1>${res.data.length ? `<table><thead><tr><th>Subject</th><th>From</th><th>Imported</th><th>Attachments</th><th></th></tr></thead><tbody>
+    ${res.data.map((d) => `<tr data-document="${esc(d.document_id)}"><td>${esc(d.subject)}</td><td>${esc(d.from)}</td><td>${when(d.imported_at)}</td><td>${esc((d.attachments || []).map((a) => a.filename || a.file).join(", "))}</td>
+      <td><a href="${esc(mailLink(d))}" data-mail-link title="the mail this document was made from">Mail</a></td></tr>`).join("")}
+    </tbody></table>` : `<p class="muted">No document yet.</p>`}</div>`;
 }
 
 // ---------- routing ----------
 
+// Routes: #/importers[/{id}[/mails[?document_id=…]]], #/scripts, #/jobs,
+// #/executions[/{id}], #/documents.
 async function route() {
-  const parts = location.hash.replace(/^#\/?/, "").split("/");
+  const [path, query] = location.hash.replace(/^#\/?/, "").split("?");
+  const parts = path.split("/").map(decodeURIComponent);
+  const params = new URLSearchParams(query || "");
   try {
     switch (parts[0]) {
-      case "importers": return parts[1] ? importerPage(parts[1]) : importersPage();
+      case "importers":
+        if (!parts[1]) return importersPage();
+        return importerPage(parts[1], { mails: parts[2] === "mails", documentId: params.get("document_id") ?? undefined });
       case "scripts": return scriptsPage();
       case "jobs": return jobsPage();
       case "executions": return executionsPage(parts[1]);

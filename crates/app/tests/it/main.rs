@@ -12,6 +12,7 @@ mod delegated_import;
 mod graph_mailbox;
 mod import;
 mod jobs;
+mod mail_fate;
 mod oauth;
 mod scheduler_instances;
 mod ui;

@@ -1,5 +1,8 @@
 //! The admin UI in real headless Chromium (Debian's package), driven by
-//! playwright-core from `crates/app/tests/ui/admin_ui.mjs`.
+//! playwright-core from the scripts of `crates/app/tests/ui/`: `admin_ui.mjs`
+//! (sign-in, importer form, jobs, scripts), `seed_flow.mjs` (Authenticate
+//! against the emulator's sign-in pages) and `mails_ui.mjs` (mails in Error,
+//! Reprocess, a document's mail).
 
 use std::process::Command;
 
@@ -253,4 +256,245 @@ async fn repeated_failed_sign_ins_lock_the_account_for_a_while() {
     let accepted = sign_in("correct horse battery staple").await.expect("post");
     assert_eq!(accepted.status(), 303);
     assert!(accepted.headers().get("set-cookie").is_some());
+}
+
+/// The test app's web server once more, on its own port, over the same
+/// store, clock and data directory, whose script registry also has
+/// `import-emails` (the test app's has only the scripts that need no outside
+/// peer), so that imports run from the browser and the API as in
+/// production. Serves until the returned sender is dropped.
+async fn serve_with_import_emails(app: &TestApp) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base_url = format!("http://{}", listener.local_addr().expect("addr"));
+    let mut registry = crate::support::test_scripts(app.dir.path());
+    registry.register(std::sync::Arc::new(import::ImportEmails::new(
+        app.dir.path(),
+    )));
+    let state = web::AppState {
+        store: app.store.clone(),
+        clock: app.clock.clone(),
+        config: std::sync::Arc::new(web::WebConfig {
+            public_url: base_url.clone(),
+            oauth_redirect_url: None,
+        }),
+        runner: scheduler::Runner::new(
+            app.store.clone(),
+            app.clock.clone(),
+            registry,
+            scheduler::RunnerConfig::default(),
+        ),
+        tokens: auth::AccessTokens::new(
+            microsoft::identity::HttpClient::new().expect("HTTP client"),
+        ),
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(web::serve(listener, state, async move {
+        let _ = rx.await;
+    }));
+    (base_url, tx)
+}
+
+/// `POST /api/v2/scripts/import-emails/run` for one importer on `base`,
+/// then the execution, polled until it has ended.
+async fn run_import_emails(app: &TestApp, base: &str, importer_id: &str) -> serde_json::Value {
+    let started = app
+        .http
+        .post(format!("{base}/api/v2/scripts/import-emails/run"))
+        .bearer_auth(&app.token)
+        .json(&serde_json::json!({ "importer_id": importer_id }))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(started.status(), 201, "the run starts");
+    let id = crate::support::json(started).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let execution = crate::support::json(
+            app.http
+                .get(format!("{base}/api/v2/executions/{id}"))
+                .bearer_auth(&app.token)
+                .send()
+                .await
+                .expect("GET"),
+        )
+        .await;
+        if execution["status"] != "running" {
+            return execution;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run did not end within 60 s: {execution}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The importer's mails (`GET …/mails`) with this query.
+async fn mails(app: &TestApp, importer_id: &str, query: &str) -> Vec<serde_json::Value> {
+    let response = app
+        .get(&format!(
+            "/api/v2/importers/email/{importer_id}/mails?{query}"
+        ))
+        .await;
+    assert_eq!(response.status(), 200);
+    crate::support::json(response)
+        .await
+        .as_array()
+        .expect("a list")
+        .clone()
+}
+
+/// The subject of the newsletter: markup in it must be shown, not rendered.
+const NEWSLETTER_SUBJECT: &str = "Fabrikam <b>Newsletter</b> & March invoice";
+
+/// A newsletter (stopped by the importer's `*newsletter*` rule) with a PDF,
+/// and a delivery note without any attachment (nothing to import).
+fn error_mails() -> (Vec<u8>, Vec<u8>) {
+    let newsletter = format!(
+        "From: Fabrikam Billing <billing@fabrikam.example>\r\n\
+To: Alice Example <alice@contoso.example>\r\n\
+Subject: {NEWSLETTER_SUBJECT}\r\n\
+Date: Mon, 02 Mar 2026 09:00:00 +0000\r\n\
+Message-ID: <newsletter-3@fabrikam.example>\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"nl3\"\r\n\
+\r\n\
+--nl3\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+\r\n\
+Our news, and the March invoice attached.\r\n\
+--nl3\r\n\
+Content-Type: application/pdf; name=\"invoice-march.pdf\"\r\n\
+Content-Disposition: attachment; filename=\"invoice-march.pdf\"\r\n\
+Content-Transfer-Encoding: 7bit\r\n\
+\r\n\
+%PDF-1.4\r\n% the March invoice of Fabrikam\r\n%%EOF\r\n\
+--nl3--\r\n"
+    );
+    let note = b"From: Contoso Logistics <logistics@contoso.com>\r\n\
+To: Alice Example <alice@contoso.example>\r\n\
+Subject: Delivery note 12\r\n\
+Date: Mon, 02 Mar 2026 10:00:00 +0000\r\n\
+Message-ID: <note-12@contoso.com>\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+\r\n\
+Delivered today, no paperwork attached.\r\n"
+        .to_vec();
+    (newsletter.into_bytes(), note)
+}
+
+/// The issue's story in the browser: an importer's page lists its mails in
+/// Error with their reasons; after the admin fixes the rule in the form and
+/// presses Reprocess, the next import makes a document, and the Documents
+/// page links that document to its mail. A Reprocess of a mail that is no
+/// longer in Error shows the API's refusal.
+#[tokio::test]
+async fn an_admin_reprocesses_a_mail_in_error_and_follows_a_document_to_its_mail() {
+    let app = TestApp::spawn().await;
+    admin(&app).await;
+    let (base_url, _serving) = serve_with_import_emails(&app).await;
+
+    // the demo tenant with Alice's folders emptied, then the two mails
+    let mut seed = msemu::Seed::demo();
+    for user in &mut seed.tenants[0].users {
+        for folder in &mut user.folders {
+            folder.messages.clear();
+        }
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let emu = msemu::Emulator::start(seed, msemu::Options::default(), listener, None)
+        .await
+        .expect("emulator");
+    let (newsletter, note) = error_mails();
+    emu.add_message(msemu::demo::ALICE, "Inbox", &newsletter)
+        .expect("add");
+    emu.add_message(msemu::demo::ALICE, "Inbox", &note)
+        .expect("add");
+
+    let created = app
+        .post_json(
+            "/api/v2/importers/email",
+            &serde_json::json!({
+                "name": "Invoices",
+                "protocol": "graph_client_credentials",
+                "client_id": msemu::demo::DAEMON_CLIENT_ID,
+                "client_secret": msemu::demo::DAEMON_CLIENT_SECRET,
+                "tenant_id": msemu::demo::TENANT_ID,
+                "mailbox": msemu::demo::ALICE,
+                "folders": { "inbox": "Inbox", "exported": "Exported", "error": "Error" },
+                "endpoints": { "authority": emu.base_url(), "graph": emu.base_url() },
+                "rules": { "subject_block": ["*newsletter*"] },
+            }),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let id = crate::support::json(created).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    let run = run_import_emails(&app, &base_url, &id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let mut codes: Vec<String> = mails(&app, &id, "state=error")
+        .await
+        .iter()
+        .map(|m| m["reason"]["code"].as_str().expect("a reason").to_owned())
+        .collect();
+    codes.sort();
+    assert_eq!(codes, ["no_importable_attachment", "rule:subject_block"]);
+
+    let started = std::time::Instant::now();
+    let stdout = run_in_chromium(
+        "mails_ui.mjs",
+        &[
+            ("BASE_URL", base_url.clone()),
+            ("EMAIL", "admin@example.com".into()),
+            ("PASSWORD", ADMIN_PASSWORD.into()),
+            ("IMPORTER_ID", id.clone()),
+            ("NEWSLETTER_SUBJECT", NEWSLETTER_SUBJECT.into()),
+            ("NOTE_SUBJECT", "Delivery note 12".into()),
+        ],
+        &app.dir.path().join("mails-screenshots"),
+    )
+    .await;
+    assert!(stdout.contains("mails: all steps passed"), "{stdout}");
+    eprintln!("mails_ui.mjs took {:?}", started.elapsed());
+
+    // what the browser did went through the API: the rule is gone, the
+    // newsletter is a document, the note is in Error again
+    let importers = app.store.list_importers(&app.client_id).await.expect("q");
+    assert!(importers[0].settings.rules.subject_block.is_empty());
+    let exported = mails(&app, &id, "state=exported").await;
+    assert_eq!(exported.len(), 1, "{exported:?}");
+    assert_eq!(exported[0]["subject"], NEWSLETTER_SUBJECT);
+    let document_id = exported[0]["document_id"].as_str().expect("a document");
+    let documents = crate::support::json(app.get("/api/v2/documents").await).await;
+    assert_eq!(documents.as_array().expect("list").len(), 1, "{documents}");
+    assert_eq!(documents[0]["document_id"], document_id);
+    let errors = mails(&app, &id, "state=error").await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["subject"], "Delivery note 12");
+    let mut places: Vec<(String, String)> = emu
+        .messages(msemu::demo::ALICE)
+        .expect("messages")
+        .into_iter()
+        .map(|m| (m.subject, m.folder_path))
+        .collect();
+    places.sort();
+    assert_eq!(
+        places,
+        [
+            ("Delivery note 12".to_owned(), "Error".to_owned()),
+            (NEWSLETTER_SUBJECT.to_owned(), "Exported".to_owned()),
+        ]
+    );
+    emu.shutdown().await;
 }

@@ -14,7 +14,7 @@ use super::error::Operation;
 use super::transport::{Transport, segment};
 
 /// Only what the pipeline needs: large pages of full messages make Graph time out.
-const FIELDS: &str = "id,internetMessageId,receivedDateTime,subject,from,hasAttachments";
+const FIELDS: &str = "id,internetMessageId,receivedDateTime,subject,from,hasAttachments,categories";
 /// `PidTagMessageSize`: Graph's message resource has no size, but Exchange
 /// serves this MAPI property through `$expand` (Microsoft's documented way
 /// to read an extended property), so an oversized mail is known before its
@@ -77,6 +77,11 @@ fn summary(item: &Value) -> Result<MessageSummary, MailboxError> {
         from: text(&item["from"]["emailAddress"]["address"]),
         has_attachments: item["hasAttachments"].as_bool().unwrap_or(false),
         size: size_of(item),
+        error_mark: item["categories"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c.as_str().is_some_and(|c| c.starts_with(CATEGORY_PREFIX))),
     })
 }
 

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use domain::clock::{Clock, SystemClock};
 use msemu::{Emulator, Options, Seed, demo};
-use scheduler::{Runner, RunnerConfig, ScriptRegistry};
+use scheduler::{Runner, RunnerConfig};
 use store::executions::{ExecutionStatus, TriggerKind};
 use store::{Keyring, Store};
 
@@ -62,12 +62,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("importer settings: {e}"))?;
     store.create_importer(&client.id, &valid, now).await?;
 
-    let mut registry = ScriptRegistry::default();
-    registry.register(Arc::new(import::ImportEmails::new(dir.path())));
+    let clock: Arc<dyn domain::clock::Clock> = Arc::new(SystemClock);
+    let connector = runtime::Connector::new(store.clone(), clock.clone(), dir.path())?;
     let runner = Runner::new(
         store.clone(),
-        Arc::new(SystemClock),
-        registry,
+        clock,
+        mailferry::registry(&connector),
         RunnerConfig::default(),
     );
     let started = Instant::now();

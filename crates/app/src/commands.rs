@@ -97,25 +97,19 @@ pub async fn serve(
         settings.public_url.clone()
     };
     tracing::info!(listen = %bound, public_url = %public_url, database = %store::redact_url(&settings.database_url), "mailferry is serving");
-    let runner = scheduler::Runner::new(
-        store.clone(),
-        clock.clone(),
-        crate::scripts::registry(&settings),
-        scheduler::RunnerConfig::default(),
-    );
-    let state = web::AppState {
+    let connector = runtime::Connector::new(store.clone(), clock.clone(), &settings.data_dir)
+        .context("building the HTTP clients for Microsoft")?;
+    let state = mailferry::app_state(
         store,
         clock,
-        config: Arc::new(web::WebConfig {
+        web::WebConfig {
             public_url,
             oauth_redirect_url: settings.oauth_redirect_url.clone(),
-        }),
-        runner: runner.clone(),
-        tokens: auth::AccessTokens::new(
-            microsoft::identity::HttpClient::new()
-                .context("building the HTTP client for Microsoft")?,
-        ),
-    };
+        },
+        connector,
+        scheduler::RunnerConfig::default(),
+    );
+    let runner = state.runner.clone();
     if let Some(on_ready) = on_ready {
         on_ready(state.clone()).await?;
     }

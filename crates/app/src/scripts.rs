@@ -1,28 +1,19 @@
-//! The scripts this build ships, collected in the registry that `serve`,
-//! `mailferry run` and the API use. A feature that adds a script registers
-//! it here.
+//! `mailferry run SCRIPT`: the scripts of [`mailferry::registry`], run once
+//! from the command line.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use anyhow::bail;
 use domain::clock::Clock;
-use scheduler::purge_documents::PurgeDocuments;
-use scheduler::{Runner, RunnerConfig, SchedulerConfig, ScriptRegistry};
+use scheduler::{Runner, RunnerConfig, SchedulerConfig};
 use store::Store;
 use store::clients::Client;
 use store::executions::{Execution, ExecutionStatus, TriggerKind};
 
 use crate::cli::RunArgs;
 use crate::settings::Settings;
-
-pub fn registry(settings: &Settings) -> ScriptRegistry {
-    let mut registry = ScriptRegistry::default();
-    registry.register(Arc::new(PurgeDocuments::new(&settings.data_dir)));
-    registry.register(Arc::new(auth::RefreshTokens::new()));
-    registry.register(Arc::new(import::ImportEmails::new(&settings.data_dir)));
-    registry
-}
 
 /// `mailferry run SCRIPT`: runs the script once for each selected client
 /// (`--client`, the client of `--importer`, or every client), prints a
@@ -33,7 +24,9 @@ pub async fn run(
     args: RunArgs,
 ) -> anyhow::Result<ExitCode> {
     let store = crate::commands::open_store(&settings, clock.as_ref()).await?;
-    let registry = registry(&settings);
+    let connector = runtime::Connector::new(store.clone(), clock.clone(), &settings.data_dir)
+        .context("building the HTTP clients for Microsoft")?;
+    let registry = mailferry::registry(&connector);
     let Some(script) = registry.get(&args.script) else {
         bail!(
             "there is no script `{}` in this build; scripts: {}",

@@ -20,6 +20,7 @@ pub use script::RefreshTokens;
 pub use tokens::AccessTokens;
 
 use microsoft::identity::IdentityError;
+use store::importers::ImporterRecord;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -43,4 +44,47 @@ pub enum AuthError {
     Unavailable { importer: String, reason: String },
     #[error(transparent)]
     Store(#[from] store::StoreError),
+}
+
+impl AuthError {
+    /// Waiting helps: Microsoft or the database is busy, and the next run
+    /// (or a retry in a minute) gets a token.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unavailable { .. } | Self::Store(_) => true,
+            Self::Identity { source, .. } => source.is_transient(),
+            Self::NotGraph(_)
+            | Self::NotAuthorized(_)
+            | Self::ReauthRequired { .. }
+            | Self::NoSecret(_) => false,
+        }
+    }
+
+    /// What the admin should do about `self` for the importer `record`, in
+    /// plain words. `redirect_uri` is the URI registered for the importer's
+    /// sign-in; only a sign-in can fail over it, never a refresh or an
+    /// app-only token, so callers outside a sign-in may pass `""`.
+    pub fn fix(&self, record: &ImporterRecord, redirect_uri: &str) -> String {
+        match self {
+            Self::NotGraph(_) => "nothing to do: IMAP importers need no Microsoft token".to_owned(),
+            Self::NotAuthorized(_) => {
+                "press Authenticate and sign in with the mailbox account".to_owned()
+            }
+            Self::ReauthRequired { .. } => "press Authenticate to authorize again".to_owned(),
+            Self::NoSecret(_) => {
+                "enter the client secret from the Azure app registration and save".to_owned()
+            }
+            Self::Identity { source, .. } => {
+                let graph = record.settings.graph();
+                source.diagnosis().fix(&microsoft::identity::FixContext {
+                    redirect_uri,
+                    client_id: graph.map_or("", |g| g.client_id.as_str()),
+                    tenant: graph.map_or("", |g| g.tenant_id.as_str()),
+                    permissions: &[],
+                })
+            }
+            Self::Unavailable { .. } => "Microsoft is busy or unreachable: try again in a minute; scheduled imports retry on their own".to_owned(),
+            Self::Store(_) => "check the server log; the database may be unavailable".to_owned(),
+        }
+    }
 }

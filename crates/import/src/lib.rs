@@ -1,8 +1,8 @@
 //! Turns mail into documents, exactly once: [`mime`] decides what a mail
 //! becomes, [`identity`] names its document, and the pipeline (resolve →
 //! list → fetch → decide → sink → move, with the ledger) drives a mailbox.
+//! Which mailbox and sink an importer gets is decided above, in `runtime`.
 
-pub mod connect;
 #[cfg(feature = "test-corpus")]
 pub mod corpus;
 pub mod failpoint;
@@ -12,7 +12,5 @@ pub mod mime;
 pub mod pipeline;
 pub mod reprocess;
 mod rfc2231;
-pub mod script;
 
 pub use mime::{Analysis, Decision, Extracted, MailFacts, Reason, Skipped, analyze};
-pub use script::ImportEmails;

@@ -41,7 +41,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use domain::clock::Clock;
-use domain::document::DocumentSource;
+use domain::document::{DocumentMetadata, DocumentSource};
 use domain::importer::ImportLimits;
 use domain::mailbox::{
     Mailbox, MailboxError, MailboxErrorKind, MessageLocation, MessageSummary, PageCursor,
@@ -49,7 +49,7 @@ use domain::mailbox::{
 };
 use jiff::SignedDuration;
 use serde::Serialize;
-use sinks::{Document, DocumentHeader, NewAttachment, Sink, SinkErrorKind};
+use sinks::{Document, DocumentSink, NewAttachment, SinkErrorKind};
 use store::Store;
 use store::documents::DocumentRecord;
 use store::importers::ImporterRecord;
@@ -80,7 +80,7 @@ pub struct ImportRun<'a, M: Mailbox> {
     pub importer: &'a ImporterRecord,
     /// The client's name (the spool's `{client}` folder).
     pub client_name: &'a str,
-    pub sink: &'a Sink,
+    pub sink: &'a dyn DocumentSink,
     /// Where progress and per-mail lines go (the execution log).
     pub log: &'a (dyn Fn(String) + Send + Sync),
     /// Checked between mails: a shutdown stops the run cleanly.
@@ -165,7 +165,7 @@ pub enum Verdict {
     /// Error), or it is the same mail under another id. It is moved where
     /// the ledger row says, with no second document.
     AlreadyDecided {
-        entry: LedgerEntry,
+        entry: Box<LedgerEntry>,
         /// The row is another id's: a row for this id is recorded first.
         under_another_id: bool,
     },
@@ -442,12 +442,12 @@ impl<M: Mailbox> ImportRun<'_, M> {
                         mail_id: LedgerEntry::new_mail_id(),
                         created_at: self.clock.now(),
                         updated_at: self.clock.now(),
-                        ..entry
+                        ..*entry
                     };
                     self.store.record_ledger(&mine).await?;
                     mine
                 } else {
-                    entry
+                    *entry
                 };
                 self.finish_decided(msg, &entry, folders).await
             }
@@ -549,7 +549,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
     ) -> Document {
         let settings = &self.importer.settings;
         let facts = &mail.analysis.facts;
-        let header = DocumentHeader {
+        let metadata = DocumentMetadata {
             document_id: doc_id.to_owned(),
             client: self.client_name.to_owned(),
             importer_id: self.importer.id.clone(),
@@ -564,6 +564,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
             to: facts.to.clone(),
             received_at: msg.received_at.or(facts.date),
             imported_at: self.clock.now(),
+            attachments: Vec::new(),
         };
         let parts = attachments
             .iter()
@@ -574,7 +575,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
                 bytes: a.bytes.clone(),
             })
             .collect();
-        Document::new(header, mail.raw.clone(), parts)
+        Document::new(metadata, mail.raw.clone(), parts)
     }
 
     /// Counts a run in which `msg` failed transiently; at the importer's
@@ -920,7 +921,7 @@ pub async fn assess<M: Mailbox>(
         match entry.state {
             LedgerState::Stored | LedgerState::Moved | LedgerState::ToError => {
                 return Ok(Verdict::AlreadyDecided {
-                    entry: entry.clone(),
+                    entry: Box::new(entry.clone()),
                     under_another_id: false,
                 });
             }
@@ -986,7 +987,7 @@ pub async fn assess<M: Mailbox>(
         )
     }) {
         return Ok(Verdict::AlreadyDecided {
-            entry,
+            entry: Box::new(entry),
             under_another_id: true,
         });
     }

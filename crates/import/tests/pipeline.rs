@@ -12,7 +12,7 @@ use domain::mailbox::{
 };
 use import::corpus::{self, Expected};
 use import::pipeline::{ImportRun, Outcome, RunError};
-use sinks::{FilesystemSpool, Sink, sha256_hex};
+use sinks::{FilesystemSpool, sha256_hex};
 use store::importers::ImporterRecord;
 use store::ledger::LedgerState;
 use store::{Keyring, Store};
@@ -202,7 +202,7 @@ impl Mailbox for Fake {
 struct Env {
     store: Store,
     importer: ImporterRecord,
-    sink: Sink,
+    sink: FilesystemSpool,
     data: tempfile::TempDir,
 }
 
@@ -227,7 +227,7 @@ async fn env(folders: serde_json::Value) -> Env {
         .create_importer(&client.id, &input.validate(None).expect("valid"), now)
         .await
         .expect("importer");
-    let sink = Sink::Filesystem(FilesystemSpool::new(data.path()));
+    let sink = FilesystemSpool::new(data.path());
     Env {
         store,
         importer,

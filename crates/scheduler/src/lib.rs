@@ -3,7 +3,6 @@
 //! loop that runs each due job exactly once across instances.
 
 pub mod params;
-pub mod purge_documents;
 pub mod runner;
 pub mod schedule_loop;
 pub mod script;

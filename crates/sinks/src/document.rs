@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-use domain::document::{DocumentAttachment, DocumentMetadata, DocumentSource};
-use jiff::Timestamp;
+use domain::document::{DocumentAttachment, DocumentMetadata};
 use sha2::{Digest, Sha256};
 
 use crate::filename::unique_names;
@@ -24,20 +23,6 @@ pub struct NewAttachment {
     pub fallback_name: String,
     pub content_type: String,
     pub bytes: Arc<[u8]>,
-}
-
-/// Everything about the mail a document records besides its parts.
-#[derive(Debug, Clone)]
-pub struct DocumentHeader {
-    pub document_id: String,
-    pub client: String,
-    pub importer_id: String,
-    pub source: DocumentSource,
-    pub subject: Option<String>,
-    pub from: Option<String>,
-    pub to: Vec<String>,
-    pub received_at: Option<Timestamp>,
-    pub imported_at: Timestamp,
 }
 
 #[derive(Debug, Clone)]
@@ -65,7 +50,13 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 impl Document {
-    pub fn new(header: DocumentHeader, message: Arc<[u8]>, parts: Vec<NewAttachment>) -> Self {
+    /// A document of `metadata` (whose `attachments` are made here, from
+    /// `parts`: unique safe names and checksums).
+    pub fn new(
+        mut metadata: DocumentMetadata,
+        message: Arc<[u8]>,
+        parts: Vec<NewAttachment>,
+    ) -> Self {
         let names = unique_names(
             parts
                 .iter()
@@ -83,19 +74,9 @@ impl Document {
             });
             files.push(part.bytes);
         }
+        metadata.attachments = attachments;
         Self {
-            metadata: DocumentMetadata {
-                document_id: header.document_id,
-                client: header.client,
-                importer_id: header.importer_id,
-                source: header.source,
-                subject: header.subject,
-                from: header.from,
-                to: header.to,
-                received_at: header.received_at,
-                imported_at: header.imported_at,
-                attachments,
-            },
+            metadata,
             message,
             files,
         }

@@ -1,14 +1,18 @@
 //! Where documents go: the filesystem spool (the default, the contract's
 //! `DATA_DIR/documents/…` layout) or a webhook. Both take a [`Document`]
 //! whose file names are already safe ([`filename`]) and whose checksums are
-//! computed, and both are idempotent per `document_id`.
+//! computed, and both are idempotent per `document_id`. Both implement
+//! [`DocumentSink`], so another sink is one more implementation.
+
+use std::future::Future;
+use std::pin::Pin;
 
 pub mod document;
 pub mod filename;
 pub mod spool;
 pub mod webhook;
 
-pub use document::{Document, DocumentHeader, NewAttachment, hex, sha256_hex};
+pub use document::{Document, NewAttachment, hex, sha256_hex};
 pub use spool::FilesystemSpool;
 pub use webhook::{WebhookConfig, WebhookSink};
 
@@ -70,26 +74,21 @@ impl SinkError {
     }
 }
 
-/// The sink an importer writes to.
-#[derive(Debug, Clone)]
-pub enum Sink {
-    Filesystem(FilesystemSpool),
-    Webhook(WebhookSink),
-}
+/// A sink's answer, boxed so that importers can hold any sink behind one
+/// type (`Arc<dyn DocumentSink>`).
+pub type SinkFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, SinkError>> + Send + 'a>>;
 
-impl Sink {
-    /// `filesystem` or `webhook`, as recorded in the documents table.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Filesystem(_) => "filesystem",
-            Self::Webhook(_) => "webhook",
-        }
-    }
+/// Where documents go. Every sink is idempotent per `document_id`: storing
+/// a document it already has stores nothing new.
+pub trait DocumentSink: Send + Sync + std::fmt::Debug {
+    /// As recorded in the documents table: `filesystem`, `webhook`.
+    fn kind(&self) -> &'static str;
 
-    pub async fn store(&self, doc: &Document) -> Result<Stored, SinkError> {
-        match self {
-            Self::Filesystem(s) => s.store(doc).await,
-            Self::Webhook(w) => w.store(doc).await,
-        }
-    }
+    fn store<'a>(&'a self, doc: &'a Document) -> SinkFuture<'a, Stored>;
+
+    /// Deletes what the sink keeps of the document it stored at `location`
+    /// (the documents table's `location`), for `purge-documents`. Deleting
+    /// a document that is already gone succeeds; a sink that only hands
+    /// documents on keeps nothing to delete.
+    fn remove<'a>(&'a self, location: &'a str) -> SinkFuture<'a, ()>;
 }

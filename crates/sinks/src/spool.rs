@@ -13,7 +13,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::document::{Document, MESSAGE_FILE, METADATA_FILE};
-use crate::{SinkError, Stored};
+use crate::{DocumentSink, SinkError, SinkFuture, Stored};
 
 /// Prefix of folders being written; never a valid document id.
 const TEMP_PREFIX: &str = ".tmp-";
@@ -25,10 +25,13 @@ pub struct FilesystemSpool {
 }
 
 impl FilesystemSpool {
-    /// A spool under `data_dir/documents`.
+    /// A spool under `data_dir/documents`. The root is made absolute (the
+    /// file system is not asked), so the locations it records still name
+    /// the document when mailferry later runs from another directory.
     pub fn new(data_dir: impl AsRef<Path>) -> Self {
+        let root = data_dir.as_ref().join("documents");
         Self {
-            root: data_dir.as_ref().join("documents"),
+            root: std::path::absolute(&root).unwrap_or(root),
         }
     }
 
@@ -57,13 +60,25 @@ impl FilesystemSpool {
         Ok(self.root.join(client).join(importer_id).join(document_id))
     }
 
-    /// Writes `doc` unless a document with its id is already there.
-    pub async fn store(&self, doc: &Document) -> Result<Stored, SinkError> {
-        let spool = self.clone();
-        let doc = doc.clone();
-        tokio::task::spawn_blocking(move || spool.store_blocking(&doc))
-            .await
-            .map_err(|e| SinkError::transient(format!("the spool writer stopped: {e}")))?
+    /// The document folder a `location` names, if it is one inside the
+    /// spool; anything else is refused, so a purge can never delete
+    /// outside it (a tampered row, a moved data directory).
+    pub fn folder_of(&self, location: &str) -> Result<PathBuf, SinkError> {
+        let path = Path::new(location);
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let inside = path.starts_with(&self.root)
+            && path != self.root
+            && !path
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir));
+        if inside {
+            Ok(path)
+        } else {
+            Err(SinkError::unstorable(format!(
+                "its folder {location} is outside the document spool {}",
+                self.root.display()
+            )))
+        }
     }
 
     fn store_blocking(&self, doc: &Document) -> Result<Stored, SinkError> {
@@ -139,6 +154,35 @@ impl FilesystemSpool {
                 }
             }
         }
+    }
+}
+
+impl DocumentSink for FilesystemSpool {
+    fn kind(&self) -> &'static str {
+        "filesystem"
+    }
+
+    /// Writes `doc` unless a document with its id is already there.
+    fn store<'a>(&'a self, doc: &'a Document) -> SinkFuture<'a, Stored> {
+        Box::pin(async move {
+            let spool = self.clone();
+            let doc = doc.clone();
+            tokio::task::spawn_blocking(move || spool.store_blocking(&doc))
+                .await
+                .map_err(|e| SinkError::transient(format!("the spool writer stopped: {e}")))?
+        })
+    }
+
+    fn remove<'a>(&'a self, location: &'a str) -> SinkFuture<'a, ()> {
+        Box::pin(async move {
+            let folder = self.folder_of(location)?;
+            match tokio::fs::remove_dir_all(&folder).await {
+                Ok(()) => Ok(()),
+                // Already gone (an earlier purge stopped before the row).
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(io_error("delete", &folder, e)),
+            }
+        })
     }
 }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use reqwest::multipart::{Form, Part};
 
 use crate::document::{Document, MESSAGE_FILE, METADATA_FILE};
-use crate::{SinkError, Stored};
+use crate::{DocumentSink, SinkError, SinkFuture, Stored};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookConfig {
@@ -69,7 +69,7 @@ impl WebhookSink {
         u.to_string()
     }
 
-    pub async fn store(&self, doc: &Document) -> Result<Stored, SinkError> {
+    async fn deliver(&self, doc: &Document) -> Result<Stored, SinkError> {
         let attempts = self.config.attempts.max(1);
         let mut wait = self.config.backoff;
         let mut last = String::new();
@@ -200,6 +200,21 @@ fn excerpt(body: &str) -> String {
     match line.char_indices().nth(MAX_CHARS) {
         Some((cut, _)) => format!("{}…", &line[..cut]),
         None => line,
+    }
+}
+
+impl DocumentSink for WebhookSink {
+    fn kind(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn store<'a>(&'a self, doc: &'a Document) -> SinkFuture<'a, Stored> {
+        Box::pin(self.deliver(doc))
+    }
+
+    /// The receiver owns what it was sent; mailferry keeps nothing.
+    fn remove<'a>(&'a self, _location: &'a str) -> SinkFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
     }
 }
 

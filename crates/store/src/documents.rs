@@ -122,3 +122,48 @@ impl Store {
         )
     }
 }
+
+/// Where a document is kept: what deleting it needs.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DocumentLocation {
+    pub id: String,
+    pub importer_id: String,
+    /// The sink's kind (`filesystem`, `webhook`).
+    pub sink: String,
+    pub location: String,
+}
+
+impl Store {
+    /// A client's documents imported before `cutoff`, in id order after
+    /// `after_id` (a cursor that survives deletions between batches).
+    pub async fn documents_imported_before(
+        &self,
+        client_id: &str,
+        cutoff: jiff::Timestamp,
+        after_id: &str,
+        limit: i64,
+    ) -> Result<Vec<DocumentLocation>> {
+        Ok(sqlx::query_as(
+            "SELECT id, importer_id, sink, location FROM documents \
+             WHERE client_id = $1 AND imported_at < $2 AND id > $3 ORDER BY id LIMIT $4",
+        )
+        .bind(client_id)
+        .bind(to_millis(cutoff))
+        .bind(after_id)
+        .bind(limit.max(0))
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Deletes a document's row (its files are the sink's); returns whether
+    /// there was one. The import ledger keeps the mail, so a purged
+    /// document is never imported again.
+    pub async fn delete_document(&self, client_id: &str, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM documents WHERE client_id = $1 AND id = $2")
+            .bind(client_id)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

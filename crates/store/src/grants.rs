@@ -1,5 +1,6 @@
 //! OAuth grants of delegated importers: tokens sealed, instants in UTC, and
-//! a version for compare-and-set between overlapping refresh runs.
+//! a version for compare-and-set between overlapping refresh runs; and
+//! grants waiting for the admin to confirm an account change.
 
 use jiff::{SignedDuration, Timestamp};
 use secrecy::{ExposeSecret, SecretString};
@@ -456,7 +457,8 @@ fn pending_field<'a>(token_hash: &'a str, column: &'static str) -> SealedField<'
 impl Store {
     /// Keeps a grant, sealed like a stored one, until the admin confirms it
     /// with the returned token (single use, `CONFIRMATION_LIFETIME`). Also
-    /// sweeps pending grants that expired more than a day ago.
+    /// sweeps pending grants that expired more than a day ago, and the
+    /// tokens of those nobody can confirm any more.
     pub async fn create_pending_grant(
         &self,
         new: NewPendingGrant<'_>,
@@ -469,6 +471,7 @@ impl Store {
             .bind(to_millis(now) - 86_400_000)
             .execute(self.pool())
             .await?;
+        self.scrub_settled_pending_grants(now).await?;
         let insert = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO pending_grants (token_sha256, client_id, importer_id, started_by, previous_account, \
              created_at, expires_at, {GRANT_COLUMNS}) \
@@ -525,12 +528,29 @@ impl Store {
         else {
             return Ok(StateLookup::Unknown);
         };
+        let grant = open_grant(self, importer_id, row, |c| pending_field(&hash, c))?;
+        self.scrub_settled_pending_grants(now).await?;
         Ok(StateLookup::Valid(PendingGrant {
             client_id,
             started_by,
             previous_account,
-            grant: open_grant(self, importer_id, row, |c| pending_field(&hash, c))?,
+            grant,
             expires_at: from_millis(expires)?,
         }))
+    }
+
+    /// Drops the sealed tokens of pending grants that were used or expired:
+    /// a declined or confirmed switch leaves no second copy of a refresh
+    /// token behind. The rows stay a day, to tell a replay what happened.
+    async fn scrub_settled_pending_grants(&self, now: Timestamp) -> Result<()> {
+        sqlx::query(
+            "UPDATE pending_grants SET access_token_sealed = NULL, refresh_token_sealed = NULL \
+             WHERE (consumed_at IS NOT NULL OR expires_at <= $1) \
+             AND (access_token_sealed IS NOT NULL OR refresh_token_sealed IS NOT NULL)",
+        )
+        .bind(to_millis(now))
+        .execute(self.pool())
+        .await?;
+        Ok(())
     }
 }

@@ -727,6 +727,13 @@ async fn a_pending_account_change_is_sealed_and_confirmed_once(db: TestDb) {
         s.consume_pending_grant(&token, minutes(2)).await.expect("q"),
         StateLookup::AlreadyUsed { used_at } if used_at == minutes(1)
     ));
+    // Once used, no copy of its tokens stays behind.
+    let left: Vec<(Option<Vec<u8>>, Option<Vec<u8>>)> =
+        sqlx::query_as("SELECT access_token_sealed, refresh_token_sealed FROM pending_grants")
+            .fetch_all(s.pool())
+            .await
+            .expect("rows");
+    assert_eq!(left, vec![(None, None)]);
 
     // Ten minutes to decide.
     let late = s.create_pending_grant(new, now).await.expect("pending");
@@ -736,13 +743,18 @@ async fn a_pending_account_change_is_sealed_and_confirmed_once(db: TestDb) {
     ));
 
     // Key rotation re-seals pending grants too.
-    let waiting = s.create_pending_grant(new, now).await.expect("pending");
+    let waiting = s
+        .create_pending_grant(new, minutes(11))
+        .await
+        .expect("pending");
     s.close().await;
     Keyring::append_new_key(&db.key_path).expect("new key");
     let rotated = Store::connect(&db.url, Keyring::load(&db.key_path).expect("keys"))
         .await
         .expect("reconnect");
-    assert!(rotated.reseal_all().await.expect("reseal") >= 9);
+    // The importer's secret, its grant's two tokens, the waiting pending
+    // grant's two; the expired one's were dropped.
+    assert_eq!(rotated.reseal_all().await.expect("reseal"), 5);
     let text = std::fs::read_to_string(&db.key_path).expect("read");
     std::fs::write(&db.key_path, text.lines().last().expect("line")).expect("write");
     rotated.close().await;
@@ -750,7 +762,7 @@ async fn a_pending_account_change_is_sealed_and_confirmed_once(db: TestDb) {
         .await
         .expect("reconnect");
     let StateLookup::Valid(pending) = rotated
-        .consume_pending_grant(waiting.token.expose_secret(), minutes(3))
+        .consume_pending_grant(waiting.token.expose_secret(), minutes(12))
         .await
         .expect("q")
     else {
@@ -893,7 +905,7 @@ async fn ledger_follows_a_mail_to_its_folder(db: TestDb) {
     assert_eq!(s.ledger_entries("imp-1").await.expect("list").len(), 2);
 
     // The admin's view: newest first, by fate, paged; one mail by its id.
-    let mails = |fate| {
+    let mails = |fate| async move {
         s.ledger_mails(
             "imp-1",
             &MailFilter {
@@ -903,6 +915,7 @@ async fn ledger_follows_a_mail_to_its_folder(db: TestDb) {
             10,
             0,
         )
+        .await
     };
     let keys = |rows: Vec<LedgerEntry>| -> Vec<String> {
         rows.into_iter().map(|r| r.source_key).collect()

@@ -48,6 +48,8 @@ pub struct AppState {
     pub runner: scheduler::Runner,
     /// Access tokens for importers: refreshed on demand, app-only tokens cached.
     pub tokens: auth::AccessTokens,
+    /// Builds an importer's mailbox and sink, as the scripts do.
+    pub connector: runtime::Connector,
 }
 
 pub fn router(state: AppState) -> Router {

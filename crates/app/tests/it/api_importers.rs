@@ -212,7 +212,8 @@ async fn saving_drops_the_grant_only_for_grant_relevant_changes() {
             importer_id: id.clone(),
             state: store::grants::GrantState::Authorized,
             account: Some("alice@contoso.com".into()),
-            scopes: vec!["Mail.ReadWrite".into()],
+            // As granted for a shared mailbox (the importer names one).
+            scopes: vec!["Mail.ReadWrite".into(), "Mail.ReadWrite.Shared".into()],
             access_token: Some("at".to_owned().into()),
             access_token_expires_at: Some(now + jiff::SignedDuration::from_hours(1)),
             refresh_token: Some("rt".to_owned().into()),

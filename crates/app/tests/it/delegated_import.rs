@@ -546,7 +546,7 @@ async fn a_delegated_grant_imports_the_signed_in_users_mailbox_end_to_end() {
                 "folders": { "inbox": "Inbox", "exported": "Exported", "error": "Error" },
                 "cloud": "global",
                 "endpoints": { "authority": emu.base_url(), "graph": emu.base_url() },
-                "attachments": { "allowed_types": ["application/pdf", "image/*", "text/*"], "include_inline": false },
+                "attachments": { "allowed_types": ["application/pdf", "image/*"], "include_inline": false },
             }),
         )
         .await;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use domain::clock::{Clock, SystemClock};
 use import::corpus::{self, Expected};
 use msemu::{Emulator, EmulatorHandle, FaultKind, FaultRule, Options, Seed, demo};
-use scheduler::{Runner, RunnerConfig, ScriptRegistry};
+use scheduler::{Runner, RunnerConfig};
 use serde_json::{Value, json};
 use store::executions::{Execution, ExecutionStatus, TriggerKind};
 use store::ledger::LedgerState;
@@ -63,12 +63,6 @@ fn default_folders() -> Value {
     json!({ "inbox": "Inbox", "exported": "Exported", "error": "Error" })
 }
 
-fn registry(data_dir: &Path) -> ScriptRegistry {
-    let mut registry = ScriptRegistry::default();
-    registry.register(Arc::new(import::ImportEmails::new(data_dir)));
-    registry
-}
-
 /// Runs `import-emails` in this process, as the scheduler would.
 async fn run_import(
     store: &Store,
@@ -79,8 +73,8 @@ async fn run_import(
 ) -> Execution {
     let runner = Runner::new(
         store.clone(),
-        clock,
-        registry(data_dir),
+        clock.clone(),
+        crate::support::scripts(store, clock, data_dir),
         RunnerConfig::default(),
     );
     let Value::Object(params) = params else {

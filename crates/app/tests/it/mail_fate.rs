@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use msemu::{Emulator, EmulatorHandle, FaultKind, FaultRule, MessageInfo, Options, Seed, demo};
-use scheduler::{Runner, RunnerConfig, ScriptRegistry};
+use scheduler::{Runner, RunnerConfig};
 use serde_json::{Value, json};
 use store::executions::{Execution, ExecutionStatus, TriggerKind};
 
@@ -91,12 +91,10 @@ async fn replace_importer(app: &TestApp, id: &str, body: &Value) {
 /// Runs `import-emails` for every importer of the client, in this process,
 /// as the scheduler (or `mailferry run import-emails`) does; returns its log.
 async fn run_import(app: &TestApp) -> Vec<String> {
-    let mut registry = ScriptRegistry::default();
-    registry.register(Arc::new(import::ImportEmails::new(app.dir.path())));
     let runner = Runner::new(
         app.store.clone(),
         app.clock.clone(),
-        registry,
+        crate::support::scripts(&app.store, app.clock.clone(), app.dir.path()),
         RunnerConfig::default(),
     );
     let run: Execution = runner

@@ -403,7 +403,7 @@ async fn a_wrong_client_secret_shows_microsofts_message_and_the_fix() {
         "Microsoft's message: {page}"
     );
     assert!(
-        page.contains("Certificates &amp; secrets"),
+        page.contains("Certificates &#38; secrets"),
         "the fix: {page}"
     );
     assert!(

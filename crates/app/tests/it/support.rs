@@ -95,23 +95,16 @@ impl TestApp {
             .await
             .expect("bind");
         let base_url = format!("http://{}", listener.local_addr().expect("addr"));
-        let state = web::AppState {
-            store: store.clone(),
-            clock: clock.clone(),
-            config: Arc::new(web::WebConfig {
+        let state = mailferry::app_state(
+            store.clone(),
+            clock.clone(),
+            web::WebConfig {
                 public_url: base_url.clone(),
                 oauth_redirect_url: central_redirect.map(|make| make(&base_url)),
-            }),
-            runner: scheduler::Runner::new(
-                store.clone(),
-                clock.clone(),
-                test_scripts(dir.path()),
-                scheduler::RunnerConfig::default(),
-            ),
-            tokens: auth::AccessTokens::new(
-                microsoft::identity::HttpClient::new().expect("HTTP client"),
-            ),
-        };
+            },
+            connector(&store, clock.clone(), dir.path()),
+            scheduler::RunnerConfig::default(),
+        );
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(web::serve(listener, state, async move {
             let _ = rx.await;
@@ -220,15 +213,23 @@ pub fn graph_importer_body(name: &str) -> serde_json::Value {
     })
 }
 
-/// The scripts of the in-process test app: those of the build that need
-/// no outside peer.
-pub fn test_scripts(data_dir: &std::path::Path) -> scheduler::ScriptRegistry {
-    let mut registry = scheduler::ScriptRegistry::default();
-    registry.register(Arc::new(scheduler::purge_documents::PurgeDocuments::new(
-        data_dir,
-    )));
-    registry.register(Arc::new(auth::RefreshTokens::new()));
-    registry
+/// The production wiring of mailboxes and sinks over `store`, spooling
+/// under `data_dir`.
+pub fn connector(
+    store: &Store,
+    clock: Arc<dyn domain::clock::Clock>,
+    data_dir: &std::path::Path,
+) -> runtime::Connector {
+    runtime::Connector::new(store.clone(), clock, data_dir).expect("HTTP clients")
+}
+
+/// The scripts of the build, as `serve` registers them.
+pub fn scripts(
+    store: &Store,
+    clock: Arc<dyn domain::clock::Clock>,
+    data_dir: &std::path::Path,
+) -> scheduler::ScriptRegistry {
+    mailferry::registry(&connector(store, clock, data_dir))
 }
 
 /// The `mailferry` binary built for these tests.

@@ -258,44 +258,6 @@ async fn repeated_failed_sign_ins_lock_the_account_for_a_while() {
     assert!(accepted.headers().get("set-cookie").is_some());
 }
 
-/// The test app's web server once more, on its own port, over the same
-/// store, clock and data directory, whose script registry also has
-/// `import-emails` (the test app's has only the scripts that need no outside
-/// peer), so that imports run from the browser and the API as in
-/// production. Serves until the returned sender is dropped.
-async fn serve_with_import_emails(app: &TestApp) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base_url = format!("http://{}", listener.local_addr().expect("addr"));
-    let mut registry = crate::support::test_scripts(app.dir.path());
-    registry.register(std::sync::Arc::new(import::ImportEmails::new(
-        app.dir.path(),
-    )));
-    let state = web::AppState {
-        store: app.store.clone(),
-        clock: app.clock.clone(),
-        config: std::sync::Arc::new(web::WebConfig {
-            public_url: base_url.clone(),
-            oauth_redirect_url: None,
-        }),
-        runner: scheduler::Runner::new(
-            app.store.clone(),
-            app.clock.clone(),
-            registry,
-            scheduler::RunnerConfig::default(),
-        ),
-        tokens: auth::AccessTokens::new(
-            microsoft::identity::HttpClient::new().expect("HTTP client"),
-        ),
-    };
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(web::serve(listener, state, async move {
-        let _ = rx.await;
-    }));
-    (base_url, tx)
-}
-
 /// `POST /api/v2/scripts/import-emails/run` for one importer on `base`,
 /// then the execution, polled until it has ended.
 async fn run_import_emails(app: &TestApp, base: &str, importer_id: &str) -> serde_json::Value {
@@ -398,7 +360,7 @@ Delivered today, no paperwork attached.\r\n"
 async fn an_admin_reprocesses_a_mail_in_error_and_follows_a_document_to_its_mail() {
     let app = TestApp::spawn().await;
     admin(&app).await;
-    let (base_url, _serving) = serve_with_import_emails(&app).await;
+    let base_url = app.base_url.clone();
 
     // the demo tenant with Alice's folders emptied, then the two mails
     let mut seed = msemu::Seed::demo();

@@ -2,14 +2,13 @@
 //! (`POST …/{id}/dry-run`: what each Inbox mail would become and why,
 //! touching nothing) and the `last_import` of the importer status.
 
-use std::sync::OnceLock;
-
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
-use domain::importer::Protocol;
 use import::pipeline::{DryRun, Prediction, RunError};
+use runtime::ImporterMailbox;
+use runtime::mailbox::Patience;
 use serde::Serialize;
 use store::Store;
 use store::executions::ExecutionFilter;
@@ -65,35 +64,16 @@ impl From<Prediction> for DryRunItem {
     }
 }
 
-fn http() -> Result<reqwest::Client, Problem> {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    if let Some(c) = CLIENT.get() {
-        return Ok(c.clone());
-    }
-    let built = microsoft::graph::http_client(&Default::default())
-        .map_err(|e| Problem::internal("the HTTP client could not be built", &e))?;
-    Ok(CLIENT.get_or_init(|| built).clone())
-}
-
 /// The importer's mailbox, for the requests an admin makes from the API.
-pub(crate) fn importer_mailbox(
+pub(crate) async fn importer_mailbox(
     state: &AppState,
     record: &store::importers::ImporterRecord,
-) -> Result<microsoft::graph::GraphMailbox, Problem> {
-    if record.settings.protocol == Protocol::Imap {
-        return Err(Problem::new(
-            StatusCode::CONFLICT,
-            import::connect::ConnectError::ImapNotAvailable.to_string(),
-        ));
-    }
-    import::connect::graph_mailbox(
-        http()?,
-        state.tokens.clone(),
-        state.store.clone(),
-        state.clock.clone(),
-        record,
-    )
-    .map_err(|e| Problem::new(StatusCode::CONFLICT, e.to_string()))
+) -> Result<ImporterMailbox, Problem> {
+    state
+        .connector
+        .mailbox(record, Patience::Interactive)
+        .await
+        .map_err(|e| Problem::new(StatusCode::CONFLICT, e.to_string()))
 }
 
 /// A run's failure as the API answers it.
@@ -127,7 +107,7 @@ pub async fn dry_run(
         .importer(&caller.client_id, &id)
         .await?
         .ok_or_else(|| Problem::not_found("importer"))?;
-    let mailbox = importer_mailbox(&state, &record)?;
+    let mailbox = importer_mailbox(&state, &record).await?;
     let predictions = DryRun {
         store: &state.store,
         mailbox: &mailbox,
@@ -153,7 +133,7 @@ pub async fn last_import(
         .list_executions(
             client_id,
             &ExecutionFilter {
-                script: Some(import::script::NAME.to_owned()),
+                script: Some(runtime::import_emails::NAME.to_owned()),
                 limit: 50,
                 ..ExecutionFilter::default()
             },

@@ -112,7 +112,8 @@ async fn delegated_grant(
 /// and Microsoft would refuse to add that permission on the next refresh.
 fn missing_shared_permission(record: &ImporterRecord, grant: Option<&Grant>) -> Option<String> {
     let mailbox = record.settings.graph()?.mailbox.as_deref()?;
-    let grant = grant?;
+    // No scopes: Microsoft did not say what it granted, so nothing is known to lack.
+    let grant = grant.filter(|g| !g.scopes.is_empty())?;
     (!reads_shared_mailboxes(&grant.scopes)).then(|| {
         format!(
             "the shared mailbox {mailbox} needs the permission Mail.ReadWrite.Shared, which the current authorization{} does not include: \

@@ -4,8 +4,6 @@
 //! folders resolved to its full path, every check with a plain-words detail
 //! and, when it failed, what to do.
 
-use std::sync::{Arc, OnceLock};
-
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -15,9 +13,8 @@ use domain::mailbox::{
     FolderNode, FolderRole, FolderTree, FoldersError, Mailbox, MailboxError, MailboxErrorKind,
     MatchedBy, resolve_folder,
 };
-use microsoft::graph::{
-    AccessTokenSource, GraphConfig, GraphMailbox, StaticToken, TokenPermissions, token_permissions,
-};
+use microsoft::graph::{TokenPermissions, token_permissions};
+use runtime::mailbox::Patience;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use store::importers::ImporterRecord;
@@ -79,16 +76,14 @@ pub async fn folders(
     Query(query): Query<FoldersQuery>,
 ) -> Result<axum::Json<Vec<FolderView>>, Problem> {
     let record = importer(&state, &caller, &id).await?;
-    let Some(config) = GraphConfig::for_importer(&record.settings) else {
-        return Err(Problem::new(
-            StatusCode::CONFLICT,
-            "the folder picker is available for Microsoft Graph importers only: type the IMAP folder path",
-        ));
-    };
-    let token = importer_token(&state, &record)
+    let mailbox = state
+        .connector
+        .mailbox(&record, Patience::Interactive)
+        .await
+        .map_err(|e| Problem::new(StatusCode::CONFLICT, e.to_string()))?;
+    importer_token(&state, &record)
         .await
         .map_err(|t| Problem::new(StatusCode::CONFLICT, format!("{}; {}", t.detail, t.fix)))?;
-    let mailbox = graph_mailbox(config, token.secret, token.account);
     let tree = mailbox
         .folder_tree(query.include_hidden)
         .await
@@ -216,11 +211,12 @@ async fn graph_checks(
     };
     checks.push(Check::pass(TOKEN.0, TOKEN.1, token.description.clone()));
     let permissions = token_permissions(&token.secret);
-    let Some(config) = GraphConfig::for_importer(&record.settings) else {
+    let Ok(mailbox) = state.connector.mailbox(record, Patience::Interactive).await else {
         return checks;
     };
-    let mailbox = graph_mailbox(config, token.secret.clone(), token.account.clone());
-    let label = mailbox.config().mailbox_label();
+    let label = mailbox
+        .as_graph()
+        .map_or_else(String::new, |g| g.config().mailbox_label());
 
     let tree = match mailbox.folder_tree(false).await {
         Ok(tree) => {
@@ -384,35 +380,9 @@ async fn importer(state: &AppState, caller: &Caller, id: &str) -> Result<Importe
         .ok_or_else(|| Problem::not_found("importer"))
 }
 
-fn http() -> reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            microsoft::graph::http_client(&Default::default()).unwrap_or_else(|e| {
-                tracing::error!(error = %e, "cannot build the Graph HTTP client; using defaults");
-                reqwest::Client::new()
-            })
-        })
-        .clone()
-}
-
-fn graph_mailbox(
-    mut config: GraphConfig,
-    token: SecretString,
-    account: Option<String>,
-) -> GraphMailbox {
-    config.account = account;
-    // An interactive request: fail within seconds rather than retry for minutes.
-    config.retry.max_attempts = 3;
-    config.retry.max_retry_after = std::time::Duration::from_secs(10);
-    let tokens: Arc<dyn AccessTokenSource> = Arc::new(StaticToken(token));
-    GraphMailbox::new(http(), config, tokens)
-}
-
 /// An access token and how to describe it.
 struct ImporterToken {
     secret: SecretString,
-    account: Option<String>,
     description: String,
 }
 
@@ -446,7 +416,6 @@ async fn importer_token(
             );
             return Ok(ImporterToken {
                 secret,
-                account,
                 description,
             });
         }
@@ -458,34 +427,13 @@ async fn importer_token(
     };
     Ok(ImporterToken {
         secret,
-        account: None,
         description,
     })
 }
 
 fn no_token(state: &AppState, record: &ImporterRecord, error: auth::AuthError) -> NoToken {
-    use auth::AuthError as E;
-    let fix = match &error {
-        E::NotGraph(_) => "nothing to do: IMAP importers need no Microsoft token".to_owned(),
-        E::NotAuthorized(_) => "press Authenticate and sign in with the mailbox account".to_owned(),
-        E::ReauthRequired { .. } => "press Authenticate to authorize again".to_owned(),
-        E::NoSecret(_) => "enter the client secret from the Azure app registration and save".to_owned(),
-        E::Identity { source, .. } => {
-            let graph = record.settings.graph();
-            let permissions = Vec::new();
-            let redirect_uri = state.config.redirect_uri();
-            source.diagnosis().fix(&microsoft::identity::FixContext {
-                redirect_uri: &redirect_uri,
-                client_id: graph.map_or("", |g| g.client_id.as_str()),
-                tenant: graph.map_or("", |g| g.tenant_id.as_str()),
-                permissions: &permissions,
-            })
-        }
-        E::Unavailable { .. } => "Microsoft is busy or unreachable: try again in a minute; scheduled imports retry on their own".to_owned(),
-        E::Store(_) => "check the server log; the database may be unavailable".to_owned(),
-    };
     NoToken {
+        fix: error.fix(record, &state.config.redirect_uri()),
         detail: error.to_string(),
-        fix,
     }
 }

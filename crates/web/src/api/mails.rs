@@ -22,10 +22,10 @@ use crate::problem::Problem;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/v2/importers/email/{id}/mails", get(list))
+        .route("/api/v2/importers/email/{id}/mails", get(list_mails))
         .route(
             "/api/v2/importers/email/{id}/mails/{mail_id}/reprocess",
-            post(reprocess),
+            post(reprocess_mail),
         )
 }
 
@@ -110,7 +110,7 @@ async fn importer(
     ),
     responses((status = 200, body = [MailView]), (status = 404, body = Problem),
         (status = 422, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem)))]
-pub async fn list(
+pub async fn list_mails(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -160,7 +160,7 @@ pub async fn list(
         (status = 422, body = Problem, description = "the folder settings are ambiguous or name a missing folder"),
         (status = 503, body = Problem, description = "the mailbox is busy or unreachable: try again"),
         (status = 401, body = Problem)))]
-pub async fn reprocess(
+pub async fn reprocess_mail(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, mail_id)): Path<(String, String)>,
@@ -174,7 +174,7 @@ pub async fn reprocess(
     {
         return Err(Problem::not_found("mail"));
     }
-    let mailbox = importer_mailbox(&state, &record)?;
+    let mailbox = importer_mailbox(&state, &record).await?;
     let entry = import::reprocess::reprocess(
         &state.store,
         state.clock.as_ref(),

@@ -12,11 +12,13 @@
 
 use std::collections::HashMap;
 
+use askama::Template;
+use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use domain::importer::{GraphSettings, Protocol};
 use jiff::{SignedDuration, Timestamp};
@@ -228,7 +230,7 @@ async fn finish(state: &AppState, cb: Callback) -> Result<Response, Response> {
         Err(e) => return Err(internal(&e)),
     };
     let record = importer_of(state, &pending.client_id, &pending.importer_id).await?;
-    let graph = delegated_settings(&record)?;
+    let graph = delegated_settings(&record).ok_or_else(no_longer_delegated)?;
     let permissions = delegated_permissions(graph.mailbox.is_some());
     let fixes = fix_context(graph, &pending.redirect_uri, &permissions);
     if let Some(error) = cb.error {
@@ -240,7 +242,7 @@ async fn finish(state: &AppState, cb: Callback) -> Result<Response, Response> {
         };
         tracing::warn!(importer = %record.id, error = %ms, "Microsoft refused the sign-in");
         return Err(microsoft_error_page(
-            &record,
+            &record.settings.name,
             &IdentityError::Microsoft(Box::new(ms)),
             &fixes,
         ));
@@ -270,7 +272,7 @@ async fn finish(state: &AppState, cb: Callback) -> Result<Response, Response> {
         .await
         .map_err(|e| {
             tracing::warn!(importer = %record.id, error = %e.reason(), "code exchange failed");
-            microsoft_error_page(&record, &e, &fixes)
+            microsoft_error_page(&record.settings.name, &e, &fixes)
         })?;
     let Some(refresh_token) = tokens.refresh_token.clone() else {
         return Err(page(
@@ -390,23 +392,24 @@ async fn importer_of(
     }
 }
 
-/// The importer's settings for signing in, or the page saying it no longer
-/// signs users in (its protocol was changed meanwhile).
-fn delegated_settings(record: &ImporterRecord) -> Result<&GraphSettings, Response> {
+/// The importer's settings for signing in; `None` once its protocol was
+/// changed away from graph_delegated.
+fn delegated_settings(record: &ImporterRecord) -> Option<&GraphSettings> {
     record
         .settings
         .graph()
         .filter(|_| record.settings.protocol == Protocol::GraphDelegated)
-        .ok_or_else(|| {
-            page(
-                StatusCode::CONFLICT,
-                "Importer changed",
-                &[(
-                    "Problem",
-                    "the importer no longer uses graph_delegated. Nothing was stored.".into(),
-                )],
-            )
-        })
+}
+
+fn no_longer_delegated() -> Response {
+    page(
+        StatusCode::CONFLICT,
+        "Importer changed",
+        &[(
+            "Problem",
+            "the importer no longer uses graph_delegated. Nothing was stored.".into(),
+        )],
+    )
 }
 
 /// The form the "Confirm the account change" page posts.
@@ -419,7 +422,7 @@ pub struct ConfirmSwitch {
 /// The admin's second click: switch an importer that reads its user's own
 /// mailbox to the account that just signed in. The token (single use, 10
 /// minutes) is the credential, as the `state` is for `authenticate/end`.
-#[utoipa::path(post, path = "/api/v2/importers/email/authenticate/confirm", tag = "authorization",
+#[utoipa::path(post, path = "/api/v2/importers/email/authenticate/confirm", tag = "authorization", operation_id = "confirm_account_change",
     request_body(content = ConfirmSwitch, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "switched: the new account is authorized (HTML page)", body = String, content_type = "text/html"),
         (status = 400, description = "unknown, used or expired confirmation; nothing changed (HTML page)", body = String, content_type = "text/html"),
@@ -474,7 +477,8 @@ async fn confirm_switch(state: &AppState, token: Option<&str>) -> Result<Respons
     // The admin compared two accounts for an importer of its user's own
     // mailbox, authorized as `previous_account`; if either changed since,
     // the answer was to another question.
-    if let Some(mailbox) = delegated_settings(&record)?.mailbox.as_deref() {
+    let graph = delegated_settings(&record).ok_or_else(no_longer_delegated)?;
+    if let Some(mailbox) = graph.mailbox.as_deref() {
         return Err(page(
             StatusCode::CONFLICT,
             "Importer changed",
@@ -607,18 +611,14 @@ fn internal(e: &dyn std::fmt::Display) -> Response {
     )
 }
 
-fn microsoft_error_page(
-    record: &ImporterRecord,
-    e: &IdentityError,
-    fixes: &FixContext<'_>,
-) -> Response {
+fn microsoft_error_page(importer: &str, e: &IdentityError, fixes: &FixContext<'_>) -> Response {
     let diagnosis = e.diagnosis();
     let status = if diagnosis == Diagnosis::Transient {
         StatusCode::BAD_GATEWAY
     } else {
         StatusCode::BAD_REQUEST
     };
-    let mut rows = vec![("Importer", record.settings.name.clone())];
+    let mut rows = vec![("Importer", importer.to_owned())];
     match e.microsoft() {
         Some(ms) => {
             rows.push(("Microsoft's error", ms.error.clone()));
@@ -709,67 +709,53 @@ fn confirm_switch_page(
         format!("nothing yet: the importer stays authorized as {previous} unless you switch"),
     ));
     rows.push(("Decide by", confirmation.expires_at.to_string()));
-    let actions = format!(
-        "<form method=\"post\" action=\"{CONFIRM_PATH}\">\
-         <input type=\"hidden\" name=\"token\" value=\"{token}\">\
-         <button type=\"submit\" id=\"switch\">Switch to {new}</button> \
-         <a id=\"keep\" href=\"/ui/#/importers/{id}\">Keep {previous}</a></form>",
-        token = escape(confirmation.token.expose_secret()),
-        new = escape(new),
-        id = escape(&record.id),
-        previous = escape(previous),
-    );
-    page_with_actions(
+    no_store(
         StatusCode::OK,
-        "Confirm the account change",
-        &rows,
-        &actions,
+        ConfirmPage {
+            title: "Confirm the account change",
+            rows: &rows,
+            action: CONFIRM_PATH,
+            token: confirmation.token.expose_secret(),
+            importer_id: &record.id,
+            new_account: new,
+            previous_account: previous,
+        },
     )
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
+/// A label and its value: one row of a page's table.
+type Row<'a> = (&'a str, String);
+
+/// How a sign-in or an account change ended, with a link back to mailferry.
+#[derive(Template, WebTemplate)]
+#[template(path = "oauth/outcome.html")]
+struct OutcomePage<'a> {
+    title: &'a str,
+    rows: &'a [Row<'a>],
+}
+
+/// Another account signed in: switch to it (posting the single-use token),
+/// or keep the one authorized before.
+#[derive(Template, WebTemplate)]
+#[template(path = "oauth/confirm.html")]
+struct ConfirmPage<'a> {
+    title: &'a str,
+    rows: &'a [Row<'a>],
+    action: &'a str,
+    token: &'a str,
+    importer_id: &'a str,
+    new_account: &'a str,
+    previous_account: &'a str,
 }
 
 /// A plain page: a title, label/value rows and a link back to mailferry.
-fn page(status: StatusCode, title: &str, rows: &[(&str, String)]) -> Response {
-    page_with_actions(
-        status,
-        title,
-        rows,
-        "<p><a id=\"back\" href=\"/ui/#/importers\">Back to mailferry</a></p>",
-    )
+fn page(status: StatusCode, title: &str, rows: &[Row<'_>]) -> Response {
+    no_store(status, OutcomePage { title, rows })
 }
 
-/// A plain page ending in `actions` (HTML, already escaped).
-/// No script, no external assets, never cached (it may carry a token).
-fn page_with_actions(
-    status: StatusCode,
-    title: &str,
-    rows: &[(&str, String)],
-    actions: &str,
-) -> Response {
-    let rows: String = rows
-        .iter()
-        .map(|(k, v)| format!("<tr><th>{}</th><td>{}</td></tr>\n", escape(k), escape(v)))
-        .collect();
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} · mailferry</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:46rem;margin:3rem auto;padding:0 1rem}}\
-         th{{text-align:left;vertical-align:top;padding-right:1rem;white-space:nowrap}}td{{padding-bottom:.5rem}}</style></head>\
-         <body><h1>{t}</h1>\n<table>\n{rows}</table>\n{actions}</body></html>\n",
-        t = escape(title)
-    );
-    let mut response = (status, Html(html)).into_response();
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
-    response
+/// Never cached: a page may carry a token, and each tells one sign-in.
+fn no_store(status: StatusCode, page: impl IntoResponse) -> Response {
+    (status, [(header::CACHE_CONTROL, "no-store")], page).into_response()
 }
 
 /// Where an importer's Microsoft authorization stands.
@@ -893,4 +879,91 @@ pub async fn status(
         .await?,
         warnings,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOSTILE: &str = "<script>alert(1)</script>";
+    const ESCAPED: &str = "&#60;script&#62;alert(1)&#60;/script&#62;";
+
+    async fn body(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        String::from_utf8(bytes.to_vec()).expect("UTF-8")
+    }
+
+    #[tokio::test]
+    async fn microsofts_words_and_the_importer_name_are_escaped_on_the_error_page() {
+        let ms = MicrosoftError {
+            error: "access_denied".into(),
+            error_description: Some(format!("AADSTS65004: {HOSTILE}")),
+            ..MicrosoftError::default()
+        };
+        let fixes = FixContext {
+            redirect_uri: "http://127.0.0.1:8080/api/v2/importers/email/authenticate/end",
+            client_id: "00000000-0000-0000-0000-000000000001",
+            tenant: "contoso.example",
+            permissions: &[],
+        };
+        let response = microsoft_error_page(
+            &format!("Invoices & {HOSTILE}"),
+            &IdentityError::Microsoft(Box::new(ms)),
+            &fixes,
+        );
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let headers = response.headers();
+        assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+        let page = body(response).await;
+        assert!(!page.contains("<script"), "{page}");
+        assert!(
+            page.contains(&format!("<td>AADSTS65004: {ESCAPED}</td>")),
+            "{page}"
+        );
+        assert!(
+            page.contains(&format!("<td>Invoices &#38; {ESCAPED}</td>")),
+            "{page}"
+        );
+        assert!(
+            page.contains("<h1>Microsoft did not authorize mailferry</h1>"),
+            "{page}"
+        );
+    }
+
+    #[test]
+    fn account_names_cannot_break_out_of_the_confirmation_form() {
+        let rows = [("Signed in now", HOSTILE.to_owned())];
+        let page = ConfirmPage {
+            title: "Confirm the account change",
+            rows: &rows,
+            action: CONFIRM_PATH,
+            token: "t\"><script>alert(1)</script>",
+            importer_id: "imp\" onclick=\"alert(1)",
+            new_account: HOSTILE,
+            previous_account: "o'brien@contoso.example",
+        }
+        .render()
+        .expect("render");
+        assert!(!page.contains("<script"), "{page}");
+        assert!(
+            page.contains(&format!("name=\"token\" value=\"t&#34;&#62;{ESCAPED}\">")),
+            "{page}"
+        );
+        assert!(
+            page.contains("href=\"/ui/#/importers/imp&#34; onclick=&#34;alert(1)\">"),
+            "{page}"
+        );
+        assert!(
+            page.contains(&format!("Switch to {ESCAPED}</button>")),
+            "{page}"
+        );
+        assert!(
+            page.contains("Keep o&#39;brien@contoso.example</a>"),
+            "{page}"
+        );
+        assert!(page.contains(&format!("<td>{ESCAPED}</td>")), "{page}");
+    }
 }

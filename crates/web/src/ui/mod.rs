@@ -1,8 +1,12 @@
 //! The admin UI: a sign-in page (session cookie) and one page application
 //! that drives the same REST API as every other client, so the UI can do
 //! nothing the API cannot, and the API is exercised by every click.
-//! Assets are compiled into the binary; nothing is loaded from elsewhere.
+//! Assets and templates are compiled into the binary; nothing is loaded
+//! from elsewhere. The sign-in page is an askama template (auto-escaped);
+//! the application's shell `app.html` is a static asset like its script.
 
+use askama::Template;
+use askama_web::WebTemplate;
 use axum::Form;
 use axum::Router;
 use axum::extract::State;
@@ -18,7 +22,6 @@ use crate::problem::Problem;
 
 mod sign_in_throttle;
 
-const LOGIN_HTML: &str = include_str!("../../assets/login.html");
 const APP_HTML: &str = include_str!("../../assets/app.html");
 const APP_JS: &str = include_str!("../../assets/app.js");
 const APP_CSS: &str = include_str!("../../assets/app.css");
@@ -52,20 +55,15 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
-fn login_html(message: &str) -> Html<String> {
-    Html(LOGIN_HTML.replace("{{message}}", &html_escape(message)))
+/// The sign-in page, saying what went wrong on the last try (if anything).
+#[derive(Template, WebTemplate)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    message: &'a str,
 }
 
-pub fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
-async fn login_page() -> Html<String> {
-    login_html("")
+async fn login_page() -> LoginPage<'static> {
+    LoginPage { message: "" }
 }
 
 #[derive(Deserialize)]
@@ -88,16 +86,19 @@ async fn login(
 ) -> Result<Response, Problem> {
     let now = state.clock.now();
     let Some(client) = state.store.client_for_host(host_of(&headers)).await? else {
-        return Ok((StatusCode::NOT_FOUND, login_html("No client answers this host name: ask the administrator to add it with `mailferry client add NAME --host HOST`.")).into_response());
+        let message = "No client answers this host name: ask the administrator to add it with `mailferry client add NAME --host HOST`.";
+        return Ok((StatusCode::NOT_FOUND, LoginPage { message }).into_response());
     };
     if let Some(wait) = sign_in_throttle::locked_for(&client.id, &form.email, now) {
         let minutes = (wait.as_secs() + 59) / 60;
         tracing::warn!(client = %client.name, "sign-in refused: too many failures");
         return Ok((
             StatusCode::TOO_MANY_REQUESTS,
-            login_html(&format!(
-                "Too many failed sign-ins for this account: try again in {minutes} minute(s), or ask an administrator."
-            )),
+            LoginPage {
+                message: &format!(
+                    "Too many failed sign-ins for this account: try again in {minutes} minute(s), or ask an administrator."
+                ),
+            },
         )
             .into_response());
     }
@@ -111,7 +112,9 @@ async fn login(
         tracing::info!(client = %client.name, "failed sign-in");
         return Ok((
             StatusCode::UNAUTHORIZED,
-            login_html("Wrong e-mail address or password."),
+            LoginPage {
+                message: "Wrong e-mail address or password.",
+            },
         )
             .into_response());
     };
@@ -184,4 +187,24 @@ async fn app(State(state): State<AppState>, headers: HeaderMap) -> Result<Respon
         return Ok(Redirect::to("/ui/login").into_response());
     }
     Ok(Html(APP_HTML).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sign_in_message_is_escaped() {
+        let page = LoginPage {
+            message: "<script>alert(1)</script> & more",
+        }
+        .render()
+        .expect("render");
+        assert!(
+            page.contains(
+                "<p class=\"error\" role=\"alert\">&#60;script&#62;alert(1)&#60;/script&#62; &#38; more</p>"
+            ),
+            "{page}"
+        );
+    }
 }

@@ -6,16 +6,14 @@
 //! them. With `dry_run` it lists what each Inbox mail would become and why,
 //! touching nothing.
 
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use auth::AccessTokens;
-use domain::importer::Protocol;
+use import::pipeline::{DryRun, ImportRun, Prediction};
 use scheduler::{ParamKind, ParamSpec, Script, ScriptContext, ScriptError, ScriptFuture};
 use store::importers::ImporterRecord;
 
-use crate::connect::{ConnectError, graph_mailbox, sink_for};
-use crate::pipeline::{DryRun, ImportRun, Prediction};
+use crate::mailbox::{ImporterMailbox, Patience};
+use crate::{ConnectError, Connector};
 
 pub const NAME: &str = "import-emails";
 
@@ -23,33 +21,12 @@ pub const NAME: &str = "import-emails";
 const RETRY_REASONS_SHOWN: usize = 5;
 
 pub struct ImportEmails {
-    data_dir: PathBuf,
-    /// Built on first run: registering the script must not fail. Shared
-    /// across runs so app-only tokens are cached between them.
-    clients: OnceLock<(reqwest::Client, AccessTokens)>,
+    connector: Connector,
 }
 
 impl ImportEmails {
-    /// Documents go to `data_dir/documents/…` for spool importers.
-    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        Self {
-            data_dir: data_dir.into(),
-            clients: OnceLock::new(),
-        }
-    }
-
-    fn clients(&self) -> Result<(reqwest::Client, AccessTokens), ScriptError> {
-        if let Some(c) = self.clients.get() {
-            return Ok(c.clone());
-        }
-        let graph = microsoft::graph::http_client(&Default::default())
-            .map_err(|e| ScriptError::new(format!("the HTTP client could not be built: {e}")))?;
-        let identity = microsoft::identity::HttpClient::new()
-            .map_err(|e| ScriptError::new(format!("the HTTP client could not be built: {e}")))?;
-        Ok(self
-            .clients
-            .get_or_init(|| (graph, AccessTokens::new(identity)))
-            .clone())
+    pub fn new(connector: Connector) -> Self {
+        Self { connector }
     }
 
     async fn import_all(&self, ctx: &ScriptContext) -> Result<(), ScriptError> {
@@ -75,7 +52,6 @@ impl ImportEmails {
                 client.name
             )));
         }
-        let (http, tokens) = self.clients()?;
         let mut failed: Vec<String> = Vec::new();
         let (mut worked, mut skipped) = (0, 0);
         for record in importers
@@ -87,20 +63,13 @@ impl ImportEmails {
                 break;
             }
             let label = format!("{} ({})", record.settings.name, record.id);
-            if record.settings.protocol == Protocol::Imap {
-                ctx.log
-                    .line(format!("{label}: {}", ConnectError::ImapNotAvailable));
-                skipped += 1;
-                continue;
-            }
-            let mailbox = match graph_mailbox(
-                http.clone(),
-                tokens.clone(),
-                ctx.store.clone(),
-                ctx.clock.clone(),
-                record,
-            ) {
+            let mailbox = match self.connector.mailbox(record, Patience::Background).await {
                 Ok(m) => m,
+                Err(e @ ConnectError::ImapNotAvailable) => {
+                    ctx.log.line(format!("{label}: {e}"));
+                    skipped += 1;
+                    continue;
+                }
                 Err(e) => {
                     ctx.log.line(format!("{label}: failed: {e}"));
                     failed.push(format!("{label}: {e}"));
@@ -146,9 +115,12 @@ impl ImportEmails {
         client_name: &str,
         record: &ImporterRecord,
         label: &str,
-        mailbox: &microsoft::graph::GraphMailbox,
+        mailbox: &ImporterMailbox,
     ) -> Result<(), String> {
-        let sink = sink_for(&record.settings.sink, &self.data_dir).map_err(|e| e.to_string())?;
+        let sink = self
+            .connector
+            .sink(&record.settings.sink)
+            .map_err(|e| e.to_string())?;
         let log = |line: String| ctx.log.line(format!("{label}: {line}"));
         let should_stop = || ctx.cancel.is_cancelled();
         let summary = ImportRun {
@@ -157,7 +129,7 @@ impl ImportEmails {
             mailbox,
             importer: record,
             client_name,
-            sink: &sink,
+            sink: sink.as_ref(),
             log: &log,
             should_stop: &should_stop,
         }
@@ -245,6 +217,6 @@ impl Script for ImportEmails {
 }
 
 /// The script as the registry holds it.
-pub fn script(data_dir: impl Into<PathBuf>) -> Arc<dyn Script> {
-    Arc::new(ImportEmails::new(data_dir))
+pub fn script(connector: Connector) -> Arc<dyn Script> {
+    Arc::new(ImportEmails::new(connector))
 }

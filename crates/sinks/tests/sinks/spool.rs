@@ -1,12 +1,10 @@
 //! The filesystem spool writes the contract's layout, whole or not at all,
 //! once per document id.
 
-mod common;
-
 use std::path::Path;
 
 use domain::document::DocumentMetadata;
-use sinks::{FilesystemSpool, sha256_hex};
+use sinks::{DocumentSink, FilesystemSpool, sha256_hex};
 
 fn files_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
@@ -29,7 +27,7 @@ fn files_under(dir: &Path) -> Vec<String> {
 async fn a_document_is_written_as_the_contract_says() {
     let data = tempfile::tempdir().expect("tempdir");
     let spool = FilesystemSpool::new(data.path());
-    let doc = common::document("0190a1b2-0000-5000-8000-00000000d0c1");
+    let doc = crate::common::document("0190a1b2-0000-5000-8000-00000000d0c1");
     let stored = spool.store(&doc).await.expect("stored");
     assert!(!stored.already_present);
 
@@ -97,7 +95,7 @@ async fn a_document_is_written_as_the_contract_says() {
 async fn storing_the_same_document_twice_keeps_the_first() {
     let data = tempfile::tempdir().expect("tempdir");
     let spool = FilesystemSpool::new(data.path());
-    let doc = common::document("d0c-twice");
+    let doc = crate::common::document("d0c-twice");
     spool.store(&doc).await.expect("first");
     let mut again = doc.clone();
     again.metadata.imported_at = "2027-01-01T00:00:00Z".parse().expect("ts");
@@ -122,7 +120,7 @@ async fn storing_the_same_document_twice_keeps_the_first() {
 async fn concurrent_writers_of_one_document_produce_one_folder() {
     let data = tempfile::tempdir().expect("tempdir");
     let spool = FilesystemSpool::new(data.path());
-    let doc = common::document("d0c-race");
+    let doc = crate::common::document("d0c-race");
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let (spool, doc) = (spool.clone(), doc.clone());
@@ -146,7 +144,7 @@ async fn concurrent_writers_of_one_document_produce_one_folder() {
 async fn a_crash_leftover_is_never_a_document_and_is_cleaned_up() {
     let data = tempfile::tempdir().expect("tempdir");
     let spool = FilesystemSpool::new(data.path());
-    let doc = common::document("d0c-crash");
+    let doc = crate::common::document("d0c-crash");
     let importer_dir = data
         .path()
         .join("documents/default/0190a1b2-0000-7000-8000-000000000001");
@@ -168,7 +166,7 @@ async fn ids_that_are_not_plain_folder_names_are_refused() {
     let data = tempfile::tempdir().expect("tempdir");
     let spool = FilesystemSpool::new(data.path());
     for bad in ["..", "a/b", "", ".tmp-x", "a\\b"] {
-        let mut doc = common::document("ok");
+        let mut doc = crate::common::document("ok");
         doc.metadata.document_id = bad.to_owned();
         let err = spool.store(&doc).await.expect_err("refused");
         assert!(!err.is_transient(), "{bad}: {err}");

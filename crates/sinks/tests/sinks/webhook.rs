@@ -1,15 +1,13 @@
 //! The webhook sink against a real HTTP receiver on 127.0.0.1 that records
 //! what it gets and answers as each test tells it.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use sinks::{WebhookConfig, WebhookSink, sha256_hex};
+use sinks::{DocumentSink, WebhookConfig, WebhookSink, sha256_hex};
 
 /// (part name, file name, content type, bytes)
 type ReceivedPart = (String, Option<String>, Option<String>, Vec<u8>);
@@ -99,7 +97,7 @@ fn sink(url: url::Url, attempts: u32, timeout: Duration) -> WebhookSink {
 #[tokio::test]
 async fn a_document_is_posted_as_multipart_with_its_idempotency_key() {
     let (url, receiver) = start(&[201], Duration::ZERO).await;
-    let doc = common::document("d0c-hook");
+    let doc = crate::common::document("d0c-hook");
     let stored = sink(url, 3, Duration::from_secs(30))
         .store(&doc)
         .await
@@ -128,7 +126,7 @@ async fn a_document_is_posted_as_multipart_with_its_idempotency_key() {
 #[tokio::test]
 async fn server_errors_are_retried_a_bounded_number_of_times() {
     let (url, receiver) = start(&[500, 503, 200], Duration::ZERO).await;
-    let doc = common::document("d0c-retry");
+    let doc = crate::common::document("d0c-retry");
     sink(url, 3, Duration::from_secs(30))
         .store(&doc)
         .await
@@ -147,7 +145,7 @@ async fn a_4xx_refusal_is_final_at_once_and_says_what_the_receiver_answered() {
     for status in [400u16, 404, 409, 422] {
         let (url, receiver) = start(&[status], Duration::ZERO).await;
         let err = sink(url, 3, Duration::from_secs(30))
-            .store(&common::document("d0c-rejected"))
+            .store(&crate::common::document("d0c-rejected"))
             .await
             .expect_err("refused");
         assert_eq!(err.kind, sinks::SinkErrorKind::Rejected, "{status}: {err}");
@@ -170,7 +168,7 @@ async fn any_other_non_2xx_answer_is_a_transient_failure_after_the_last_try() {
     for status in [408u16, 425, 429, 500, 302] {
         let (url, receiver) = start(&[status], Duration::ZERO).await;
         let err = sink(url, 2, Duration::from_secs(30))
-            .store(&common::document("d0c-refused"))
+            .store(&crate::common::document("d0c-refused"))
             .await
             .expect_err("refused");
         assert!(
@@ -187,7 +185,7 @@ async fn any_other_non_2xx_answer_is_a_transient_failure_after_the_last_try() {
 async fn a_receiver_slower_than_the_time_out_is_a_failure() {
     let (url, receiver) = start(&[200], Duration::from_secs(5)).await;
     let err = sink(url, 2, Duration::from_millis(300))
-        .store(&common::document("d0c-slow"))
+        .store(&crate::common::document("d0c-slow"))
         .await
         .expect_err("timed out");
     assert!(err.is_transient());
@@ -201,7 +199,7 @@ async fn an_unreachable_receiver_is_a_transient_failure() {
     drop(listener);
     let url = format!("http://{addr}/hook").parse().expect("url");
     let err = sink(url, 2, Duration::from_secs(5))
-        .store(&common::document("d0c-down"))
+        .store(&crate::common::document("d0c-down"))
         .await
         .expect_err("unreachable");
     assert!(err.is_transient());

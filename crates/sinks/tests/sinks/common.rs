@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
+use domain::document::DocumentMetadata;
 use domain::document::DocumentSource;
-use sinks::{Document, DocumentHeader, NewAttachment};
+use sinks::{Document, NewAttachment};
 
 pub fn document(id: &str) -> Document {
-    let header = DocumentHeader {
+    let metadata = DocumentMetadata {
         document_id: id.to_owned(),
         client: "default".to_owned(),
         importer_id: "0190a1b2-0000-7000-8000-000000000001".to_owned(),
@@ -21,6 +22,7 @@ pub fn document(id: &str) -> Document {
         to: vec!["invoices@contoso.com".to_owned()],
         received_at: Some("2026-03-01T10:00:00Z".parse().expect("ts")),
         imported_at: "2026-03-01T10:05:00Z".parse().expect("ts"),
+        attachments: Vec::new(),
     };
     let part = |name: Option<&str>, ct: &str, bytes: &[u8]| NewAttachment {
         filename: name.map(str::to_owned),
@@ -29,7 +31,7 @@ pub fn document(id: &str) -> Document {
         bytes: Arc::from(bytes),
     };
     Document::new(
-        header,
+        metadata,
         Arc::from(&b"From: anna@contoso.com\r\nSubject: x\r\n\r\nbody"[..]),
         vec![
             part(

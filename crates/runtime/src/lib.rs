@@ -1,0 +1,62 @@
+//! The wiring above the pipeline, in one place: which mailbox, token
+//! provider and sink an importer gets ([`Connector`]), and the scripts that
+//! work importers with them (`import-emails`, `purge-documents`). The
+//! import run, the dry run, reprocessing, the connection test and the
+//! folder picker all get their mailbox from [`Connector::mailbox`], so a
+//! new protocol is one more [`ImporterMailbox`] variant.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use auth::AccessTokens;
+use domain::clock::Clock;
+use store::Store;
+
+pub mod import_emails;
+pub mod mailbox;
+pub mod purge_documents;
+pub mod sink;
+mod tokens;
+
+pub use import_emails::ImportEmails;
+pub use mailbox::{ConnectError, ImporterMailbox};
+pub use purge_documents::PurgeDocuments;
+
+/// What connecting an importer to its mailbox and sink needs; one per
+/// process, shared by the scripts and the web layer, so app-only tokens
+/// are cached once.
+#[derive(Clone)]
+pub struct Connector {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub tokens: AccessTokens,
+    /// For Graph requests.
+    pub http: reqwest::Client,
+    /// The spool lives under `data_dir/documents`.
+    pub data_dir: PathBuf,
+}
+
+impl Connector {
+    /// A connector with its own HTTP clients and token provider.
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        data_dir: impl Into<PathBuf>,
+    ) -> Result<Self, ConnectError> {
+        let http = microsoft::graph::http_client(&Default::default())
+            .map_err(|e| ConnectError::Http(e.to_string()))?;
+        let identity = microsoft::identity::HttpClient::new()
+            .map_err(|e| ConnectError::Http(e.to_string()))?;
+        Ok(Self {
+            store,
+            clock,
+            tokens: AccessTokens::new(identity),
+            http,
+            data_dir: data_dir.into(),
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+}

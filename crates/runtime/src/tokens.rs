@@ -1,0 +1,69 @@
+//! Access tokens for one importer's Graph requests, from the shared
+//! provider ([`auth::AccessTokens`]): a delegated grant refreshed on demand,
+//! an app-only token cached.
+
+use std::sync::{Arc, Mutex};
+
+use auth::{AccessTokens, AuthError};
+use domain::clock::Clock;
+use domain::importer::Protocol;
+use domain::mailbox::{MailboxError, MailboxErrorKind};
+use microsoft::graph::{AccessTokenSource, TokenFuture};
+use secrecy::{ExposeSecret, SecretString};
+use store::Store;
+use store::importers::ImporterRecord;
+
+/// Tokens for one importer's Graph requests, from the shared provider.
+pub(crate) struct ImporterTokens {
+    pub(crate) tokens: AccessTokens,
+    pub(crate) store: Store,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) record: ImporterRecord,
+    /// The token handed out last: Graph refusing it and the provider handing
+    /// out the same one again means refreshing cannot help.
+    pub(crate) last: Mutex<Option<SecretString>>,
+}
+
+impl AccessTokenSource for ImporterTokens {
+    fn access_token(&self, refresh: bool) -> TokenFuture<'_> {
+        Box::pin(async move {
+            let token = self
+                .tokens
+                .for_importer(&self.store, self.clock.as_ref(), &self.record)
+                .await
+                .map_err(|e| mailbox_error(&self.record, e))?;
+            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            let same_as_refused = last
+                .as_ref()
+                .is_some_and(|l| l.expose_secret() == token.expose_secret());
+            if refresh && same_as_refused {
+                return Err(MailboxError::new(
+                    MailboxErrorKind::Token,
+                    format!(
+                        "Microsoft refused the access token of importer {} and no newer one can be obtained yet",
+                        self.record.id
+                    ),
+                    match self.record.settings.protocol {
+                        Protocol::GraphClientCredentials => {
+                            "check the app registration's application permission Mail.ReadWrite (with admin consent) and the mailbox setting"
+                        }
+                        _ => "press Authenticate on the importer page to authorize it again",
+                    },
+                ));
+            }
+            *last = Some(token.clone());
+            Ok(token)
+        })
+    }
+}
+
+fn mailbox_error(record: &ImporterRecord, e: AuthError) -> MailboxError {
+    let kind = if e.is_transient() {
+        MailboxErrorKind::Transient
+    } else {
+        MailboxErrorKind::Token
+    };
+    // A background request never signs in, so no redirect URI is involved.
+    let fix = e.fix(record, "");
+    MailboxError::new(kind, e.to_string(), fix)
+}

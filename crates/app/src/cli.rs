@@ -23,9 +23,11 @@ pub enum Command {
     Serve,
     /// `serve` plus the built-in Microsoft emulator with a seeded mailbox and a
     /// ready importer: the whole flow without an Azure tenant.
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
     /// Run the Microsoft emulator (identity platform + Graph mail) alone, on
     /// `--listen` (default 127.0.0.1:8081).
+    #[cfg(feature = "demo")]
     Msemu(MsemuArgs),
     /// Run a script once now, e.g. `mailferry run purge-documents --param retention_days=90`;
     /// prints a summary and exits non-zero when it failed.

@@ -10,21 +10,23 @@ use secrecy::{ExposeSecret, SecretString};
 use store::{Keyring, Store};
 
 use crate::cli::{Cli, ClientCommand, Command, KeysCommand, TokenCommand, UserCommand};
+#[cfg(feature = "demo")]
 use crate::demo;
 use crate::settings::Settings;
 use crate::telemetry;
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    // The emulator's own default address differs from the service's.
-    let listen_flag = cli.settings.listen.clone();
     let settings = Settings::resolve(&cli.settings)?;
     telemetry::init(settings.log_format);
     let clock = clock_from_env()?;
     match cli.command {
         Command::Serve => serve(settings, clock, None).await?,
         Command::Run(args) => return crate::scripts::run(settings, clock, args).await,
+        #[cfg(feature = "demo")]
         Command::Demo(args) => demo::run(settings, clock, &args).await?,
-        Command::Msemu(args) => demo::run_emulator(listen_flag.as_deref(), &args).await?,
+        #[cfg(feature = "demo")]
+        // The emulator's own default address differs from the service's.
+        Command::Msemu(args) => demo::run_emulator(cli.settings.listen.as_deref(), &args).await?,
         Command::Client(cmd) => client(settings, clock, cmd).await?,
         Command::User(cmd) => user(settings, clock, cmd).await?,
         Command::Token(cmd) => token(settings, clock, cmd).await?,
@@ -71,12 +73,22 @@ pub async fn open_store(settings: &Settings, clock: &dyn Clock) -> anyhow::Resul
     Ok(store)
 }
 
+/// Runs once the service is ready, with its state (the demo seeds its
+/// importer with it).
+pub type OnReady = Box<
+    dyn FnOnce(
+            web::AppState,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>
+        + Send,
+>;
+
 /// Serves until a shutdown signal. `on_ready` runs once the listener is
 /// bound and the store open (the demo uses it to seed its importer).
 pub async fn serve(
     settings: Settings,
     clock: Arc<dyn Clock>,
-    on_ready: Option<demo::OnReady>,
+    on_ready: Option<OnReady>,
 ) -> anyhow::Result<()> {
     let store = open_store(&settings, clock.as_ref()).await?;
     let listener = tokio::net::TcpListener::bind(&settings.listen)

@@ -13,12 +13,8 @@ use msemu::demo as seed;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::cli::{DemoArgs, MsemuArgs};
-use crate::commands;
+use crate::commands::{self, OnReady};
 use crate::settings::Settings;
-
-pub type OnReady = Box<
-    dyn FnOnce(web::AppState) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>> + Send,
->;
 
 const DEMO_IMPORTER: &str = "Demo mailbox (emulated Microsoft 365)";
 /// The demo's admin; the demo serves loopback only, so a fixed password is fine.

@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+#[cfg(feature = "demo")]
 mod demo;
 mod scripts;
 mod settings;

@@ -2,8 +2,6 @@
 //! next to the service with a seeded mailbox and a ready importer, so a
 //! newcomer sees the whole flow without an Azure tenant.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use anyhow::Context;

@@ -15,7 +15,7 @@ use store::Store;
 pub fn registry(connector: &Connector) -> ScriptRegistry {
     let mut registry = ScriptRegistry::default();
     registry.register(Arc::new(runtime::PurgeDocuments::new(connector.clone())));
-    registry.register(Arc::new(auth::RefreshTokens::new()));
+    registry.register(Arc::new(grants::RefreshTokens::new()));
     registry.register(Arc::new(runtime::ImportEmails::new(connector.clone())));
     registry
 }

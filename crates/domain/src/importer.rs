@@ -251,6 +251,15 @@ impl ImporterSettings {
         }
     }
 
+    /// The mailbox as a document's `source.mailbox` names it: the address,
+    /// or `me` for the authorizing user's own mailbox.
+    pub fn source_mailbox(&self) -> String {
+        match &self.connection {
+            Connection::Graph(g) => g.mailbox.clone().unwrap_or_else(|| "me".to_owned()),
+            Connection::Imap(i) => i.username.clone(),
+        }
+    }
+
     pub fn imap(&self) -> Option<&ImapSettings> {
         match &self.connection {
             Connection::Imap(i) => Some(i),

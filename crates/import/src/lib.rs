@@ -1,12 +1,12 @@
 //! Turns mail into documents, exactly once: [`mime`] decides what a mail
-//! becomes, [`identity`] names its document, and the pipeline (resolve →
+//! becomes, [`fingerprint`] names its document, and the pipeline (resolve →
 //! list → fetch → decide → sink → move, with the ledger) drives a mailbox.
 //! Which mailbox and sink an importer gets is decided above, in `runtime`.
 
 #[cfg(feature = "test-corpus")]
 pub mod corpus;
 pub mod failpoint;
-pub mod identity;
+pub mod fingerprint;
 mod lease;
 pub mod mime;
 pub mod pipeline;

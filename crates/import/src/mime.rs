@@ -106,7 +106,7 @@ impl Decision {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Analysis {
     pub facts: MailFacts,
-    /// What makes the mail this mail ([`crate::identity::content_sha256`]);
+    /// What makes the mail this mail ([`crate::fingerprint::content_sha256`]);
     /// the SHA-256 of the bytes when they are not MIME.
     pub content_sha256: String,
     pub decision: Decision,
@@ -123,7 +123,7 @@ pub fn analyze(raw: &[u8], attachments: &AttachmentRules, rules: &ImportRules) -
     let Some(message) = parsed.filter(|m| is_a_mail(m)) else {
         return Analysis {
             facts: MailFacts::default(),
-            content_sha256: crate::identity::mime_sha256(raw),
+            content_sha256: crate::fingerprint::mime_sha256(raw),
             decision: Decision::ToError {
                 reason: Reason::new(
                     UNPARSABLE,
@@ -134,7 +134,7 @@ pub fn analyze(raw: &[u8], attachments: &AttachmentRules, rules: &ImportRules) -
         };
     };
     let facts = facts_of(&message);
-    let content_sha256 = crate::identity::content_sha256(&message);
+    let content_sha256 = crate::fingerprint::content_sha256(&message);
     if let Err(stop) = rules.check(
         facts.from.as_deref(),
         facts.subject.as_deref().unwrap_or(""),

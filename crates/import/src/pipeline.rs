@@ -56,7 +56,7 @@ use store::importers::ImporterRecord;
 use store::ledger::{LedgerEntry, LedgerState};
 
 use crate::failpoint;
-use crate::identity::{document_id, mime_sha256, usable_message_id};
+use crate::fingerprint::{document_id, mime_sha256, usable_message_id};
 use crate::mime::{Analysis, Decision, Extracted, Reason, analyze};
 
 /// How long a run holds its importer's lease without renewing it.
@@ -144,7 +144,7 @@ impl Summary {
 
 /// Why a run could not work (no mail was touched, or it stopped).
 #[derive(Debug, thiserror::Error)]
-pub enum RunError {
+pub enum ImportError {
     #[error("{0}; no mail was touched")]
     Folders(String),
     #[error(
@@ -290,7 +290,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
     }
 
     /// Imports every mail of the Inbox once.
-    pub async fn run(&self) -> Result<Summary, RunError> {
+    pub async fn run(&self) -> Result<Summary, ImportError> {
         let owner = crate::lease::owner_name();
         let lease = self.lease_name();
         let now = self.clock.now();
@@ -314,7 +314,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
                     .await?
             };
             if !taken_over {
-                return Err(RunError::Busy(holder));
+                return Err(ImportError::Busy(holder));
             }
             (self.log)(format!(
                 "took over the lease of an ended run ({holder}); its unfinished mails are completed now"
@@ -326,13 +326,13 @@ impl<M: Mailbox> ImportRun<'_, M> {
         result
     }
 
-    async fn run_leased(&self, lease: &str, owner: &str) -> Result<Summary, RunError> {
+    async fn run_leased(&self, lease: &str, owner: &str) -> Result<Summary, ImportError> {
         let folders = resolve(self.mailbox, self.importer).await;
         // Whether the account may open the mailbox is known now: a grant
         // reported `mailbox_denied` at sign-in becomes `authorized` once an
         // Exchange admin grants access, and the other way round.
         let access = match &folders {
-            Err(RunError::Mailbox(e)) if e.kind == MailboxErrorKind::Permission => {
+            Err(ImportError::Mailbox(e)) if e.kind == MailboxErrorKind::Permission => {
                 Some(Err(e.to_string()))
             }
             Ok(_) => Some(Ok(())),
@@ -365,7 +365,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
                         .push(("(listing)".to_owned(), e.to_string()));
                     break;
                 }
-                Err(e) => return Err(RunError::Mailbox(e)),
+                Err(e) => return Err(ImportError::Mailbox(e)),
             };
             let mut moved_any = false;
             for msg in &page.messages {
@@ -400,7 +400,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
 
     /// Renewing per mail keeps a long run's lease alive; a crashed run's
     /// lease expires within LEASE_SPAN.
-    async fn renew_lease(&self, lease: &str, owner: &str) -> Result<(), RunError> {
+    async fn renew_lease(&self, lease: &str, owner: &str) -> Result<(), ImportError> {
         let now = self.clock.now();
         if self
             .store
@@ -409,13 +409,13 @@ impl<M: Mailbox> ImportRun<'_, M> {
         {
             Ok(())
         } else {
-            Err(RunError::Busy("the lease was taken over".to_owned()))
+            Err(ImportError::Busy("the lease was taken over".to_owned()))
         }
     }
 
     /// Decides what `msg` becomes, reading the ledger and the mailbox and
     /// changing neither.
-    pub async fn assess(&self, msg: &MessageSummary) -> Result<Verdict, RunError> {
+    pub async fn assess(&self, msg: &MessageSummary) -> Result<Verdict, ImportError> {
         assess(self.store, self.mailbox, self.importer, msg).await
     }
 
@@ -423,7 +423,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
         &self,
         msg: &MessageSummary,
         folders: &ResolvedFolders,
-    ) -> Result<ImportOutcome, RunError> {
+    ) -> Result<ImportOutcome, ImportError> {
         let verdict = self.assess(msg).await?;
         if matches!(
             verdict,
@@ -465,9 +465,9 @@ impl<M: Mailbox> ImportRun<'_, M> {
         msg: &MessageSummary,
         mail: &Fetched,
         folders: &ResolvedFolders,
-    ) -> Result<ImportOutcome, RunError> {
+    ) -> Result<ImportOutcome, ImportError> {
         let Decision::Import { attachments } = &mail.analysis.decision else {
-            return Err(RunError::Store(store::StoreError::Corrupt(
+            return Err(ImportError::Store(store::StoreError::Corrupt(
                 "a mail to import without attachments".to_owned(),
             )));
         };
@@ -555,7 +555,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
             importer_id: self.importer.id.clone(),
             source: DocumentSource {
                 protocol: settings.protocol.as_str().to_owned(),
-                mailbox: mailbox_label(settings),
+                mailbox: settings.source_mailbox(),
                 message_id: msg.id.clone(),
                 internet_message_id: mail.internet_message_id.clone(),
             },
@@ -586,7 +586,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
         mail: Option<&Fetched>,
         why: String,
         folders: &ResolvedFolders,
-    ) -> Result<ImportOutcome, RunError> {
+    ) -> Result<ImportOutcome, ImportError> {
         let entry = self.ledger_entry(msg, mail, None, LedgerState::Pending, None, 0);
         let attempts = self.store.record_attempt(&entry, &why).await?;
         match retries_exhausted(attempts, &self.importer.settings.limits, &why) {
@@ -640,10 +640,10 @@ impl<M: Mailbox> ImportRun<'_, M> {
         &self,
         msg: &MessageSummary,
         folder_id: &str,
-    ) -> Result<Result<(), String>, RunError> {
+    ) -> Result<Result<(), String>, ImportError> {
         match self.mailbox.move_message(&msg.id, folder_id).await {
             Ok(_) => Ok(Ok(())),
-            Err(e) if is_run_stopping(&e) => Err(RunError::Mailbox(e)),
+            Err(e) if is_run_stopping(&e) => Err(ImportError::Mailbox(e)),
             Err(e) => Ok(Err(e.to_string())),
         }
     }
@@ -652,10 +652,10 @@ impl<M: Mailbox> ImportRun<'_, M> {
     /// not survive a move made without it), or with `None` removes it. The
     /// mark is a courtesy: when it cannot be set the mail still moves, and
     /// the log says so.
-    async fn set_mark(&self, msg: &MessageSummary, code: Option<&str>) -> Result<(), RunError> {
+    async fn set_mark(&self, msg: &MessageSummary, code: Option<&str>) -> Result<(), ImportError> {
         match self.mailbox.mark_error_reason(&msg.id, code).await {
             Ok(()) => Ok(()),
-            Err(e) if is_run_stopping(&e) => Err(RunError::Mailbox(e)),
+            Err(e) if is_run_stopping(&e) => Err(ImportError::Mailbox(e)),
             Err(e) => {
                 let what = code.map_or("remove the Error mark of".to_owned(), |c| {
                     format!("mark with its reason `{c}`")
@@ -668,7 +668,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
 
     /// A mail an admin moved back from Error still says why it was there;
     /// once it is imported that would be wrong, so the mark goes first.
-    async fn clear_stale_mark(&self, msg: &MessageSummary) -> Result<(), RunError> {
+    async fn clear_stale_mark(&self, msg: &MessageSummary) -> Result<(), ImportError> {
         if msg.error_mark {
             self.set_mark(msg, None).await?;
         }
@@ -682,7 +682,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
         reason: &Reason,
         attempts: u32,
         folders: &ResolvedFolders,
-    ) -> Result<ImportOutcome, RunError> {
+    ) -> Result<ImportOutcome, ImportError> {
         self.store
             .record_ledger(&self.ledger_entry(
                 msg,
@@ -721,7 +721,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
         msg: &MessageSummary,
         entry: &LedgerEntry,
         folders: &ResolvedFolders,
-    ) -> Result<ImportOutcome, RunError> {
+    ) -> Result<ImportOutcome, ImportError> {
         let (target, done, outcome) = match entry.state {
             LedgerState::Stored | LedgerState::Moved if entry.document_id.is_some() => {
                 self.clear_stale_mark(msg).await?;
@@ -764,7 +764,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
         lease: &str,
         owner: &str,
         summary: &mut Summary,
-    ) -> Result<(), RunError> {
+    ) -> Result<(), ImportError> {
         let importer_id = &self.importer.id;
         // Rows seen in the Inbox this run are skipped, so ask for enough
         // rows that skipping them still leaves a full batch.
@@ -788,7 +788,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
                 .try_acquire_lease(lease, owner, now + LEASE_SPAN, now)
                 .await?
             {
-                return Err(RunError::Busy("the lease was taken over".to_owned()));
+                return Err(ImportError::Busy("the lease was taken over".to_owned()));
             }
             let key = &entry.source_key;
             let state = entry.state.as_str();
@@ -841,7 +841,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
 
     /// What each Inbox mail would become, touching nothing (no move, no
     /// document, no ledger row, no lease).
-    pub async fn dry_run(&self) -> Result<Vec<Prediction>, RunError> {
+    pub async fn dry_run(&self) -> Result<Vec<Prediction>, ImportError> {
         DryRun {
             store: self.store,
             mailbox: self.mailbox,
@@ -902,9 +902,13 @@ fn describe(msg: &MessageSummary) -> String {
 pub async fn resolve<M: Mailbox>(
     mailbox: &M,
     importer: &ImporterRecord,
-) -> Result<ResolvedFolders, RunError> {
-    let tree = mailbox.folder_tree(true).await.map_err(RunError::Mailbox)?;
-    resolve_folders(&tree, &importer.settings.folders).map_err(|e| RunError::Folders(e.to_string()))
+) -> Result<ResolvedFolders, ImportError> {
+    let tree = mailbox
+        .folder_tree(true)
+        .await
+        .map_err(ImportError::Mailbox)?;
+    resolve_folders(&tree, &importer.settings.folders)
+        .map_err(|e| ImportError::Folders(e.to_string()))
 }
 
 /// The one decision about a mail: see [`Verdict`]. Reads the ledger and
@@ -914,7 +918,7 @@ pub async fn assess<M: Mailbox>(
     mailbox: &M,
     importer: &ImporterRecord,
     msg: &MessageSummary,
-) -> Result<Verdict, RunError> {
+) -> Result<Verdict, ImportError> {
     let limits = &importer.settings.limits;
     let own = store.ledger_entry(&importer.id, &msg.id).await?;
     if let Some(entry) = &own {
@@ -939,7 +943,7 @@ pub async fn assess<M: Mailbox>(
     }
     let raw: Arc<[u8]> = match mailbox.fetch_mime(&msg.id).await {
         Ok(raw) => Arc::from(raw),
-        Err(e) if is_run_stopping(&e) => return Err(RunError::Mailbox(e)),
+        Err(e) if is_run_stopping(&e) => return Err(ImportError::Mailbox(e)),
         Err(e) => {
             return Ok(Verdict::Retry {
                 why: e.to_string(),
@@ -1010,7 +1014,7 @@ pub struct DryRun<'a, M: Mailbox> {
 impl<M: Mailbox> DryRun<'_, M> {
     /// What each Inbox mail would become, touching nothing (no move, no
     /// document, no ledger row, no lease).
-    pub async fn run(&self) -> Result<Vec<Prediction>, RunError> {
+    pub async fn run(&self) -> Result<Vec<Prediction>, ImportError> {
         let folders = resolve(self.mailbox, self.importer).await?;
         let mut out = Vec::new();
         let mut cursor: Option<PageCursor> = None;
@@ -1019,7 +1023,7 @@ impl<M: Mailbox> DryRun<'_, M> {
                 .mailbox
                 .list_messages(&folders.inbox.id, cursor.as_ref())
                 .await
-                .map_err(RunError::Mailbox)?;
+                .map_err(ImportError::Mailbox)?;
             for msg in &page.messages {
                 let verdict = assess(self.store, self.mailbox, self.importer, msg).await?;
                 out.push(self.predict(msg, verdict));
@@ -1112,14 +1116,4 @@ pub(crate) fn is_run_stopping(e: &MailboxError) -> bool {
             | MailboxErrorKind::Permission
             | MailboxErrorKind::MailboxUnavailable
     )
-}
-
-/// The mailbox as the document's `source.mailbox` names it.
-pub fn mailbox_label(settings: &domain::importer::ImporterSettings) -> String {
-    match &settings.connection {
-        domain::importer::Connection::Graph(g) => {
-            g.mailbox.clone().unwrap_or_else(|| "me".to_owned())
-        }
-        domain::importer::Connection::Imap(i) => i.username.clone(),
-    }
 }

@@ -11,7 +11,7 @@ use store::Store;
 use store::importers::ImporterRecord;
 use store::ledger::{LedgerEntry, LedgerState};
 
-use crate::pipeline::{RunError, resolve};
+use crate::pipeline::{ImportError, resolve};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReprocessError {
@@ -26,18 +26,18 @@ pub enum ReprocessError {
     )]
     NotInErrorFolder,
     #[error("{0}")]
-    Run(#[from] RunError),
+    Run(#[from] ImportError),
 }
 
 impl From<MailboxError> for ReprocessError {
     fn from(e: MailboxError) -> Self {
-        Self::Run(RunError::Mailbox(e))
+        Self::Run(ImportError::Mailbox(e))
     }
 }
 
 impl From<store::StoreError> for ReprocessError {
     fn from(e: store::StoreError) -> Self {
-        Self::Run(RunError::Store(e))
+        Self::Run(ImportError::Store(e))
     }
 }
 

@@ -11,7 +11,7 @@ use domain::mailbox::{
     MessageSummary, PageCursor,
 };
 use import::corpus::{self, Expected};
-use import::pipeline::{ImportRun, Outcome, RunError};
+use import::pipeline::{ImportError, ImportRun, Outcome};
 use sinks::{FilesystemSpool, sha256_hex};
 use store::importers::ImporterRecord;
 use store::ledger::LedgerState;
@@ -453,7 +453,7 @@ async fn ambiguous_or_missing_folders_stop_the_run_before_any_mail_is_touched() 
         let mut mb = Fake::new(corpus::corpus().into_iter().take(3).map(|m| m.raw));
         mb.extra_folders = vec![FolderNode::new("exported2", "Exported", None)];
         let err = run(&e, &mb).run().await.expect_err("stopped");
-        assert!(matches!(err, RunError::Folders(_)), "{err}");
+        assert!(matches!(err, ImportError::Folders(_)), "{err}");
         assert!(err.to_string().contains(needle), "{err}");
         assert!(run(&e, &mb).dry_run().await.is_err());
         assert_eq!(mb.in_folder("inbox").len(), 3, "no mail touched");
@@ -484,7 +484,7 @@ async fn two_runs_never_work_the_same_mailbox_at_once() {
             .expect("lease")
     );
     let err = run(&e, &mb).run().await.expect_err("busy");
-    assert!(matches!(err, RunError::Busy(_)), "{err}");
+    assert!(matches!(err, ImportError::Busy(_)), "{err}");
     assert_eq!(mb.in_folder("inbox").len(), 2);
 }
 
@@ -975,7 +975,7 @@ async fn a_run_records_whether_the_account_may_open_the_mailbox() {
     let mb = Fake::new([mail_with("<a@x>", "Invoice", &pdf(9))]);
     *mb.denied.lock().expect("lock") = true;
     let err = run(&e, &mb).run().await.expect_err("denied");
-    assert!(matches!(err, RunError::Mailbox(_)), "{err}");
+    assert!(matches!(err, ImportError::Mailbox(_)), "{err}");
     assert_eq!(state().await, GrantState::MailboxDenied);
     assert_eq!(mb.in_folder("inbox").len(), 1, "no mail touched");
     // An Exchange admin grants access: the next run works and says so.

@@ -2,5 +2,5 @@
 //! ([`identity`]: authorization code with PKCE, refresh, client credentials,
 //! national clouds) and Graph mail ([`graph`]).
 
+pub mod entra;
 pub mod graph;
-pub mod identity;

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::Options;
 use crate::clock::Clock;
 use crate::counters::Counters;
+use crate::entra::keys::SigningKey;
 use crate::faults::Faults;
-use crate::identity::keys::SigningKey;
 use crate::state::State;
 
 pub struct Ctx {

@@ -72,7 +72,7 @@ pub enum FaultAction {
 
 /// The decision for one request: how long to wait, then whether to fail.
 #[derive(Debug, Default)]
-pub struct Decision {
+pub struct FaultDecision {
     pub latency: Duration,
     pub action: Option<FaultAction>,
 }
@@ -116,9 +116,9 @@ impl Faults {
     }
 
     /// Decides the faults for one request. Latencies add up; the first terminal fault wins.
-    pub fn decide(&self, method: &str, path: &str) -> Decision {
+    pub fn decide(&self, method: &str, path: &str) -> FaultDecision {
         let mut g = self.rules.lock().unwrap_or_else(|e| e.into_inner());
-        let mut d = Decision::default();
+        let mut d = FaultDecision::default();
         for rule in g.1.iter_mut() {
             if !path.starts_with(&rule.path_prefix)
                 || rule

@@ -15,9 +15,9 @@ mod admin;
 mod clock;
 mod context;
 mod counters;
+mod entra;
 mod faults;
 mod graph;
-mod identity;
 mod ids;
 mod mime;
 mod seed;
@@ -61,7 +61,7 @@ pub enum Error {
     #[error("TLS setup: {0}")]
     Tls(#[from] tls::TlsError),
     #[error(transparent)]
-    Key(#[from] identity::keys::KeyError),
+    Key(#[from] entra::keys::KeyError),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
     #[error("admin operation failed: {0}")]
@@ -135,13 +135,13 @@ impl Emulator {
             state: Mutex::new(world),
             clock,
             options: options.clone(),
-            keys: identity::keys::SigningKey::load()?,
+            keys: entra::keys::SigningKey::load()?,
             faults: faults::Faults::default(),
             counters: Arc::new(counters::Counters::default()),
         });
         let router = axum::Router::new()
             .merge(admin::router())
-            .merge(identity::router())
+            .merge(entra::router())
             .merge(graph::router())
             .with_state(Arc::clone(&ctx));
         let (stop, rx) = watch::channel(false);

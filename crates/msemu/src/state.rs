@@ -90,7 +90,7 @@ pub struct User {
 }
 
 #[derive(Debug, Clone)]
-pub struct Mailbox {
+pub struct UserMailbox {
     pub id: String,
     pub tenant_id: String,
     pub upn: String,
@@ -192,7 +192,7 @@ pub struct State {
     pub tenants: Vec<Tenant>,
     pub apps: HashMap<String, App>,
     pub users: HashMap<String, User>,
-    pub mailboxes: HashMap<String, Mailbox>,
+    pub mailboxes: HashMap<String, UserMailbox>,
     pub folders: HashMap<String, Folder>,
     pub messages: HashMap<String, Message>,
     /// REST id → immutable id.
@@ -204,7 +204,7 @@ pub struct State {
     /// Browser sign-in sessions: cookie value → user id.
     pub sessions: HashMap<String, String>,
     /// Authorize requests waiting for the login, account-picker or consent page.
-    pub flows: HashMap<String, crate::identity::authorize::Flow>,
+    pub flows: HashMap<String, crate::entra::authorize::Flow>,
     /// Paging tokens handed out in `@odata.nextLink`: token → offset.
     pub skiptokens: HashMap<String, usize>,
     pub lifetimes: Lifetimes,
@@ -356,7 +356,7 @@ impl State {
         );
         self.mailboxes.insert(
             id.to_string(),
-            Mailbox {
+            UserMailbox {
                 id: id.to_string(),
                 tenant_id: tenant_id.to_string(),
                 upn: upn.to_string(),
@@ -669,7 +669,7 @@ impl State {
     }
 
     /// A mailbox by object id or UPN.
-    pub fn mailbox_by_key(&self, key: &str) -> Option<&Mailbox> {
+    pub fn mailbox_by_key(&self, key: &str) -> Option<&UserMailbox> {
         self.mailboxes.get(key).or_else(|| {
             self.mailboxes
                 .values()

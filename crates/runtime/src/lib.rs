@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use auth::AccessTokens;
 use domain::clock::Clock;
+use grants::AccessTokens;
 use store::Store;
 
 pub mod import_emails;
@@ -45,8 +45,8 @@ impl Connector {
     ) -> Result<Self, ConnectError> {
         let http = microsoft::graph::http_client(&Default::default())
             .map_err(|e| ConnectError::Http(e.to_string()))?;
-        let identity = microsoft::identity::HttpClient::new()
-            .map_err(|e| ConnectError::Http(e.to_string()))?;
+        let identity =
+            microsoft::entra::HttpClient::new().map_err(|e| ConnectError::Http(e.to_string()))?;
         Ok(Self {
             store,
             clock,

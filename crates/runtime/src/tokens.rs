@@ -1,13 +1,13 @@
 //! Access tokens for one importer's Graph requests, from the shared
-//! provider ([`auth::AccessTokens`]): a delegated grant refreshed on demand,
+//! provider ([`grants::AccessTokens`]): a delegated grant refreshed on demand,
 //! an app-only token cached.
 
 use std::sync::{Arc, Mutex};
 
-use auth::{AccessTokens, AuthError};
 use domain::clock::Clock;
 use domain::importer::Protocol;
 use domain::mailbox::{MailboxError, MailboxErrorKind};
+use grants::{AccessTokens, TokenError};
 use microsoft::graph::{AccessTokenSource, TokenFuture};
 use secrecy::{ExposeSecret, SecretString};
 use store::Store;
@@ -57,7 +57,7 @@ impl AccessTokenSource for ImporterTokens {
     }
 }
 
-fn mailbox_error(record: &ImporterRecord, e: AuthError) -> MailboxError {
+fn mailbox_error(record: &ImporterRecord, e: TokenError) -> MailboxError {
     let kind = if e.is_transient() {
         MailboxErrorKind::Transient
     } else {

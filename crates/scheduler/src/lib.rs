@@ -10,7 +10,7 @@ pub mod script;
 #[cfg(test)]
 mod tests;
 
-pub use runner::{RunError, Runner, RunnerConfig, ShutdownReport, Started};
+pub use runner::{Runner, RunnerConfig, ShutdownReport, StartError, Started};
 pub use schedule_loop::{Scheduler, SchedulerConfig};
 pub use script::{
     ExecutionLog, ParamKind, ParamSpec, Script, ScriptContext, ScriptError, ScriptFuture,

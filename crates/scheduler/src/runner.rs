@@ -43,7 +43,7 @@ impl Default for RunnerConfig {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum RunError {
+pub enum StartError {
     #[error("there is no script `{name}` in this build; scripts: {}", known.join(", "))]
     UnknownScript {
         name: String,
@@ -180,16 +180,16 @@ impl Runner {
         &self,
         name: &str,
         params: &Map<String, Value>,
-    ) -> Result<Arc<dyn Script>, RunError> {
+    ) -> Result<Arc<dyn Script>, StartError> {
         let script = self
             .inner
             .registry
             .get(name)
-            .ok_or_else(|| RunError::UnknownScript {
+            .ok_or_else(|| StartError::UnknownScript {
                 name: name.to_owned(),
                 known: self.inner.registry.names(),
             })?;
-        params::check(script.as_ref(), params).map_err(RunError::InvalidParams)?;
+        params::check(script.as_ref(), params).map_err(StartError::InvalidParams)?;
         Ok(script)
     }
 
@@ -202,10 +202,10 @@ impl Runner {
         script: &str,
         params: Map<String, Value>,
         trigger: TriggerKind,
-    ) -> Result<Started, RunError> {
+    ) -> Result<Started, StartError> {
         let checked = self.check(script, &params)?;
         if self.is_stopping() {
-            return Err(RunError::ShuttingDown);
+            return Err(StartError::ShuttingDown);
         }
         let execution = self
             .inner
@@ -232,7 +232,7 @@ impl Runner {
         script: &str,
         params: Map<String, Value>,
         trigger: TriggerKind,
-    ) -> Result<Execution, RunError> {
+    ) -> Result<Execution, StartError> {
         let started = self.start(client_id, script, params, trigger).await?;
         let id = started.execution.id.clone();
         match started.handle.await {

@@ -14,7 +14,7 @@ use store::{Keyring, Store};
 use tokio::sync::Semaphore;
 
 use crate::ScriptRegistry;
-use crate::runner::{RunError, Runner, RunnerConfig};
+use crate::runner::{Runner, RunnerConfig, StartError};
 use crate::schedule_loop::{Scheduler, SchedulerConfig};
 use crate::script::{ParamKind, ParamSpec, Script, ScriptContext, ScriptError, ScriptFuture};
 
@@ -420,7 +420,7 @@ async fn shutdown_lets_a_cooperative_script_finish_and_refuses_new_runs() {
         runner
             .start(&env.client_id, "noop", Map::new(), TriggerKind::Manual)
             .await,
-        Err(RunError::ShuttingDown)
+        Err(StartError::ShuttingDown)
     ));
 }
 
@@ -521,7 +521,7 @@ async fn unknown_scripts_and_bad_parameters_are_refused_before_anything_runs() {
     let Value::Object(bad) = json!({"depth": "deep", "colour": "red"}) else {
         unreachable!()
     };
-    let Err(RunError::InvalidParams(errors)) = runner
+    let Err(StartError::InvalidParams(errors)) = runner
         .start(&env.client_id, "panics", bad, TriggerKind::Manual)
         .await
     else {

@@ -47,7 +47,7 @@ pub struct AppState {
     /// Runs scripts (manual runs from the API) and lists the registry.
     pub runner: scheduler::Runner,
     /// Access tokens for importers: refreshed on demand, app-only tokens cached.
-    pub tokens: auth::AccessTokens,
+    pub tokens: grants::AccessTokens,
     /// Builds an importer's mailbox and sink, as the scripts do.
     pub connector: runtime::Connector,
 }

@@ -159,7 +159,7 @@ async fn run_refresh_tokens(app: &TestApp) -> (Result<(), String>, Vec<String>) 
         log: log.clone(),
         cancel: tokio_util::sync::CancellationToken::new(),
     };
-    let result = auth::RefreshTokens::new()
+    let result = grants::RefreshTokens::new()
         .run(&ctx)
         .await
         .map_err(|e| e.to_string());
@@ -531,7 +531,7 @@ async fn the_wrong_account_is_named_plainly() {
         .await
         .expect("read")
         .expect("importer");
-    let tokens = auth::AccessTokens::new(microsoft::identity::HttpClient::new().expect("http"));
+    let tokens = grants::AccessTokens::new(microsoft::entra::HttpClient::new().expect("http"));
     let token = tokens
         .for_importer(&app.store, app.clock.as_ref(), &record)
         .await
@@ -786,13 +786,12 @@ async fn a_redirect_uri_mismatch_shows_the_exact_uri_to_register() {
     // …so the importer always shows the exact URI to register.
     let importer = json(app.get(&format!("/api/v2/importers/email/{id}")).await).await;
     assert_eq!(importer["redirect_uri"], expected);
-    let fix =
-        microsoft::identity::Diagnosis::RedirectUriMismatch.fix(&microsoft::identity::FixContext {
-            redirect_uri: &expected,
-            client_id: demo::CLIENT_ID,
-            tenant: demo::TENANT_ID,
-            permissions: &[],
-        });
+    let fix = microsoft::entra::Diagnosis::RedirectUriMismatch.fix(&microsoft::entra::FixContext {
+        redirect_uri: &expected,
+        client_id: demo::CLIENT_ID,
+        tenant: demo::TENANT_ID,
+        permissions: &[],
+    });
     assert!(fix.ends_with(&expected), "{fix}");
     emu.shutdown().await;
 }
@@ -912,8 +911,8 @@ async fn pkce_is_verified_by_microsoft() {
         .expect("read")
         .expect("importer");
     let graph = record.settings.graph().expect("graph");
-    let http = microsoft::identity::HttpClient::new().expect("http");
-    let identity = microsoft::identity::IdentityClient::new(
+    let http = microsoft::entra::HttpClient::new().expect("http");
+    let identity = microsoft::entra::IdentityClient::new(
         http,
         graph,
         Some(secrecy::SecretString::from(demo::CLIENT_SECRET)),
@@ -983,7 +982,7 @@ async fn client_credentials_are_cached_and_renewed_after_expiry() {
         .await
         .expect("read")
         .expect("importer");
-    let tokens = auth::AccessTokens::new(microsoft::identity::HttpClient::new().expect("http"));
+    let tokens = grants::AccessTokens::new(microsoft::entra::HttpClient::new().expect("http"));
     let token_requests = || emu.counters().endpoints.get("token").copied().unwrap_or(0);
 
     let first = tokens

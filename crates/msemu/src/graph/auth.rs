@@ -5,9 +5,9 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use super::error::GraphError;
-use crate::identity::GRAPH_APP_ID;
-use crate::identity::keys::SigningKey;
-use crate::state::Mailbox;
+use crate::entra::GRAPH_APP_ID;
+use crate::entra::keys::SigningKey;
+use crate::state::UserMailbox;
 
 /// Who is calling.
 #[derive(Debug, Clone)]
@@ -127,7 +127,11 @@ fn any_of(have: &[String], wanted: &[&str]) -> bool {
 /// Whether the principal may read (or, with `write`, change) mail in `mailbox`.
 /// Delegated access to another user's or a shared mailbox needs a `.Shared` scope AND
 /// Exchange full-access rights; app access needs the application role.
-pub fn check_mail_access(p: &Principal, mailbox: &Mailbox, write: bool) -> Result<(), GraphError> {
+pub fn check_mail_access(
+    p: &Principal,
+    mailbox: &UserMailbox,
+    write: bool,
+) -> Result<(), GraphError> {
     if p.tenant_id() != mailbox.tenant_id {
         return Err(GraphError::access_denied());
     }

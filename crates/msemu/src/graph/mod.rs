@@ -24,7 +24,7 @@ use crate::context::{Ctx, Shared};
 use crate::faults::FaultAction;
 use crate::ids;
 use crate::server::{DropConnection, Scheme, base_url};
-use crate::state::{Lookup, Mailbox, State as World};
+use crate::state::{Lookup, State as World, UserMailbox};
 
 const JSON_CONTENT_TYPE: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -69,7 +69,7 @@ struct Call<'a> {
     prefs: &'a Prefs,
     body: &'a [u8],
     now: Timestamp,
-    mailbox: Mailbox,
+    mailbox: UserMailbox,
 }
 
 async fn dispatch(
@@ -239,7 +239,7 @@ async fn handle(
     route(&mut world, &call, resource)
 }
 
-fn resolve_target(world: &World, p: &Principal, t: &Target) -> Result<Mailbox, GraphError> {
+fn resolve_target(world: &World, p: &Principal, t: &Target) -> Result<UserMailbox, GraphError> {
     match (t, p) {
         (Target::Me, Principal::App { .. }) => Err(GraphError::bad_request(
             "/me request is only valid with delegated authentication flow.",

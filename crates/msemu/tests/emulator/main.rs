@@ -3,7 +3,7 @@
 
 mod admin;
 mod common;
+mod entra;
 mod faults;
 mod graph;
-mod identity;
 mod python_clients;

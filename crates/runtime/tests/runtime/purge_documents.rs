@@ -7,7 +7,7 @@ use domain::clock::{Clock, ManualClock};
 use jiff::{SignedDuration, Timestamp};
 use runtime::{Connector, PurgeDocuments};
 use scheduler::params;
-use scheduler::{RunError, Runner, RunnerConfig, ScriptRegistry};
+use scheduler::{Runner, RunnerConfig, ScriptRegistry, StartError};
 use serde_json::{Map, Value, json};
 use store::executions::{ExecutionStatus, TriggerKind};
 use store::{Keyring, Store};
@@ -176,7 +176,7 @@ async fn purge_documents_deletes_only_old_documents_of_its_client() {
         )
         .await;
     assert!(
-        matches!(&refused, Err(RunError::InvalidParams(e)) if e.mentions("params.retention_days")),
+        matches!(&refused, Err(StartError::InvalidParams(e)) if e.mentions("params.retention_days")),
         "{refused:?}"
     );
     let Value::Object(zero) = json!({"retention_days": 0}) else {
@@ -187,7 +187,7 @@ async fn purge_documents_deletes_only_old_documents_of_its_client() {
         .run(&env.client_id, "purge-documents", zero, TriggerKind::Manual)
         .await;
     assert!(
-        matches!(&refused, Err(RunError::InvalidParams(e)) if e.mentions("params.retention_days")),
+        matches!(&refused, Err(StartError::InvalidParams(e)) if e.mentions("params.retention_days")),
         "{refused:?}"
     );
     assert_eq!(document_ids(&env).await.len(), 3);

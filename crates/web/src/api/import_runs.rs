@@ -6,7 +6,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
-use import::pipeline::{DryRun, Prediction, RunError};
+use import::pipeline::{DryRun, ImportError, Prediction};
 use runtime::ImporterMailbox;
 use runtime::mailbox::Patience;
 use serde::Serialize;
@@ -77,15 +77,15 @@ pub(crate) async fn importer_mailbox(
 }
 
 /// A run's failure as the API answers it.
-pub(crate) fn run_problem(e: RunError) -> Problem {
+pub(crate) fn run_problem(e: ImportError) -> Problem {
     match e {
-        RunError::Folders(_) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
-        RunError::Mailbox(m) if m.is_transient() => {
+        ImportError::Folders(_) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        ImportError::Mailbox(m) if m.is_transient() => {
             Problem::new(StatusCode::SERVICE_UNAVAILABLE, m.to_string())
         }
-        RunError::Mailbox(m) => Problem::new(StatusCode::CONFLICT, m.to_string()),
-        RunError::Busy(_) => Problem::new(StatusCode::CONFLICT, e.to_string()),
-        RunError::Store(s) => s.into(),
+        ImportError::Mailbox(m) => Problem::new(StatusCode::CONFLICT, m.to_string()),
+        ImportError::Busy(_) => Problem::new(StatusCode::CONFLICT, e.to_string()),
+        ImportError::Store(s) => s.into(),
     }
 }
 

@@ -431,7 +431,7 @@ async fn importer_token(
     })
 }
 
-fn no_token(state: &AppState, record: &ImporterRecord, error: auth::AuthError) -> NoToken {
+fn no_token(state: &AppState, record: &ImporterRecord, error: grants::TokenError) -> NoToken {
     NoToken {
         fix: error.fix(record, &state.config.redirect_uri()),
         detail: error.to_string(),

@@ -22,8 +22,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use domain::importer::{GraphSettings, Protocol};
 use jiff::{SignedDuration, Timestamp};
-use microsoft::identity::account::{check_mailbox_access, signed_in_account};
-use microsoft::identity::{
+use microsoft::entra::account::{check_mailbox_access, signed_in_account};
+use microsoft::entra::{
     Diagnosis, FixContext, HttpClient, IdentityClient, IdentityError, MicrosoftError, TokenSet,
     delegated_permissions,
 };

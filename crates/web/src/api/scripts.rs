@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use bytes::Bytes;
 use domain::validation::ValidationErrors;
-use scheduler::RunError;
+use scheduler::StartError;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use store::executions::TriggerKind;
@@ -66,12 +66,14 @@ pub async fn list(State(state): State<AppState>, _caller: Caller) -> axum::Json<
     axum::Json(scripts)
 }
 
-pub(crate) fn run_error(error: RunError) -> Problem {
+pub(crate) fn run_error(error: StartError) -> Problem {
     match error {
-        RunError::UnknownScript { .. } => Problem::new(StatusCode::NOT_FOUND, error.to_string()),
-        RunError::InvalidParams(errors) => Problem::invalid(errors),
-        RunError::ShuttingDown => Problem::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
-        RunError::Store(e) => e.into(),
+        StartError::UnknownScript { .. } => Problem::new(StatusCode::NOT_FOUND, error.to_string()),
+        StartError::InvalidParams(errors) => Problem::invalid(errors),
+        StartError::ShuttingDown => {
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
+        }
+        StartError::Store(e) => e.into(),
     }
 }
 

@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 
 use jiff::SignedDuration;
-use microsoft::identity::{HttpClient, IdentityClient};
+use microsoft::entra::{HttpClient, IdentityClient};
 use scheduler::{ParamKind, ParamSpec, Script, ScriptContext, ScriptError, ScriptFuture};
 
 use domain::importer::Protocol;

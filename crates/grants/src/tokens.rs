@@ -11,12 +11,12 @@ use std::sync::Arc;
 use domain::clock::Clock;
 use domain::importer::Protocol;
 use jiff::{SignedDuration, Timestamp};
-use microsoft::identity::{HttpClient, IdentityClient};
+use microsoft::entra::{HttpClient, IdentityClient};
 use secrecy::SecretString;
 use store::Store;
 use store::importers::ImporterRecord;
 
-use crate::AuthError;
+use crate::TokenError;
 use crate::refresh::{RefreshOutcome, RefreshPolicy, refresh_grant};
 
 /// A token is handed out only if it stays valid at least this long.
@@ -60,15 +60,15 @@ impl AccessTokens {
         store: &Store,
         clock: &dyn Clock,
         record: &ImporterRecord,
-    ) -> Result<SecretString, AuthError> {
+    ) -> Result<SecretString, TokenError> {
         let graph = record
             .settings
             .graph()
-            .ok_or_else(|| AuthError::NotGraph(record.id.clone()))?;
+            .ok_or_else(|| TokenError::NotGraph(record.id.clone()))?;
         let secret = store.importer_secret(&record.client_id, &record.id).await?;
         match record.settings.protocol {
             Protocol::GraphClientCredentials => {
-                let secret = secret.ok_or_else(|| AuthError::NoSecret(record.id.clone()))?;
+                let secret = secret.ok_or_else(|| TokenError::NoSecret(record.id.clone()))?;
                 let key = (record.id.clone(), record.updated_at);
                 // Held across the request: concurrent callers wait for the
                 // one token instead of each fetching their own.
@@ -81,7 +81,7 @@ impl AccessTokens {
                 }
                 let identity = IdentityClient::new(self.http.clone(), graph, Some(secret));
                 let tokens = identity.client_credentials(now).await.map_err(|source| {
-                    AuthError::Identity {
+                    TokenError::Identity {
                         importer: record.id.clone(),
                         source,
                     }
@@ -112,16 +112,16 @@ impl AccessTokens {
                 .await?;
                 match outcome {
                     RefreshOutcome::NotAuthorized => {
-                        return Err(AuthError::NotAuthorized(record.id.clone()));
+                        return Err(TokenError::NotAuthorized(record.id.clone()));
                     }
                     RefreshOutcome::ReauthRequired { reason } => {
-                        return Err(AuthError::ReauthRequired {
+                        return Err(TokenError::ReauthRequired {
                             importer: record.id.clone(),
                             reason,
                         });
                     }
                     RefreshOutcome::Failed { reason } => {
-                        return Err(AuthError::Unavailable {
+                        return Err(TokenError::Unavailable {
                             importer: record.id.clone(),
                             reason,
                         });
@@ -133,7 +133,7 @@ impl AccessTokens {
                 let grant = store
                     .grant(&record.id)
                     .await?
-                    .ok_or_else(|| AuthError::NotAuthorized(record.id.clone()))?;
+                    .ok_or_else(|| TokenError::NotAuthorized(record.id.clone()))?;
                 // A mailbox_denied grant still gets its token: the connection
                 // test needs one to say what is wrong with the mailbox.
                 let usable = grant.state.tokens_usable()
@@ -142,7 +142,7 @@ impl AccessTokens {
                         .is_some_and(|e| clock.now() < e);
                 match grant.access_token.filter(|_| usable) {
                     Some(token) => Ok(token),
-                    None => Err(AuthError::ReauthRequired {
+                    None => Err(TokenError::ReauthRequired {
                         importer: record.id.clone(),
                         reason: grant
                             .last_error
@@ -150,7 +150,7 @@ impl AccessTokens {
                     }),
                 }
             }
-            Protocol::Imap => Err(AuthError::NotGraph(record.id.clone())),
+            Protocol::Imap => Err(TokenError::NotGraph(record.id.clone())),
         }
     }
 }

@@ -19,11 +19,11 @@ pub use refresh::{RefreshOutcome, RefreshPolicy, refresh_grant};
 pub use script::RefreshTokens;
 pub use tokens::AccessTokens;
 
-use microsoft::identity::IdentityError;
+use microsoft::entra::IdentityError;
 use store::importers::ImporterRecord;
 
 #[derive(Debug, thiserror::Error)]
-pub enum AuthError {
+pub enum TokenError {
     #[error("importer {0} is not a Microsoft Graph importer")]
     NotGraph(String),
     #[error("importer {0} is not authorized yet: press Authenticate on the importer page")]
@@ -46,7 +46,7 @@ pub enum AuthError {
     Store(#[from] store::StoreError),
 }
 
-impl AuthError {
+impl TokenError {
     /// Waiting helps: Microsoft or the database is busy, and the next run
     /// (or a retry in a minute) gets a token.
     pub fn is_transient(&self) -> bool {
@@ -76,7 +76,7 @@ impl AuthError {
             }
             Self::Identity { source, .. } => {
                 let graph = record.settings.graph();
-                source.diagnosis().fix(&microsoft::identity::FixContext {
+                source.diagnosis().fix(&microsoft::entra::FixContext {
                     redirect_uri,
                     client_id: graph.map_or("", |g| g.client_id.as_str()),
                     tenant: graph.map_or("", |g| g.tenant_id.as_str()),

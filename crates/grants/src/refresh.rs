@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use domain::importer::ImporterSettings;
 use jiff::{SignedDuration, Timestamp};
-use microsoft::identity::{FixContext, IdentityClient, IdentityError, delegated_permissions};
+use microsoft::entra::{FixContext, IdentityClient, IdentityError, delegated_permissions};
 use store::Store;
 use store::grants::{Grant, RefreshedTokens};
 

@@ -424,6 +424,8 @@ pub struct ValidImporter {
     pub settings: ImporterSettings,
     /// Which secret the settings need, and whether the input replaces it.
     pub secret: Option<(SecretKind, SecretChange)>,
+    /// The sink's own credential (a webhook's token).
+    pub sink_secret: crate::sink::SinkSecretChange,
 }
 
 const MAX_NAME_CHARS: usize = 200;
@@ -530,7 +532,12 @@ impl ImporterInput {
                 }
             }
         });
-        errors.into_result(ValidImporter { settings, secret })
+        let sink_secret = self.sink.clone().unwrap_or_default().secret_change();
+        errors.into_result(ValidImporter {
+            settings,
+            secret,
+            sink_secret,
+        })
     }
 
     fn parse_folders(&self, errors: &mut ValidationErrors) -> Option<Folders> {

@@ -145,22 +145,27 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
     // Greedy with backtracking to the last star: linear in practice, no recursion.
     let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pattern.len() && pattern[p] != '*' && pattern[p] == text[t] {
-            p += 1;
-            t += 1;
-        } else if p < pattern.len() && pattern[p] == '*' {
-            star = Some((p, t));
-            p += 1;
-        } else if let Some((sp, st)) = star {
-            p = sp + 1;
-            t = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
+    while let Some(&tc) = text.get(t) {
+        match pattern.get(p) {
+            Some('*') => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(&pc) if pc == tc => {
+                p += 1;
+                t += 1;
+            }
+            _ => {
+                let Some((sp, st)) = star else {
+                    return false;
+                };
+                p = sp + 1;
+                t = st + 1;
+                star = Some((sp, st + 1));
+            }
         }
     }
-    pattern[p..].iter().all(|&c| c == '*')
+    pattern.iter().skip(p).all(|&c| c == '*')
 }
 
 #[cfg(test)]

@@ -30,12 +30,39 @@ pub struct SinkInput {
     pub url: Option<String>,
     pub timeout_secs: Option<u64>,
     pub attempts: Option<u32>,
+    /// Webhook only, write-only: sent as `Authorization: Bearer …`, sealed
+    /// at rest like every secret; omit it on update to keep the stored one.
+    pub token: Option<String>,
+}
+
+/// What the submitted `sink` says about the sink's own credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkSecretChange {
+    /// Keep what is stored (nothing, or the earlier token).
+    Keep,
+    Set(String),
+    /// The sink takes no credential: drop a stored one.
+    Clear,
 }
 
 const DEFAULT_TIMEOUT_SECS: u64 = 30;
 const DEFAULT_ATTEMPTS: u32 = 3;
 
 impl SinkInput {
+    /// The credential change this input asks for (see [`SinkSecretChange`]).
+    pub fn secret_change(&self) -> SinkSecretChange {
+        match (
+            self.kind.as_deref().unwrap_or("spool"),
+            self.token.as_deref(),
+        ) {
+            ("webhook", Some(t)) if !t.trim().is_empty() => {
+                SinkSecretChange::Set(t.trim().to_owned())
+            }
+            ("webhook", _) => SinkSecretChange::Keep,
+            _ => SinkSecretChange::Clear,
+        }
+    }
+
     pub fn parse(&self, errors: &mut ValidationErrors) -> Option<SinkSettings> {
         match self.kind.as_deref().unwrap_or("spool") {
             "spool" => {
@@ -43,6 +70,7 @@ impl SinkInput {
                     ("sink.url", self.url.is_some()),
                     ("sink.timeout_secs", self.timeout_secs.is_some()),
                     ("sink.attempts", self.attempts.is_some()),
+                    ("sink.token", self.token.is_some()),
                 ] {
                     if present {
                         errors.add(field, "applies only to `sink.kind: webhook`: remove it");

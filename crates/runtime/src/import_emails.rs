@@ -3,13 +3,17 @@
 //! importer, and fails when any importer could not be worked (folders
 //! ambiguous or missing, not authorized, another run busy), with the fix in
 //! the message. Mails left for retry are not a failure: the next run takes
-//! them. With `dry_run` it lists what each Inbox mail would become and why,
-//! touching nothing.
+//! them. Each importer's run, succeeded or failed, is recorded as an
+//! import run (`store::import_runs`) linked to the execution: the importer
+//! status reads it. With `dry_run` it lists what each Inbox mail would
+//! become and why, touching and recording nothing.
 
 use std::sync::Arc;
 
-use import::pipeline::{DryRun, ImportRun, Prediction};
+use import::pipeline::{DryRun, ImportRun, Prediction, Summary};
+use jiff::Timestamp;
 use scheduler::{ParamKind, ParamSpec, Script, ScriptContext, ScriptError, ScriptFuture};
+use store::import_runs::{ImportRunRecord, RunOutcome};
 use store::importers::ImporterRecord;
 
 use crate::mailbox::{ImporterMailbox, Patience};
@@ -63,35 +67,41 @@ impl ImportEmails {
                 break;
             }
             let label = format!("{} ({})", record.settings.name, record.id);
-            let mailbox = match self.connector.mailbox(record, Patience::Background).await {
-                Ok(m) => m,
-                Err(e @ ConnectError::ImapNotAvailable) => {
-                    ctx.log.line(format!("{label}: {e}"));
-                    skipped += 1;
-                    continue;
-                }
-                Err(e) => {
-                    ctx.log.line(format!("{label}: failed: {e}"));
-                    failed.push(format!("{label}: {e}"));
-                    continue;
-                }
-            };
-            worked += 1;
-            let outcome = if dry_run {
-                DryRun {
-                    store: &ctx.store,
-                    mailbox: &mailbox,
-                    importer: record,
-                }
-                .run()
-                .await
-                .map(|predictions| log_predictions(ctx, &label, &predictions))
-                .map_err(|e| e.to_string())
-            } else {
-                self.import_one(ctx, &client.name, record, &label, &mailbox)
-                    .await
-            };
-            if let Err(e) = outcome {
+            let started_at = ctx.clock.now();
+            // `Ok(None)`: a dry run's, which is not recorded.
+            let outcome: Result<Option<Summary>, String> =
+                match self.connector.mailbox(record, Patience::Background).await {
+                    Err(e @ ConnectError::ImapNotAvailable) => {
+                        ctx.log.line(format!("{label}: {e}"));
+                        skipped += 1;
+                        continue;
+                    }
+                    Err(e) => Err(e.to_string()),
+                    Ok(mailbox) if dry_run => {
+                        worked += 1;
+                        DryRun {
+                            store: &ctx.store,
+                            mailbox: &mailbox,
+                            importer: record,
+                        }
+                        .run()
+                        .await
+                        .map(|predictions| log_predictions(ctx, &label, &predictions))
+                        .map(|()| None)
+                        .map_err(|e| e.to_string())
+                    }
+                    Ok(mailbox) => {
+                        worked += 1;
+                        self.import_one(ctx, &client.name, record, &label, &mailbox)
+                            .await
+                            .map(Some)
+                    }
+                };
+            if let Err(e) = &outcome {
+                ctx.log.line(format!("{label}: failed: {e}"));
+                failed.push(format!("{label}: {e}"));
+            }
+            if !dry_run && let Err(e) = record_run(ctx, record, started_at, &outcome).await {
                 ctx.log.line(format!("{label}: failed: {e}"));
                 failed.push(format!("{label}: {e}"));
             }
@@ -116,10 +126,11 @@ impl ImportEmails {
         record: &ImporterRecord,
         label: &str,
         mailbox: &ImporterMailbox,
-    ) -> Result<(), String> {
+    ) -> Result<Summary, String> {
         let sink = self
             .connector
-            .sink(&record.settings.sink)
+            .sink(record)
+            .await
             .map_err(|e| e.to_string())?;
         let log = |line: String| ctx.log.line(format!("{label}: {line}"));
         let should_stop = || ctx.cancel.is_cancelled();
@@ -146,7 +157,66 @@ impl ImportEmails {
                 summary.left_for_retry.len() - RETRY_REASONS_SHOWN
             ));
         }
-        Ok(())
+        Ok(summary)
+    }
+}
+
+/// Records what the importer's run did (`outcome`: its summary, or why it
+/// could not be worked) as the importer's newest import run. A dry run's
+/// (`Ok(None)`) is not recorded. `Err` says why the record is missing.
+async fn record_run(
+    ctx: &ScriptContext,
+    record: &ImporterRecord,
+    started_at: Timestamp,
+    outcome: &Result<Option<Summary>, String>,
+) -> Result<(), String> {
+    let run = ImportRunRecord {
+        id: ImportRunRecord::new_id(),
+        execution_id: ctx.execution_id.clone(),
+        client_id: ctx.client_id.clone(),
+        importer_id: record.id.clone(),
+        started_at,
+        finished_at: ctx.clock.now(),
+        outcome: RunOutcome::Succeeded,
+        imported: 0,
+        completed: 0,
+        moves_confirmed: 0,
+        to_error_by_reason: Default::default(),
+        left_for_retry: 0,
+        bytes: 0,
+        stopped_early: false,
+        error: None,
+    };
+    let run = match outcome {
+        Ok(None) => return Ok(()),
+        Ok(Some(summary)) => ImportRunRecord {
+            imported: summary.imported,
+            completed: summary.completed_from_earlier_run,
+            moves_confirmed: summary.moves_confirmed,
+            to_error_by_reason: summary.to_error.clone(),
+            left_for_retry: u64::try_from(summary.left_for_retry.len()).unwrap_or(u64::MAX),
+            bytes: summary.bytes,
+            stopped_early: summary.stopped_early,
+            ..run
+        },
+        Err(e) => ImportRunRecord {
+            outcome: RunOutcome::Failed,
+            error: Some(e.clone()),
+            ..run
+        },
+    };
+    match ctx.store.record_import_run(&run).await {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            ctx.log.line(format!(
+                "{} ({}): the run is not recorded: the importer was deleted while it ran",
+                record.settings.name, record.id
+            ));
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "the run's summary could not be recorded, so the importer status does not show it: {e}"
+        )),
     }
 }
 

@@ -7,13 +7,18 @@ use std::time::Duration;
 
 use domain::sink::SinkSettings;
 use sinks::{DocumentSink, FilesystemSpool, SinkError, WebhookConfig, WebhookSink};
+use store::importers::ImporterRecord;
 
 use crate::{ConnectError, Connector};
 
 impl Connector {
-    /// The sink `settings` names; the spool lives under `data_dir/documents`.
-    pub fn sink(&self, settings: &SinkSettings) -> Result<Arc<dyn DocumentSink>, ConnectError> {
-        match settings {
+    /// The sink `record` names, with its own sealed credential; the spool
+    /// lives under `data_dir/documents`.
+    pub async fn sink(
+        &self,
+        record: &ImporterRecord,
+    ) -> Result<Arc<dyn DocumentSink>, ConnectError> {
+        match &record.settings.sink {
             SinkSettings::Spool => Ok(Arc::new(self.spool())),
             SinkSettings::Webhook {
                 url,
@@ -28,6 +33,10 @@ impl Connector {
                 let mut config = WebhookConfig::new(url);
                 config.timeout = Duration::from_secs(*timeout_secs);
                 config.attempts = *attempts;
+                config.token = self
+                    .store
+                    .sink_secret(&record.client_id, &record.id)
+                    .await?;
                 let sink = WebhookSink::new(config).map_err(ConnectError::Sink)?;
                 Ok(Arc::new(sink))
             }

@@ -13,11 +13,12 @@
 use std::time::Duration;
 
 use reqwest::multipart::{Form, Part};
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::document::{Document, MESSAGE_FILE, METADATA_FILE};
 use crate::{DocumentSink, SinkError, SinkFuture, Stored};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct WebhookConfig {
     pub url: url::Url,
     /// For one whole request, upload included.
@@ -26,6 +27,8 @@ pub struct WebhookConfig {
     pub attempts: u32,
     /// The wait before the second try; doubled for each further one.
     pub backoff: Duration,
+    /// Sent as `Authorization: Bearer …` (a sensitive header, never logged).
+    pub token: Option<SecretString>,
 }
 
 impl WebhookConfig {
@@ -35,6 +38,7 @@ impl WebhookConfig {
             timeout: Duration::from_secs(60),
             attempts: 3,
             backoff: Duration::from_millis(500),
+            token: None,
         }
     }
 }
@@ -145,18 +149,18 @@ impl WebhookSink {
             };
             form = form.part(meta.file.clone(), p);
         }
-        let response = self
+        let mut request = self
             .http
             .post(self.config.url.clone())
-            .header("Idempotency-Key", &doc.metadata.document_id)
-            .multipart(form)
-            .send()
-            .await
-            .map_err(|e| Failure {
-                message: format!("request failed: {e}"),
-                retry_after: None,
-                refused: false,
-            })?;
+            .header("Idempotency-Key", &doc.metadata.document_id);
+        if let Some(token) = &self.config.token {
+            request = request.bearer_auth(token.expose_secret());
+        }
+        let response = request.multipart(form).send().await.map_err(|e| Failure {
+            message: format!("request failed: {e}"),
+            retry_after: None,
+            refused: false,
+        })?;
         let status = response.status();
         if status.is_success() {
             return Ok(());

@@ -1,6 +1,7 @@
 //! Importer configurations, scoped to their client, with the secret sealed.
 
 use domain::importer::{ImporterSettings, SecretChange, SecretKind, ValidImporter};
+use domain::sink::SinkSecretChange;
 use jiff::Timestamp;
 use secrecy::SecretString;
 
@@ -14,6 +15,8 @@ pub struct ImporterRecord {
     pub settings: ImporterSettings,
     /// Which secret is sealed for this importer, if any (its value never leaves the store unasked).
     pub stored_secret: Option<SecretKind>,
+    /// The sink's own credential is sealed (a webhook's token).
+    pub sink_secret_set: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -26,7 +29,7 @@ pub struct SavedImporter {
     pub grant_dropped: bool,
 }
 
-type ImporterRow = (String, String, String, Option<String>, i64, i64);
+type ImporterRow = (String, String, String, Option<String>, i64, i64, i64);
 
 fn secret_field(importer_id: &str) -> SealedField<'_> {
     SealedField {
@@ -36,8 +39,16 @@ fn secret_field(importer_id: &str) -> SealedField<'_> {
     }
 }
 
+fn sink_secret_field(importer_id: &str) -> SealedField<'_> {
+    SealedField {
+        table: "importers",
+        column: "sink_secret_sealed",
+        row_id: importer_id,
+    }
+}
+
 fn record_from_row(
-    (id, client_id, settings, secret_kind, created_at, updated_at): ImporterRow,
+    (id, client_id, settings, secret_kind, sink_secret_set, created_at, updated_at): ImporterRow,
 ) -> Result<ImporterRecord> {
     let corrupt = |what: &str, e: serde_json::Error| {
         StoreError::Corrupt(format!("importer {id} {what}: {e}"))
@@ -48,6 +59,7 @@ fn record_from_row(
             .map(|k| serde_json::from_value(serde_json::Value::String(k)))
             .transpose()
             .map_err(|e| corrupt("secret kind", e))?,
+        sink_secret_set: sink_secret_set != 0,
         created_at: from_millis(created_at)?,
         updated_at: from_millis(updated_at)?,
         id,
@@ -59,8 +71,7 @@ fn secret_kind_name(kind: SecretKind) -> &'static str {
     kind.field()
 }
 
-const SELECT: &str =
-    "SELECT id, client_id, settings, secret_kind, created_at, updated_at FROM importers";
+const SELECT: &str = "SELECT id, client_id, settings, secret_kind, CASE WHEN sink_secret_sealed IS NULL THEN 0 ELSE 1 END, created_at, updated_at FROM importers";
 
 impl Store {
     pub async fn create_importer(
@@ -81,11 +92,19 @@ impl Store {
             // A new importer has nothing to keep: validation without a stored secret demands one.
             Some((_, SecretChange::Keep)) | None => (None, None),
         };
+        let sink_sealed = match &valid.sink_secret {
+            SinkSecretChange::Set(token) => Some(
+                self.keyring()
+                    .seal(sink_secret_field(&id), &SecretString::from(token.clone())),
+            ),
+            SinkSecretChange::Keep | SinkSecretChange::Clear => None,
+        };
+        let sink_secret_set = sink_sealed.is_some();
         let settings = serde_json::to_string(&valid.settings)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
-            "INSERT INTO importers (id, client_id, name, protocol, settings, secret_kind, secret_sealed, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+            "INSERT INTO importers (id, client_id, name, protocol, settings, secret_kind, secret_sealed, sink_secret_sealed, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
         )
         .bind(&id)
         .bind(client_id)
@@ -94,6 +113,7 @@ impl Store {
         .bind(settings)
         .bind(kind.map(secret_kind_name))
         .bind(sealed)
+        .bind(sink_sealed)
         .bind(to_millis(now))
         .execute(self.pool())
         .await?;
@@ -102,6 +122,7 @@ impl Store {
             client_id: client_id.to_owned(),
             settings: valid.settings.clone(),
             stored_secret: kind,
+            sink_secret_set,
             created_at: now,
             updated_at: now,
         })
@@ -189,6 +210,25 @@ impl Store {
                 None
             }
         };
+        let sink_secret_set = match &valid.sink_secret {
+            SinkSecretChange::Keep => old.sink_secret_set,
+            change => {
+                let sealed = match change {
+                    SinkSecretChange::Set(token) => Some(
+                        self.keyring()
+                            .seal(sink_secret_field(id), &SecretString::from(token.clone())),
+                    ),
+                    _ => None,
+                };
+                let set = sealed.is_some();
+                sqlx::query("UPDATE importers SET sink_secret_sealed = $1 WHERE id = $2")
+                    .bind(sealed)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                set
+            }
+        };
         sqlx::query("UPDATE importers SET name = $1, protocol = $2, settings = $3, updated_at = $4 WHERE id = $5")
             .bind(&valid.settings.name)
             .bind(valid.settings.protocol.as_str())
@@ -216,6 +256,7 @@ impl Store {
                 client_id: client_id.to_owned(),
                 settings: valid.settings.clone(),
                 stored_secret,
+                sink_secret_set,
                 created_at: old.created_at,
                 updated_at: now,
             },
@@ -228,7 +269,7 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         // Explicit deletes: PostgreSQL and SQLite agree on them even where
         // a connection runs without foreign-key enforcement.
-        for table in ["oauth_grants", "oauth_states"] {
+        for table in ["oauth_grants", "oauth_states", "import_runs"] {
             sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE importer_id = $1 AND importer_id IN (SELECT id FROM importers WHERE client_id = $2)")))
                 .bind(id)
                 .bind(client_id)
@@ -254,6 +295,23 @@ impl Store {
                 .await?;
         match row {
             Some((Some(sealed),)) => Ok(Some(self.keyring().open(secret_field(id), &sealed)?)),
+            _ => Ok(None),
+        }
+    }
+}
+
+impl Store {
+    /// Opens the sink's own sealed credential (a webhook's token).
+    pub async fn sink_secret(&self, client_id: &str, id: &str) -> Result<Option<SecretString>> {
+        let row: Option<(Option<Vec<u8>>,)> = sqlx::query_as(
+            "SELECT sink_secret_sealed FROM importers WHERE client_id = $1 AND id = $2",
+        )
+        .bind(client_id)
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        match row {
+            Some((Some(sealed),)) => Ok(Some(self.keyring().open(sink_secret_field(id), &sealed)?)),
             _ => Ok(None),
         }
     }

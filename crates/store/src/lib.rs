@@ -16,6 +16,7 @@ pub mod credentials;
 pub mod documents;
 pub mod executions;
 pub mod grants;
+pub mod import_runs;
 pub mod importers;
 pub mod jobs;
 pub mod leases;
@@ -179,8 +180,9 @@ impl Store {
 }
 
 /// Every column that holds a sealed value: `(table, id column, column)`.
-const SEALED_COLUMNS: [(&str, &str, &str); 6] = [
+const SEALED_COLUMNS: [(&str, &str, &str); 7] = [
     ("importers", "id", "secret_sealed"),
+    ("importers", "id", "sink_secret_sealed"),
     ("oauth_grants", "importer_id", "access_token_sealed"),
     ("oauth_grants", "importer_id", "refresh_token_sealed"),
     ("oauth_states", "state_sha256", "pkce_verifier_sealed"),

@@ -94,6 +94,7 @@ on_both_backends!(
     ledger_follows_a_mail_to_its_folder,
     unfinished_ledger_rows_are_listed_and_confirmed_only_once,
     documents_are_recorded_once_and_scoped_to_their_client,
+    import_runs_are_recorded_per_importer_and_read_newest_first,
 );
 
 fn t(s: &str) -> Timestamp {
@@ -1784,5 +1785,150 @@ async fn named_leases_have_one_holder_at_a_time(db: TestDb) {
         s.try_acquire_lease("prune", "c", until, later)
             .await
             .expect("c")
+    );
+}
+
+async fn import_runs_are_recorded_per_importer_and_read_newest_first(db: TestDb) {
+    use store::import_runs::{ImportRunRecord, RunOutcome};
+    let s = &db.store;
+    let now = t("2026-03-01T10:00:00Z");
+    let client = s.ensure_default_client(now).await.expect("default");
+    let other = s.create_client("other", &[], now).await.expect("other");
+    let mut importers = Vec::new();
+    for name in ["Invoices", "Receipts"] {
+        let rec = s
+            .create_importer(
+                &client.id,
+                &valid(&graph_importer(name, Some("sec")), None),
+                now,
+            )
+            .await
+            .expect("create");
+        importers.push(rec.id);
+    }
+    let (invoices, receipts) = (&importers[0], &importers[1]);
+    let at = |minute: i64| now + jiff::SignedDuration::from_mins(minute);
+    let run = |execution: &str, importer: &str, minute: i64| ImportRunRecord {
+        id: ImportRunRecord::new_id(),
+        execution_id: execution.to_owned(),
+        client_id: client.id.clone(),
+        importer_id: importer.to_owned(),
+        started_at: at(minute),
+        finished_at: at(minute) + jiff::SignedDuration::from_secs(7),
+        outcome: RunOutcome::Succeeded,
+        imported: 5,
+        completed: 1,
+        moves_confirmed: 2,
+        to_error_by_reason: [
+            ("no_importable_attachment".to_owned(), 2),
+            ("rule:sender_allow".to_owned(), 1),
+        ]
+        .into(),
+        left_for_retry: 1,
+        bytes: 123_456,
+        stopped_early: false,
+        error: None,
+    };
+    assert_eq!(
+        s.latest_import_run(&client.id, invoices)
+            .await
+            .expect("latest"),
+        None,
+        "no run yet"
+    );
+
+    let first = run("exec-1", invoices, 0);
+    assert_eq!(first.to_error(), 3);
+    assert!(s.record_import_run(&first).await.expect("record"));
+    assert!(
+        s.record_import_run(&run("exec-1", receipts, 0))
+            .await
+            .expect("record")
+    );
+    let failed = ImportRunRecord {
+        outcome: RunOutcome::Failed,
+        imported: 0,
+        completed: 0,
+        moves_confirmed: 0,
+        to_error_by_reason: Default::default(),
+        left_for_retry: 0,
+        bytes: 0,
+        stopped_early: true,
+        error: Some("the folder `Exported` is ambiguous; no mail was touched".to_owned()),
+        ..run("exec-2", invoices, 5)
+    };
+    assert_eq!(failed.to_error(), 0);
+    assert!(s.record_import_run(&failed).await.expect("record"));
+
+    assert_eq!(
+        s.latest_import_run(&client.id, invoices)
+            .await
+            .expect("latest"),
+        Some(failed.clone()),
+        "read back as written, the newest"
+    );
+    assert_eq!(
+        s.import_runs(&client.id, invoices, 10, 0)
+            .await
+            .expect("runs"),
+        [failed.clone(), first.clone()]
+    );
+    assert_eq!(
+        s.import_runs(&client.id, invoices, 1, 1)
+            .await
+            .expect("page"),
+        [first.clone()]
+    );
+    assert_eq!(
+        s.import_runs(&client.id, receipts, 10, 0)
+            .await
+            .expect("runs")
+            .len(),
+        1,
+        "each importer has its own"
+    );
+
+    // One row per importer and execution.
+    assert!(matches!(
+        s.record_import_run(&run("exec-1", invoices, 9)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Another client neither sees nor writes the importer's runs.
+    assert_eq!(
+        s.latest_import_run(&other.id, invoices)
+            .await
+            .expect("latest"),
+        None
+    );
+    let foreign = ImportRunRecord {
+        client_id: other.id.clone(),
+        ..run("exec-3", invoices, 10)
+    };
+    assert!(!s.record_import_run(&foreign).await.expect("foreign"));
+
+    // A deleted importer's runs go with it; a run ending after the delete records nothing.
+    assert!(
+        s.delete_importer(&client.id, invoices)
+            .await
+            .expect("delete")
+    );
+    assert_eq!(
+        s.import_runs(&client.id, invoices, 10, 0)
+            .await
+            .expect("runs"),
+        []
+    );
+    assert!(
+        !s.record_import_run(&run("exec-4", invoices, 20))
+            .await
+            .expect("late")
+    );
+    assert_eq!(
+        s.import_runs(&client.id, receipts, 10, 0)
+            .await
+            .expect("runs")
+            .len(),
+        1,
+        "the other importer's runs stay"
     );
 }

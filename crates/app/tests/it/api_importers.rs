@@ -55,6 +55,68 @@ async fn importer_crud_round_trip_with_write_only_secret() {
 }
 
 #[tokio::test]
+async fn a_webhook_token_is_write_only_sealed_kept_and_dropped_with_the_webhook() {
+    let app = TestApp::spawn().await;
+    let mut body = graph_importer_body("Hooked");
+    body["sink"] = serde_json::json!({
+        "kind": "webhook", "url": "https://dms.example.com/inbox", "token": "Hook-Token~0001"
+    });
+    let created = app.post_json(BASE, &body).await;
+    assert_eq!(created.status(), 201);
+    let view = json(created).await;
+    let id = view["id"].as_str().expect("id").to_owned();
+    assert_eq!(view["sink"]["kind"], "webhook");
+    assert_eq!(view["sink"]["token_set"], true);
+    assert!(!view.to_string().contains("Hook-Token~0001"), "{view}");
+    let db = std::fs::read(app.dir.path().join("mailferry.db")).expect("db");
+    assert!(
+        !db.windows(15).any(|w| w == b"Hook-Token~0001"),
+        "sealed at rest"
+    );
+    let stored = |app: &TestApp, id: String| {
+        let store = app.store.clone();
+        let client = app.client_id.clone();
+        async move {
+            store
+                .sink_secret(&client, &id)
+                .await
+                .expect("q")
+                .map(|s| secrecy::ExposeSecret::expose_secret(&s).to_owned())
+        }
+    };
+    assert_eq!(
+        stored(&app, id.clone()).await.as_deref(),
+        Some("Hook-Token~0001")
+    );
+
+    // A PUT without the token keeps it …
+    body.as_object_mut()
+        .expect("object")
+        .remove("client_secret");
+    body["sink"].as_object_mut().expect("sink").remove("token");
+    let kept = json(app.put_json(&format!("{BASE}/{id}"), &body).await).await;
+    assert_eq!(kept["sink"]["token_set"], true, "{kept}");
+    assert_eq!(
+        stored(&app, id.clone()).await.as_deref(),
+        Some("Hook-Token~0001")
+    );
+    // … a token on the spool is refused and changes nothing …
+    body["sink"] = serde_json::json!({"kind": "spool", "token": "x"});
+    let refused = app.put_json(&format!("{BASE}/{id}"), &body).await;
+    assert_eq!(refused.status(), 422);
+    assert!(json(refused).await.to_string().contains("sink.token"));
+    assert_eq!(
+        stored(&app, id.clone()).await.as_deref(),
+        Some("Hook-Token~0001")
+    );
+    // … and leaving the webhook drops it.
+    body["sink"] = serde_json::json!({"kind": "spool"});
+    let spool = json(app.put_json(&format!("{BASE}/{id}"), &body).await).await;
+    assert!(spool["sink"].get("token_set").is_none(), "{spool}");
+    assert_eq!(stored(&app, id).await, None);
+}
+
+#[tokio::test]
 async fn bad_bodies_get_problem_json_naming_every_field() {
     let app = TestApp::spawn().await;
     let mut body = graph_importer_body("x");

@@ -296,17 +296,22 @@ fn closest<'a>(candidates: impl Iterator<Item = &'a FolderNode>, name: &str) -> 
 
 /// Levenshtein distance over characters (not bytes: names are often not ASCII).
 fn edit_distance(a: &[char], b: &[char]) -> usize {
+    // `prev` is the row above: prev[j] is the distance between the first i
+    // characters of `a` and the first j of `b`.
     let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut row = vec![0; b.len() + 1];
+    let mut row: Vec<usize> = Vec::with_capacity(b.len() + 1);
     for (i, ca) in a.iter().enumerate() {
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = prev[j] + usize::from(ca != cb);
-            row[j + 1] = substitution.min(prev[j + 1] + 1).min(row[j] + 1);
+        row.clear();
+        let mut left = i + 1;
+        row.push(left);
+        for ((cb, &diagonal), &above) in b.iter().zip(&prev).zip(prev.iter().skip(1)) {
+            let substitution = diagonal + usize::from(ca != cb);
+            left = substitution.min(above + 1).min(left + 1);
+            row.push(left);
         }
         std::mem::swap(&mut prev, &mut row);
     }
-    prev[b.len()]
+    prev.last().copied().unwrap_or(b.len())
 }
 
 /// An importer's three folders, resolved.

@@ -55,18 +55,13 @@ pub(crate) fn join_words(words: &[String], conjunction: &str) -> String {
 /// Values as a list, with runs of three or more written "a through b".
 fn value_list(values: &[u8], name: impl Fn(u8) -> String) -> String {
     let mut groups: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < values.len() {
-        let mut j = i;
-        while j + 1 < values.len() && values[j + 1] == values[j] + 1 {
-            j += 1;
+    for run in values.chunk_by(|a, b| a.checked_add(1) == Some(*b)) {
+        match run {
+            [first, _, .., last] => {
+                groups.push(format!("{} through {}", name(*first), name(*last)));
+            }
+            _ => groups.extend(run.iter().map(|v| name(*v))),
         }
-        if j - i >= 2 {
-            groups.push(format!("{} through {}", name(values[i]), name(values[j])));
-        } else {
-            groups.extend(values[i..=j].iter().map(|v| name(*v)));
-        }
-        i = j + 1;
     }
     join_words(&groups, "and")
 }

@@ -15,6 +15,7 @@ type ReceivedPart = (String, Option<String>, Option<String>, Vec<u8>);
 #[derive(Debug, Clone)]
 struct Received {
     idempotency_key: Option<String>,
+    authorization: Option<String>,
     parts: Vec<ReceivedPart>,
 }
 
@@ -42,6 +43,10 @@ async fn receive(
     r.received.lock().expect("lock").push(Received {
         idempotency_key: headers
             .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        authorization: headers
+            .get("authorization")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
         parts,
@@ -90,8 +95,36 @@ fn sink(url: url::Url, attempts: u32, timeout: Duration) -> WebhookSink {
         timeout,
         attempts,
         backoff: Duration::from_millis(10),
+        token: None,
     })
     .expect("sink")
+}
+
+#[tokio::test]
+async fn the_sinks_token_goes_as_a_bearer_authorization_and_only_when_set() {
+    let (url, receiver) = start(&[201], Duration::ZERO).await;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut config = WebhookConfig::new(url.clone());
+    config.token = Some("hook-t0ken".to_owned().into());
+    let with_token = WebhookSink::new(config).expect("sink");
+    assert!(
+        !format!("{with_token:?}").contains("hook-t0ken"),
+        "the token never shows in Debug output (logs)"
+    );
+    with_token
+        .store(&crate::common::document("d0c-auth"))
+        .await
+        .expect("stored");
+    sink(url, 1, Duration::from_secs(5))
+        .store(&crate::common::document("d0c-no-auth"))
+        .await
+        .expect("stored");
+    let received = receiver.received.lock().expect("lock").clone();
+    assert_eq!(
+        received[0].authorization.as_deref(),
+        Some("Bearer hook-t0ken")
+    );
+    assert_eq!(received[1].authorization, None);
 }
 
 #[tokio::test]

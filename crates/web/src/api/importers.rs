@@ -36,6 +36,16 @@ pub struct FoldersView {
     pub error: String,
 }
 
+/// Where documents go; the sink's own credential is write-only.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SinkView {
+    #[serde(flatten)]
+    pub settings: domain::sink::SinkSettings,
+    /// Webhook only: a token is stored (it is never shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_set: Option<bool>,
+}
+
 /// An importer as the API shows it. Fields of other protocols are absent.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ImporterView {
@@ -75,7 +85,7 @@ pub struct ImporterView {
     pub folders: FoldersView,
     pub attachments: AttachmentRules,
     pub rules: domain::rules::ImportRules,
-    pub sink: domain::sink::SinkSettings,
+    pub sink: SinkView,
     /// True when a delegated importer has no usable grant (none, one
     /// Microsoft refused, one whose account cannot open the mailbox, or one
     /// without `Mail.ReadWrite.Shared` for a shared mailbox): press
@@ -197,7 +207,11 @@ fn view_of(
         },
         attachments: s.attachments.clone(),
         rules: s.rules.clone(),
-        sink: s.sink.clone(),
+        sink: SinkView {
+            settings: s.sink.clone(),
+            token_set: matches!(s.sink, domain::sink::SinkSettings::Webhook { .. })
+                .then_some(record.sink_secret_set),
+        },
         authentication_required,
         warnings: Vec::new(),
         authentication_notice: notice,

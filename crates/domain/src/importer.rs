@@ -187,6 +187,10 @@ pub struct ImapSettings {
     pub security: ImapSecurity,
     pub username: String,
     pub auth: ImapAuth,
+    /// Trust exactly this CA or self-signed certificate (PEM) instead of
+    /// the platform's roots.
+    #[serde(default)]
+    pub tls_ca_pem: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,6 +252,19 @@ impl ImporterSettings {
         match &self.connection {
             Connection::Graph(g) => Some(g),
             Connection::Imap(_) => None,
+        }
+    }
+
+    /// What the admin should know about these settings: a client secret
+    /// about to expire, a password sent in clear.
+    pub fn warnings(&self, now: Timestamp) -> Vec<String> {
+        match &self.connection {
+            Connection::Graph(g) => g.secret_expiry_warning(now).into_iter().collect(),
+            Connection::Imap(i) if i.security == ImapSecurity::None => vec![format!(
+                "security is `none`: the password to {} crosses the network in clear; use `tls` (port 993) or `starttls` if the server offers it",
+                i.host
+            )],
+            Connection::Imap(_) => Vec::new(),
         }
     }
 
@@ -383,6 +400,9 @@ pub struct ImporterInput {
     pub password: Option<String>,
     #[schema(value_type = Option<ImapAuth>)]
     pub auth: Option<String>,
+    /// IMAP only: trust exactly this CA or self-signed certificate (PEM)
+    /// instead of the platform's roots; never "accept any certificate".
+    pub tls_ca_pem: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -800,12 +820,29 @@ impl ImporterInput {
                 None
             }
         };
+        let tls_ca_pem = match self.tls_ca_pem.as_deref().map(str::trim) {
+            None | Some("") => Some(None),
+            Some(pem)
+                if pem.contains("-----BEGIN CERTIFICATE-----")
+                    && pem.contains("-----END CERTIFICATE-----") =>
+            {
+                Some(Some(pem.to_owned()))
+            }
+            Some(_) => {
+                errors.add(
+                    "tls_ca_pem",
+                    "is not a PEM certificate: paste the CA (or the server's self-signed certificate) from -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----",
+                );
+                None
+            }
+        };
         Some(ImapSettings {
             host: host?,
             port: port?,
             security: security?,
             username: username?,
             auth: auth?,
+            tls_ca_pem: tls_ca_pem?,
         })
     }
 
@@ -831,6 +868,7 @@ impl ImporterInput {
             ("username", self.username.is_some()),
             ("password", self.password.is_some()),
             ("auth", self.auth.is_some()),
+            ("tls_ca_pem", self.tls_ca_pem.is_some()),
         ];
         let foreign: &[(&str, bool)] = if protocol.is_graph() {
             &imap_fields

@@ -53,6 +53,16 @@ pub struct MessagePage {
 }
 
 /// Where a message is now, asked by its id.
+/// What helps find a mail whose id changed with a move (IMAP gives a moved
+/// mail a new UID): its `Message-ID` and the folders it may be in now.
+/// Mailboxes whose ids survive a move (Graph's immutable ids) ignore it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocateHint<'a> {
+    pub internet_message_id: Option<&'a str>,
+    /// Folder ids to look in.
+    pub folders: &'a [&'a str],
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageLocation {
@@ -153,6 +163,7 @@ pub trait Mailbox: Send + Sync {
     fn locate_message(
         &self,
         message_id: &str,
+        hint: &LocateHint<'_>,
     ) -> impl Future<Output = Result<MessageLocation, MailboxError>> + Send;
 }
 

@@ -9,6 +9,14 @@
 //! Three documented differences are handled explicitly, each only where it
 //! applies (see the test); everything else must match exactly.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests: a failed expectation is the test failing"
+)]
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 

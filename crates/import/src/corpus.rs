@@ -5,29 +5,72 @@
 //! Most mails are built with mail-builder; the shapes builders refuse to
 //! make (RFC 2231 continuations, encoded-word names, broken base64, a
 //! missing closing boundary, raw Latin-1 headers, not MIME at all) are
-//! hand-written files under `tests/corpus/`.
+//! hand-written fixtures under `tests/corpus/`: `NAME.eml` with its
+//! expected outcome in `NAME.json` (see [`fixtures`] and the README there).
+
+use std::path::{Path, PathBuf};
 
 use domain::importer::AttachmentRules;
 use domain::rules::ImportRules;
 use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address;
 use mail_builder::mime::{BodyPart, MimePart};
+use serde::Deserialize;
 
 /// What a corpus mail must become.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expected {
-    /// A document whose attachments are exactly these, in order:
-    /// (file name inside `attachments/`, the source bytes).
-    Import(Vec<(String, Vec<u8>)>),
+    /// A document whose attachments are exactly these, in order.
+    Import(Vec<ExpectedFile>),
     /// The Error folder with this reason code.
-    Error(&'static str),
+    Error(String),
+}
+
+/// An attachment a document must hold: its file name inside
+/// `attachments/`, and the SHA-256 (lowercase hex) and size of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedFile {
+    pub name: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+impl ExpectedFile {
+    /// The file `name` holding `bytes`.
+    pub fn of(name: &str, bytes: &[u8]) -> Self {
+        Self {
+            name: name.to_owned(),
+            sha256: sinks::sha256_hex(bytes),
+            size: bytes.len() as u64,
+        }
+    }
+
+    /// Whether `bytes` are this file's bytes.
+    pub fn matches(&self, bytes: &[u8]) -> bool {
+        bytes.len() as u64 == self.size && sinks::sha256_hex(bytes) == self.sha256
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct CorpusMail {
-    pub name: &'static str,
+    pub name: String,
     pub raw: Vec<u8>,
     pub expected: Expected,
+    /// The `.json` holding the expected outcome of a hand-written fixture
+    /// (`None`: built in code).
+    pub fixture: Option<PathBuf>,
+}
+
+impl CorpusMail {
+    /// The mail's name, and its fixture's `.json` when it has one: what a
+    /// failing assertion should name.
+    pub fn label(&self) -> String {
+        match &self.fixture {
+            Some(json) => format!("{} ({})", self.name, json.display()),
+            None => self.name.clone(),
+        }
+    }
 }
 
 /// The corpus's attachment settings: all types, no inline parts, parts
@@ -83,13 +126,6 @@ pub fn file_bytes(kind: &str, len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-/// The bytes of the hand-written files' PDF attachment.
-fn hand_pdf() -> Vec<u8> {
-    let mut v = b"%PDF-1.4\n% hand-written corpus file\n".to_vec();
-    v.extend(0u8..=255);
-    v
-}
-
 fn base(name: &str, from: &str, subject: &str) -> MessageBuilder<'static> {
     MessageBuilder::new()
         .from(Address::new_address(None::<&str>, from.to_owned()))
@@ -107,12 +143,11 @@ fn write(b: MessageBuilder<'_>) -> Vec<u8> {
 }
 
 fn import(files: &[(&str, &[u8])]) -> Expected {
-    Expected::Import(
-        files
-            .iter()
-            .map(|(n, b)| ((*n).to_owned(), b.to_vec()))
-            .collect(),
-    )
+    Expected::Import(files.iter().map(|(n, b)| ExpectedFile::of(n, b)).collect())
+}
+
+fn error(code: &str) -> Expected {
+    Expected::Error(code.to_owned())
 }
 
 fn attachment(ct: &str, name: &str, bytes: &[u8]) -> MimePart<'static> {
@@ -140,11 +175,12 @@ fn inner_mail() -> Vec<u8> {
 /// Every corpus mail but the 20 MB one (see [`large_mail`]).
 pub fn corpus() -> Vec<CorpusMail> {
     let mut out = Vec::new();
-    let mut add = |name: &'static str, raw: Vec<u8>, expected: Expected| {
+    let mut add = |name: &str, raw: Vec<u8>, expected: Expected| {
         out.push(CorpusMail {
-            name,
+            name: name.to_owned(),
             raw,
             expected,
+            fixture: None,
         })
     };
     let pdf = file_bytes("pdf", 4_096, 1);
@@ -185,7 +221,7 @@ pub fn corpus() -> Vec<CorpusMail> {
     add(
         "no_attachment",
         write(base("no_attachment", "anna@contoso.com", "Just text").text_body("Hello")),
-        Expected::Error(crate::mime::NO_IMPORTABLE_ATTACHMENT),
+        error(crate::mime::NO_IMPORTABLE_ATTACHMENT),
     );
     add(
         "html_with_only_inline_images",
@@ -199,7 +235,7 @@ pub fn corpus() -> Vec<CorpusMail> {
             .inline("image/png", "logo", png.clone())
             .inline("image/jpeg", "banner", jpg.clone()),
         ),
-        Expected::Error(crate::mime::NO_IMPORTABLE_ATTACHMENT),
+        error(crate::mime::NO_IMPORTABLE_ATTACHMENT),
     );
     add(
         "inline_logo_and_pdf",
@@ -222,7 +258,7 @@ pub fn corpus() -> Vec<CorpusMail> {
                 .text_body("logo")
                 .attachment("image/png", "logo.png", logo.clone()),
         ),
-        Expected::Error(crate::mime::NO_IMPORTABLE_ATTACHMENT),
+        error(crate::mime::NO_IMPORTABLE_ATTACHMENT),
     );
     add(
         "tiny_logo_and_pdf",
@@ -333,19 +369,21 @@ pub fn corpus() -> Vec<CorpusMail> {
     let long_name = format!("{}.pdf", "Sehr langer Dateiname ".repeat(20));
     let long_sanitized = sinks::filename::sanitize(&long_name);
     out.push(CorpusMail {
-        name: "very_long_name",
+        name: "very_long_name".to_owned(),
         raw: write(
             base("very_long_name", "anna@contoso.com", "Long name")
                 .text_body("x")
                 .attachment("application/pdf", long_name.clone(), pdf.clone()),
         ),
-        expected: Expected::Import(vec![(long_sanitized, pdf.clone())]),
+        expected: import(&[(&long_sanitized, &pdf)]),
+        fixture: None,
     });
-    let mut add = |name: &'static str, raw: Vec<u8>, expected: Expected| {
+    let mut add = |name: &str, raw: Vec<u8>, expected: Expected| {
         out.push(CorpusMail {
-            name,
+            name: name.to_owned(),
             raw,
             expected,
+            fixture: None,
         })
     };
     add(
@@ -395,7 +433,7 @@ pub fn corpus() -> Vec<CorpusMail> {
                 .text_body("pay now")
                 .attachment("application/pdf", "invoice.pdf", pdf.clone()),
         ),
-        Expected::Error("rule:sender_allow"),
+        error("rule:sender_allow"),
     );
     add(
         "subject_blocked",
@@ -408,7 +446,7 @@ pub fn corpus() -> Vec<CorpusMail> {
             .text_body("news")
             .attachment("application/pdf", "news.pdf", pdf.clone()),
         ),
-        Expected::Error("rule:subject_block"),
+        error("rule:subject_block"),
     );
     add(
         "sender_checked_before_subject",
@@ -421,7 +459,7 @@ pub fn corpus() -> Vec<CorpusMail> {
             .text_body("news")
             .attachment("application/pdf", "news.pdf", pdf.clone()),
         ),
-        Expected::Error("rule:sender_allow"),
+        error("rule:sender_allow"),
     );
     add(
         "sender_case_insensitive",
@@ -549,90 +587,123 @@ pub fn corpus() -> Vec<CorpusMail> {
         Expected::Import(
             (0..12)
                 .map(|i| {
-                    (
-                        format!("scan-{i:02}.pdf"),
-                        file_bytes("pdf", 700 + i * 13, 100 + i as u64),
+                    ExpectedFile::of(
+                        &format!("scan-{i:02}.pdf"),
+                        &file_bytes("pdf", 700 + i * 13, 100 + i as u64),
                     )
                 })
                 .collect(),
         ),
     );
 
-    let hand = hand_pdf();
-    for (name, raw, expected) in [
-        (
-            "rfc2231_continuations",
-            &include_bytes!("../tests/corpus/rfc2231_continuations.eml")[..],
-            import(&[("Rechnung März 2026 – Nr. 42.pdf", &hand)]),
-        ),
-        (
-            "rfc2231_split_utf8",
-            &include_bytes!("../tests/corpus/rfc2231_split_utf8.eml")[..],
-            import(&[(
-                "Lieferantenrechnung Größenordnung März 2026 – Nr. 42.pdf",
-                &hand,
-            )]),
-        ),
-        (
-            "rfc2047_filename",
-            &include_bytes!("../tests/corpus/rfc2047_filename.eml")[..],
-            import(&[("Счет №7.pdf", &hand)]),
-        ),
-        (
-            "broken_base64",
-            &include_bytes!("../tests/corpus/broken_base64.eml")[..],
-            Expected::Error(crate::mime::UNPARSABLE),
-        ),
-        (
-            "missing_closing_boundary",
-            &include_bytes!("../tests/corpus/missing_closing_boundary.eml")[..],
-            // A multipart that never ends may have been cut in transit.
-            Expected::Error(crate::mime::UNPARSABLE),
-        ),
-        (
-            "not_mime",
-            &include_bytes!("../tests/corpus/not_mime.eml")[..],
-            Expected::Error(crate::mime::UNPARSABLE),
-        ),
-        (
-            "latin1_headers",
-            &include_bytes!("../tests/corpus/latin1_headers.eml")[..],
-            // Raw 8-bit in a parameter has no declared charset: the
-            // unknown byte is replaced, the file still imported.
-            import(&[("K\u{fffd}ln.pdf", &hand)]),
-        ),
-        (
-            "tnef_winmail",
-            &include_bytes!("../tests/corpus/tnef_winmail.eml")[..],
-            import(&[("winmail.dat", &hand)]),
-        ),
-        (
-            "smime_encrypted",
-            &include_bytes!("../tests/corpus/smime_encrypted.eml")[..],
-            import(&[("smime.p7m", &hand)]),
-        ),
-        (
-            "smime_signed_text_only",
-            &include_bytes!("../tests/corpus/smime_signed_text_only.eml")[..],
-            Expected::Error(crate::mime::NO_IMPORTABLE_ATTACHMENT),
-        ),
-    ] {
-        add(name, raw.to_vec(), expected);
-    }
+    out.extend(fixtures());
     out
+}
+
+/// Where the hand-written fixtures are: `NAME.eml` + `NAME.json` pairs.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
+}
+
+/// A fixture's `.json`: `{"decision": "import", "files": [{"name", "sha256",
+/// "size"}]}` or `{"decision": "error", "code": "…"}`, and an optional
+/// `note` saying why.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FixtureOutcome {
+    decision: String,
+    #[serde(default)]
+    files: Vec<ExpectedFile>,
+    code: Option<String>,
+    #[serde(default, rename = "note")]
+    _note: Option<String>,
+}
+
+/// Every pair in [`fixtures_dir`], by name. Adding a fixture is dropping
+/// in its two files; a `.eml` without its `.json` (or the reverse), or a
+/// `.json` that does not say an outcome, fails naming the file.
+pub fn fixtures() -> Vec<CorpusMail> {
+    fixtures_in(&fixtures_dir())
+}
+
+/// The fixture pairs in `dir`, as [`fixtures`] reads them.
+#[expect(
+    clippy::panic,
+    reason = "test data: a broken fixture fails the test that loads it, naming the file"
+)]
+pub fn fixtures_in(dir: &Path) -> Vec<CorpusMail> {
+    let entries = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("the corpus fixtures {}: {e}", dir.display()));
+    let mut paths: Vec<PathBuf> = entries
+        .map(|entry| {
+            entry
+                .unwrap_or_else(|e| panic!("the corpus fixtures {}: {e}", dir.display()))
+                .path()
+        })
+        .collect();
+    paths.sort();
+    let has = |path: &Path, ext: &str| path.extension().is_some_and(|e| e == ext);
+    for json in paths.iter().filter(|p| has(p, "json")) {
+        let eml = json.with_extension("eml");
+        if !eml.is_file() {
+            panic!(
+                "{}: no {} beside it (a fixture is NAME.eml + NAME.json)",
+                json.display(),
+                eml.display()
+            );
+        }
+    }
+    paths
+        .iter()
+        .filter(|p| has(p, "eml"))
+        .map(|eml| {
+            let json = eml.with_extension("json");
+            let name = eml
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_else(|| panic!("{}: the name is not UTF-8", eml.display()))
+                .to_owned();
+            let raw = std::fs::read(eml).unwrap_or_else(|e| panic!("{}: {e}", eml.display()));
+            let text = std::fs::read_to_string(&json).unwrap_or_else(|e| {
+                panic!(
+                    "{}: its expected outcome {} cannot be read ({e}); add it (see tests/corpus/README.md)",
+                    eml.display(),
+                    json.display()
+                )
+            });
+            let outcome: FixtureOutcome = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", json.display()));
+            let expected = match (outcome.decision.as_str(), outcome.code, outcome.files) {
+                ("import", None, files) if !files.is_empty() => Expected::Import(files),
+                ("error", Some(code), files) if files.is_empty() => Expected::Error(code),
+                (decision, ..) => panic!(
+                    "{}: say {{\"decision\": \"import\", \"files\": [{{\"name\", \"sha256\", \"size\"}}, …]}} \
+                     or {{\"decision\": \"error\", \"code\": \"…\"}} (got decision `{decision}`)",
+                    json.display()
+                ),
+            };
+            CorpusMail {
+                name,
+                raw,
+                expected,
+                fixture: Some(json),
+            }
+        })
+        .collect()
 }
 
 /// A mail with a 20 MB PDF, built at run time.
 pub fn large_mail() -> CorpusMail {
     let big = file_bytes("pdf", 20 * 1024 * 1024, 20);
     CorpusMail {
-        name: "large_20mb",
+        name: "large_20mb".to_owned(),
         raw: write(
             base("large_20mb", "anna@contoso.com", "Big scan")
                 .text_body("20 MB attached")
                 .attachment("application/pdf", "big-scan.pdf", big.clone()),
         ),
-        expected: Expected::Import(vec![("big-scan.pdf".to_owned(), big)]),
+        expected: import(&[("big-scan.pdf", &big)]),
+        fixture: None,
     }
 }
 

@@ -44,8 +44,8 @@ use domain::clock::Clock;
 use domain::document::{DocumentMetadata, DocumentSource};
 use domain::importer::ImportLimits;
 use domain::mailbox::{
-    Mailbox, MailboxError, MailboxErrorKind, MessageLocation, MessageSummary, PageCursor,
-    ResolvedFolders, resolve_folders,
+    LocateHint, Mailbox, MailboxError, MailboxErrorKind, MessageLocation, MessageSummary,
+    PageCursor, ResolvedFolders, resolve_folders,
 };
 use jiff::SignedDuration;
 use serde::Serialize;
@@ -106,6 +106,34 @@ pub struct Summary {
 
 impl Summary {
     pub fn line(&self) -> String {
+        SummaryCounts {
+            imported: self.imported,
+            completed_from_earlier_run: self.completed_from_earlier_run,
+            moves_confirmed: self.moves_confirmed,
+            to_error: &self.to_error,
+            left_for_retry: u64::try_from(self.left_for_retry.len()).unwrap_or(u64::MAX),
+            stopped_early: self.stopped_early,
+        }
+        .line()
+    }
+}
+
+/// A [`Summary`]'s numbers without the retry reasons: what a recorded run
+/// keeps, and all its summary line needs.
+#[derive(Debug, Clone, Copy)]
+pub struct SummaryCounts<'a> {
+    pub imported: u64,
+    pub completed_from_earlier_run: u64,
+    pub moves_confirmed: u64,
+    pub to_error: &'a BTreeMap<String, u64>,
+    pub left_for_retry: u64,
+    pub stopped_early: bool,
+}
+
+impl SummaryCounts<'_> {
+    /// `imported 3, to Error 1 (unparsable: 1), left for retry 0`, and what
+    /// else happened.
+    pub fn line(&self) -> String {
         let errors: u64 = self.to_error.values().sum();
         let reasons: Vec<String> = self
             .to_error
@@ -121,7 +149,7 @@ impl Summary {
             } else {
                 format!(" ({})", reasons.join(", "))
             },
-            self.left_for_retry.len()
+            self.left_for_retry
         );
         if self.completed_from_earlier_run > 0 {
             s.push_str(&format!(
@@ -509,14 +537,10 @@ impl<M: Mailbox> ImportRun<'_, M> {
             .await?;
         failpoint::hit("after_document_row");
         self.store
-            .record_ledger(&self.ledger_entry(
-                msg,
-                Some(mail),
-                Some(doc_id),
-                LedgerState::Stored,
-                None,
-                0,
-            ))
+            .record_ledger(&LedgerEntry {
+                document_id: Some(doc_id),
+                ..self.ledger_entry(msg, Some(mail), LedgerState::Stored)
+            })
             .await?;
         failpoint::hit("after_ledger");
         self.clear_stale_mark(msg).await?;
@@ -587,7 +611,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
         why: String,
         folders: &ResolvedFolders,
     ) -> Result<ImportOutcome, ImportError> {
-        let entry = self.ledger_entry(msg, mail, None, LedgerState::Pending, None, 0);
+        let entry = self.ledger_entry(msg, mail, LedgerState::Pending);
         let attempts = self.store.record_attempt(&entry, &why).await?;
         match retries_exhausted(attempts, &self.importer.settings.limits, &why) {
             Some(reason) => {
@@ -598,14 +622,13 @@ impl<M: Mailbox> ImportRun<'_, M> {
         }
     }
 
+    /// The ledger row for `msg` in `state`, without a document, reason or
+    /// attempts: callers add theirs with `..self.ledger_entry(…)`.
     fn ledger_entry(
         &self,
         msg: &MessageSummary,
         mail: Option<&Fetched>,
-        document_id: Option<String>,
         state: LedgerState,
-        reason: Option<String>,
-        attempts: u32,
     ) -> LedgerEntry {
         let now = self.clock.now();
         let facts = mail.map(|m| &m.analysis.facts);
@@ -619,9 +642,9 @@ impl<M: Mailbox> ImportRun<'_, M> {
                 .or_else(|| msg.internet_message_id.clone()),
             mime_sha256: mail.map(|m| m.mime_sha256.clone()),
             content_sha256: mail.map(|m| m.analysis.content_sha256.clone()),
-            document_id,
+            document_id: None,
             state,
-            reason,
+            reason: None,
             subject: facts
                 .and_then(|f| f.subject.clone())
                 .or_else(|| msg.subject.clone()),
@@ -629,7 +652,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
                 .and_then(|f| f.from.clone())
                 .or_else(|| msg.from.clone()),
             received_at: msg.received_at.or_else(|| facts.and_then(|f| f.date)),
-            attempts,
+            attempts: 0,
             last_error: None,
             created_at: now,
             updated_at: now,
@@ -684,14 +707,11 @@ impl<M: Mailbox> ImportRun<'_, M> {
         folders: &ResolvedFolders,
     ) -> Result<ImportOutcome, ImportError> {
         self.store
-            .record_ledger(&self.ledger_entry(
-                msg,
-                mail,
-                None,
-                LedgerState::ToError,
-                Some(reason.to_line()),
+            .record_ledger(&LedgerEntry {
+                reason: Some(reason.to_line()),
                 attempts,
-            ))
+                ..self.ledger_entry(msg, mail, LedgerState::ToError)
+            })
             .await?;
         failpoint::hit("after_error_ledger");
         self.set_mark(msg, Some(&reason.code)).await?;
@@ -792,7 +812,16 @@ impl<M: Mailbox> ImportRun<'_, M> {
             }
             let key = &entry.source_key;
             let state = entry.state.as_str();
-            let folder = match self.mailbox.locate_message(key).await {
+            let candidates = [
+                folders.exported.id.as_str(),
+                folders.error.id.as_str(),
+                folders.inbox.id.as_str(),
+            ];
+            let hint = LocateHint {
+                internet_message_id: entry.internet_message_id.as_deref(),
+                folders: &candidates,
+            };
+            let folder = match self.mailbox.locate_message(key, &hint).await {
                 Ok(MessageLocation::Folder(folder)) => folder,
                 Ok(MessageLocation::Gone) => {
                     (self.log)(format!(

@@ -6,7 +6,7 @@
 //! found in the Inbox whose row still says Error is decided afresh too.
 
 use domain::clock::Clock;
-use domain::mailbox::{Mailbox, MailboxError, MessageLocation};
+use domain::mailbox::{LocateHint, Mailbox, MailboxError, MessageLocation};
 use store::Store;
 use store::importers::ImporterRecord;
 use store::ledger::{LedgerEntry, LedgerState};
@@ -58,7 +58,12 @@ pub async fn reprocess<M: Mailbox>(
         return Err(ReprocessError::NotInError(entry.state.fate().as_str()));
     }
     let folders = resolve(mailbox, importer).await?;
-    match mailbox.locate_message(&entry.source_key).await? {
+    let candidates = [folders.error.id.as_str(), folders.inbox.id.as_str()];
+    let hint = LocateHint {
+        internet_message_id: entry.internet_message_id.as_deref(),
+        folders: &candidates,
+    };
+    match mailbox.locate_message(&entry.source_key, &hint).await? {
         MessageLocation::Folder(f) if f == folders.error.id => {
             // The mark first: on IMAP a keyword is set on the message
             // where it is, and a move gives it a new UID.

@@ -4,10 +4,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use domain::importer::Protocol;
+use domain::importer::{ImapAuth, ImapSecurity, Protocol};
 use domain::mailbox::{
-    FolderTree, Mailbox, MailboxError, MessageLocation, MessagePage, PageCursor,
+    FolderTree, LocateHint, Mailbox, MailboxError, MessageLocation, MessagePage, PageCursor,
 };
+use imap::{Credential, ImapConfig, ImapMailbox, Security};
 use microsoft::graph::{GraphConfig, GraphMailbox};
 use sinks::SinkError;
 use store::importers::ImporterRecord;
@@ -19,9 +20,11 @@ use crate::tokens::ImporterTokens;
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     #[error(
-        "IMAP import is not available yet in this build; the importer was skipped and its mail left as it is"
+        "IMAP with XOAUTH2 is not available yet in this build; the importer was skipped and its mail left as it is: use auth `password`"
     )]
     ImapNotAvailable,
+    #[error("the importer has no password: enter the IMAP password and save")]
+    NoPassword,
     #[error("the importer's sink cannot be used: {0}")]
     Sink(SinkError),
     #[error("the HTTP client could not be built: {0}; check the system's TLS configuration")]
@@ -34,6 +37,7 @@ pub enum ConnectError {
 #[derive(Debug)]
 pub enum ImporterMailbox {
     Graph(GraphMailbox),
+    Imap(ImapMailbox),
 }
 
 impl ImporterMailbox {
@@ -42,6 +46,15 @@ impl ImporterMailbox {
     pub fn as_graph(&self) -> Option<&GraphMailbox> {
         match self {
             Self::Graph(g) => Some(g),
+            Self::Imap(_) => None,
+        }
+    }
+
+    /// The IMAP adapter, for what only IMAP has (its capabilities).
+    pub fn as_imap(&self) -> Option<&ImapMailbox> {
+        match self {
+            Self::Imap(i) => Some(i),
+            Self::Graph(_) => None,
         }
     }
 }
@@ -65,7 +78,7 @@ impl Connector {
         patience: Patience,
     ) -> Result<ImporterMailbox, ConnectError> {
         match record.settings.protocol {
-            Protocol::Imap => Err(ConnectError::ImapNotAvailable),
+            Protocol::Imap => self.imap_mailbox(record, patience).await,
             Protocol::GraphDelegated | Protocol::GraphClientCredentials => {
                 let Some(mut config) = GraphConfig::for_importer(&record.settings) else {
                     return Err(ConnectError::ImapNotAvailable);
@@ -97,11 +110,57 @@ impl Connector {
     }
 }
 
+impl Connector {
+    async fn imap_mailbox(
+        &self,
+        record: &ImporterRecord,
+        patience: Patience,
+    ) -> Result<ImporterMailbox, ConnectError> {
+        let Some(settings) = record.settings.imap() else {
+            return Err(ConnectError::ImapNotAvailable);
+        };
+        let credential = match settings.auth {
+            ImapAuth::Password => Credential::Password(
+                self.store
+                    .importer_secret(&record.client_id, &record.id)
+                    .await?
+                    .ok_or(ConnectError::NoPassword)?,
+            ),
+            ImapAuth::Xoauth2 => return Err(ConnectError::ImapNotAvailable),
+        };
+        let security = match settings.security {
+            ImapSecurity::Tls => Security::Tls,
+            ImapSecurity::Starttls => Security::StartTls,
+            ImapSecurity::None => Security::None,
+        };
+        let mut config = ImapConfig::new(
+            settings.host.clone(),
+            settings.port,
+            security,
+            settings.username.clone(),
+        );
+        config.tls_ca_pem = settings.tls_ca_pem.clone();
+        if patience == Patience::Interactive {
+            config.connect_timeout = std::time::Duration::from_secs(10);
+            config.command_timeout = std::time::Duration::from_secs(20);
+        }
+        Ok(ImporterMailbox::Imap(ImapMailbox::new(config, credential)))
+    }
+}
+
+/// Both adapters behind one type: each call goes to the importer's.
+macro_rules! delegate {
+    ($self:ident, $m:ident => $call:expr) => {
+        match $self {
+            ImporterMailbox::Graph($m) => $call.await,
+            ImporterMailbox::Imap($m) => $call.await,
+        }
+    };
+}
+
 impl Mailbox for ImporterMailbox {
     async fn folder_tree(&self, include_hidden: bool) -> Result<FolderTree, MailboxError> {
-        match self {
-            Self::Graph(g) => g.folder_tree(include_hidden).await,
-        }
+        delegate!(self, m => m.folder_tree(include_hidden))
     }
 
     async fn list_messages(
@@ -109,15 +168,11 @@ impl Mailbox for ImporterMailbox {
         folder_id: &str,
         cursor: Option<&PageCursor>,
     ) -> Result<MessagePage, MailboxError> {
-        match self {
-            Self::Graph(g) => g.list_messages(folder_id, cursor).await,
-        }
+        delegate!(self, m => m.list_messages(folder_id, cursor))
     }
 
     async fn fetch_mime(&self, message_id: &str) -> Result<Vec<u8>, MailboxError> {
-        match self {
-            Self::Graph(g) => g.fetch_mime(message_id).await,
-        }
+        delegate!(self, m => m.fetch_mime(message_id))
     }
 
     async fn move_message(
@@ -125,9 +180,7 @@ impl Mailbox for ImporterMailbox {
         message_id: &str,
         destination_folder_id: &str,
     ) -> Result<String, MailboxError> {
-        match self {
-            Self::Graph(g) => g.move_message(message_id, destination_folder_id).await,
-        }
+        delegate!(self, m => m.move_message(message_id, destination_folder_id))
     }
 
     async fn mark_error_reason(
@@ -135,14 +188,14 @@ impl Mailbox for ImporterMailbox {
         message_id: &str,
         reason_code: Option<&str>,
     ) -> Result<(), MailboxError> {
-        match self {
-            Self::Graph(g) => g.mark_error_reason(message_id, reason_code).await,
-        }
+        delegate!(self, m => m.mark_error_reason(message_id, reason_code))
     }
 
-    async fn locate_message(&self, message_id: &str) -> Result<MessageLocation, MailboxError> {
-        match self {
-            Self::Graph(g) => g.locate_message(message_id).await,
-        }
+    async fn locate_message(
+        &self,
+        message_id: &str,
+        hint: &LocateHint<'_>,
+    ) -> Result<MessageLocation, MailboxError> {
+        delegate!(self, m => m.locate_message(message_id, hint))
     }
 }

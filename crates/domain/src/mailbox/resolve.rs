@@ -86,6 +86,8 @@ pub enum FolderError {
         missing: String,
         closest: Vec<String>,
     },
+    /// The folder exists but holds no mail (an IMAP `\Noselect` parent).
+    NotSelectable { spec: String, path: String },
 }
 
 fn quoted_list(paths: &[String]) -> String {
@@ -134,6 +136,9 @@ impl FolderError {
                 }
                 s
             }
+            Self::NotSelectable { spec, path } => format!(
+                "`{spec}` names `{path}`, which only groups other folders and cannot hold mail"
+            ),
         }
     }
 
@@ -144,6 +149,9 @@ impl FolderError {
                 "write the full path of the folder you mean, e.g. `{}`, or pick it in the folder picker",
                 paths.first().map(String::as_str).unwrap_or("Inbox/Exported")
             ),
+            Self::NotSelectable { .. } => {
+                "pick one of its subfolders, or a folder that holds mail".to_owned()
+            }
             Self::NotFound { .. } | Self::PathNotFound { .. } => {
                 "correct the folder setting (pick the folder in the folder picker), or create the folder in the mailbox"
                     .to_owned()
@@ -182,10 +190,17 @@ fn pick_sibling<'a>(candidates: Vec<&'a FolderNode>, name: &str) -> Vec<&'a Fold
 
 /// Resolves one folder setting against a tree.
 pub fn resolve_folder(tree: &FolderTree, spec: &FolderSpec) -> Result<ResolvedFolder, FolderError> {
-    if spec.is_bare_name() {
+    let resolved = if spec.is_bare_name() {
         resolve_bare(tree, spec)
     } else {
         resolve_path(tree, spec)
+    }?;
+    match tree.get(&resolved.id) {
+        Some(node) if !node.selectable => Err(FolderError::NotSelectable {
+            spec: spec.to_string(),
+            path: resolved.path,
+        }),
+        _ => Ok(resolved),
     }
 }
 

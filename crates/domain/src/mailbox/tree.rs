@@ -15,6 +15,8 @@ pub struct FolderNode {
     /// Locale-independent name such as `inbox` or `archive`, when known.
     pub well_known_name: Option<String>,
     pub hidden: bool,
+    /// It can hold mail; an IMAP `\Noselect` folder only groups others.
+    pub selectable: bool,
     pub path: Vec<String>,
 }
 
@@ -31,6 +33,7 @@ impl FolderNode {
             parent_id,
             well_known_name: None,
             hidden: false,
+            selectable: true,
             path: Vec::new(),
         }
     }
@@ -46,6 +49,11 @@ impl FolderNode {
     }
 
     /// `Inbox/Invoices`: how admins write and read folder paths.
+    pub fn selectable(mut self, selectable: bool) -> Self {
+        self.selectable = selectable;
+        self
+    }
+
     pub fn path_string(&self) -> String {
         self.path.join("/")
     }

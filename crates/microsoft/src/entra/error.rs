@@ -261,7 +261,7 @@ impl From<oauth2::RequestTokenError<HttpFailure, MicrosoftError>> for IdentityEr
             R::Request(HttpFailure::Build(m)) => Self::Config(m),
             R::Parse(err, body) => Self::Protocol(format!(
                 "{err}; body starts with `{}`",
-                String::from_utf8_lossy(&body[..body.len().min(200)])
+                String::from_utf8_lossy(body.get(..200).unwrap_or(&body))
             )),
             R::Other(m) => Self::Protocol(m),
         }

@@ -269,7 +269,7 @@ impl IdentityClient {
 mod send_check {
     fn is_send<T: Send>(_: T) {}
 
-    #[allow(dead_code)]
+    #[expect(dead_code, reason = "a compile-time check: type-checked, never called")]
     fn futures_are_send(c: &super::IdentityClient, t: &secrecy::SecretString) {
         is_send(c.refresh(t, false, jiff::Timestamp::UNIX_EPOCH));
         is_send(c.exchange_code("c", t, "r", jiff::Timestamp::UNIX_EPOCH));

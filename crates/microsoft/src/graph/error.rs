@@ -30,7 +30,7 @@ impl GraphErrorBody {
             .map(|e| e.error)
             .unwrap_or_else(|_| GraphErrorBody {
                 code: String::new(),
-                message: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+                message: String::from_utf8_lossy(body.get(..200).unwrap_or(body)).into_owned(),
             })
     }
 }

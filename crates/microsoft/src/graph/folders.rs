@@ -55,10 +55,15 @@ async fn list_all(transport: &Transport, first: String) -> Result<Vec<RawFolder>
         let page = transport
             .json(reqwest::Method::GET, &url, None, Operation::Folders)
             .await?;
-        for item in page["value"].as_array().into_iter().flatten() {
+        for item in page
+            .get("value")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             out.push(parse_folder(item)?);
         }
-        match page["@odata.nextLink"].as_str() {
+        match page.get("@odata.nextLink").and_then(Value::as_str) {
             Some(next) => {
                 transport.check_next_link(next)?;
                 url = next.to_owned();
@@ -165,7 +170,7 @@ async fn well_known_ids(
     for (name, answer) in WELL_KNOWN.into_iter().zip(answers) {
         match answer {
             Ok(v) => {
-                if let Some(id) = v["id"].as_str() {
+                if let Some(id) = v.get("id").and_then(Value::as_str) {
                     out.insert(id.to_owned(), name);
                 }
             }

@@ -44,16 +44,18 @@ pub async fn list(
     let page = transport
         .json(Method::GET, &url, None, Operation::Messages)
         .await?;
-    let messages = page["value"]
-        .as_array()
+    let messages = page
+        .get("value")
+        .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .map(summary)
         .collect::<Result<Vec<_>, _>>()?;
     Ok(MessagePage {
         messages,
-        next: page["@odata.nextLink"]
-            .as_str()
+        next: page
+            .get("@odata.nextLink")
+            .and_then(Value::as_str)
             .map(|s| PageCursor(s.to_owned())),
     })
 }
@@ -74,7 +76,10 @@ fn summary(item: &Value) -> Result<MessageSummary, MailboxError> {
             .as_str()
             .and_then(|s| s.parse::<Timestamp>().ok()),
         subject: text(&item["subject"]),
-        from: text(&item["from"]["emailAddress"]["address"]),
+        from: item
+            .pointer("/from/emailAddress/address")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         has_attachments: item["hasAttachments"].as_bool().unwrap_or(false),
         size: size_of(item),
         error_mark: item["categories"]
@@ -136,8 +141,9 @@ pub async fn mark_error_reason(
             Operation::Categories(message_id),
         )
         .await?;
-    let current: Vec<String> = current["categories"]
-        .as_array()
+    let current: Vec<String> = current
+        .get("categories")
+        .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(|c| c.as_str().map(str::to_owned))
@@ -197,13 +203,17 @@ pub async fn move_to(
             Operation::Move(message_id),
         )
         .await?;
-    moved["id"].as_str().map(str::to_owned).ok_or_else(|| {
-        MailboxError::new(
-            MailboxErrorKind::Permanent,
-            "Microsoft Graph moved the message but did not say its id",
-            "check the importer's Graph endpoint setting",
-        )
-    })
+    moved
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            MailboxError::new(
+                MailboxErrorKind::Permanent,
+                "Microsoft Graph moved the message but did not say its id",
+                "check the importer's Graph endpoint setting",
+            )
+        })
 }
 
 /// `GET …/messages/{id}?$select=id,parentFolderId`: with immutable ids (sent
@@ -226,8 +236,9 @@ pub async fn locate(
         Err(e) if e.kind == MailboxErrorKind::NotFound => return Ok(MessageLocation::Gone),
         Err(e) => return Err(e),
     };
-    found["parentFolderId"]
-        .as_str()
+    found
+        .get("parentFolderId")
+        .and_then(Value::as_str)
         .map(|folder| MessageLocation::Folder(folder.to_owned()))
         .ok_or_else(|| {
             MailboxError::new(

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use domain::clock::{Clock, SystemClock};
 use domain::mailbox::{
-    FolderTree, Mailbox, MailboxError, MessageLocation, MessagePage, PageCursor,
+    FolderTree, LocateHint, Mailbox, MailboxError, MessageLocation, MessagePage, PageCursor,
 };
 
 pub use error::GraphErrorBody;
@@ -227,7 +227,12 @@ impl Mailbox for GraphMailbox {
         messages::mark_error_reason(&self.transport, message_id, reason_code).await
     }
 
-    async fn locate_message(&self, message_id: &str) -> Result<MessageLocation, MailboxError> {
+    /// Immutable ids survive moves: the hint is not needed.
+    async fn locate_message(
+        &self,
+        message_id: &str,
+        _hint: &LocateHint<'_>,
+    ) -> Result<MessageLocation, MailboxError> {
         messages::locate(&self.transport, message_id).await
     }
 }

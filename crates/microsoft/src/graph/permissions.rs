@@ -39,27 +39,30 @@ pub fn token_permissions(token: &SecretString) -> Option<TokenPermissions> {
     let payload = token.expose_secret().split('.').nth(1)?;
     let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
     let claims: Value = serde_json::from_slice(&bytes).ok()?;
-    let scopes = claims["scp"]
-        .as_str()
+    let scopes = claims
+        .get("scp")
+        .and_then(Value::as_str)
         .map(|s| s.split_whitespace().map(str::to_owned).collect())
         .unwrap_or_default();
-    let roles = claims["roles"]
-        .as_array()
+    let roles = claims
+        .get("roles")
+        .and_then(Value::as_array)
         .map(|a| {
             a.iter()
                 .filter_map(|r| r.as_str().map(str::to_owned))
                 .collect()
         })
         .unwrap_or_default();
-    let account = claims["upn"]
-        .as_str()
-        .or_else(|| claims["preferred_username"].as_str())
+    let account = claims
+        .get("upn")
+        .and_then(Value::as_str)
+        .or_else(|| claims.get("preferred_username").and_then(Value::as_str))
         .map(str::to_owned);
     Some(TokenPermissions {
         scopes,
         roles,
         account,
-        expires_at: claims["exp"].as_i64(),
+        expires_at: claims.get("exp").and_then(Value::as_i64),
     })
 }
 

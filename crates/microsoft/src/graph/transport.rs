@@ -86,6 +86,17 @@ enum Expect {
     Mime,
 }
 
+/// One Graph request, as [`Transport::execute`] sends (and resends) it.
+#[derive(Debug, Clone, Copy)]
+struct Request<'a> {
+    method: &'a Method,
+    url: &'a str,
+    body: Option<&'a Value>,
+    /// What is being done, for error messages.
+    op: Operation<'a>,
+    expect: Expect,
+}
+
 enum Outcome {
     Done(Vec<u8>),
     /// Worth another attempt; `wait` is what the server asked for.
@@ -172,7 +183,15 @@ impl Transport {
         body: Option<&Value>,
         op: Operation<'_>,
     ) -> Result<Value, MailboxError> {
-        let bytes = self.execute(method, url, body, op, Expect::Json).await?;
+        let bytes = self
+            .execute(Request {
+                method: &method,
+                url,
+                body,
+                op,
+                expect: Expect::Json,
+            })
+            .await?;
         serde_json::from_slice(&bytes).map_err(|e| {
             MailboxError::new(
                 MailboxErrorKind::Transient,
@@ -183,17 +202,18 @@ impl Transport {
     }
 
     pub async fn bytes(&self, url: &str, op: Operation<'_>) -> Result<Vec<u8>, MailboxError> {
-        self.execute(Method::GET, url, None, op, Expect::Mime).await
+        self.execute(Request {
+            method: &Method::GET,
+            url,
+            body: None,
+            op,
+            expect: Expect::Mime,
+        })
+        .await
     }
 
-    async fn execute(
-        &self,
-        method: Method,
-        url: &str,
-        body: Option<&Value>,
-        op: Operation<'_>,
-        expect: Expect,
-    ) -> Result<Vec<u8>, MailboxError> {
+    async fn execute(&self, request: Request<'_>) -> Result<Vec<u8>, MailboxError> {
+        let op = request.op;
         let policy = self.config.retry;
         let started = tokio::time::Instant::now();
         let mut attempt = 0;
@@ -205,7 +225,7 @@ impl Transport {
             refresh = false;
             let outcome = {
                 let _slot = self.gate.enter().await;
-                self.attempt(&method, url, body, op, expect, &token).await
+                self.attempt(request, &token).await
             };
             let (wait, reason, pause_mailbox) = match outcome {
                 Outcome::Done(bytes) => return Ok(bytes),
@@ -269,15 +289,14 @@ impl Transport {
         }
     }
 
-    async fn attempt(
-        &self,
-        method: &Method,
-        url: &str,
-        body: Option<&Value>,
-        op: Operation<'_>,
-        expect: Expect,
-        token: &SecretString,
-    ) -> Outcome {
+    async fn attempt(&self, request: Request<'_>, token: &SecretString) -> Outcome {
+        let Request {
+            method,
+            url,
+            body,
+            op,
+            expect,
+        } = request;
         let timeout = match expect {
             Expect::Json => self.config.timeouts.json,
             Expect::Mime => self.config.timeouts.mime,

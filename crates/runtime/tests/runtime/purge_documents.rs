@@ -9,8 +9,9 @@ use runtime::{Connector, PurgeDocuments};
 use scheduler::params;
 use scheduler::{Runner, RunnerConfig, ScriptRegistry, StartError};
 use serde_json::{Map, Value, json};
+use store::Store;
 use store::executions::{ExecutionStatus, TriggerKind};
-use store::{Keyring, Store};
+use test_support::{Db, fresh_store};
 
 fn t(s: &str) -> Timestamp {
     s.parse().expect("timestamp")
@@ -25,10 +26,7 @@ struct Env {
 
 impl Env {
     async fn new(now: &str) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("mf.db").display());
-        let keyring = Keyring::load_or_create(&dir.path().join("master.key")).expect("key");
-        let store = Store::connect(&url, keyring).await.expect("store");
+        let (store, dir) = fresh_store(Db::Sqlite).await;
         let now = t(now);
         let client = store.create_client("acme", &[], now).await.expect("client");
         Self {

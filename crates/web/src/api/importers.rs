@@ -82,6 +82,9 @@ pub struct ImporterView {
     pub password_set: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<ImapAuth>,
+    /// The CA or self-signed certificate trusted for this server, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca_pem: Option<String>,
     pub folders: FoldersView,
     pub attachments: AttachmentRules,
     pub rules: domain::rules::ImportRules,
@@ -163,12 +166,7 @@ fn view_with_grant(
     let authentication_required = record.settings.protocol == Protocol::GraphDelegated
         && (!grant.is_some_and(|g| g.state == GrantState::Authorized)
             || missing_shared_permission(&record, grant).is_some());
-    let warnings = record
-        .settings
-        .graph()
-        .and_then(|g| g.secret_expiry_warning(state.clock.now()))
-        .into_iter()
-        .collect();
+    let warnings = record.settings.warnings(state.clock.now());
     let mut view = view_of(&state.config, record, authentication_required, notice);
     view.warnings = warnings;
     view
@@ -200,6 +198,7 @@ fn view_of(
         username: None,
         password_set: None,
         auth: None,
+        tls_ca_pem: None,
         folders: FoldersView {
             inbox: s.folders.inbox.to_string(),
             exported: s.folders.exported.to_string(),
@@ -237,6 +236,7 @@ fn view_of(
             v.security = Some(i.security);
             v.username = Some(i.username.clone());
             v.auth = Some(i.auth);
+            v.tls_ca_pem = i.tls_ca_pem.clone();
             v.password_set = secret_set(SecretKind::Password);
         }
     }

@@ -155,12 +155,7 @@ pub async fn test(
     let record = importer(&state, &caller, &id).await?;
     let checks = match record.settings.graph() {
         Some(graph) => graph_checks(&state, &record, graph).await,
-        None => vec![Check::fail(
-            "protocol",
-            "Connection test",
-            "the connection test for IMAP importers is not available in this version",
-            "run `mailferry run import-emails --importer ID` to try the IMAP connection",
-        )],
+        None => imap_checks(&state, &record).await,
     };
     Ok(axum::Json(ConnectionTest {
         ok: checks.iter().all(|c| c.ok),
@@ -169,6 +164,8 @@ pub async fn test(
 }
 
 const TOKEN: (&str, &str) = ("token", "Access token");
+const CONNECTION: (&str, &str) = ("connection", "Server, TLS and login");
+const MOVE: (&str, &str) = ("move", "Moving mail (MOVE or UIDPLUS)");
 const MAILBOX: (&str, &str) = ("mailbox", "Mailbox reachable");
 const PERMISSIONS: (&str, &str) = ("permissions", "Permissions");
 const DISTINCT: (&str, &str) = ("distinct_folders", "Three different folders");
@@ -180,32 +177,109 @@ fn folder_check_id(role: FolderRole) -> (String, String) {
     )
 }
 
+/// Marks every check after a failed one as not checked, saying why.
+fn not_checked(checks: &mut Vec<Check>, rest: &[(&str, &str)], why: &str) {
+    let mut names: Vec<(String, String)> = rest
+        .iter()
+        .map(|(id, name)| ((*id).to_owned(), (*name).to_owned()))
+        .collect();
+    names.extend(FolderRole::ALL.map(folder_check_id));
+    for (id, name) in names {
+        checks.push(Check::fail(
+            &id,
+            &name,
+            format!("not checked: {why}"),
+            "fix the failed check above first",
+        ));
+    }
+}
+
+/// The IMAP connection test: connect with TLS as configured and log in,
+/// the capability to move mail safely, then the folders as for Graph.
+async fn imap_checks(state: &AppState, record: &ImporterRecord) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let mailbox = match state.connector.mailbox(record, Patience::Interactive).await {
+        Ok(m) => m,
+        Err(e) => {
+            checks.push(Check::fail(
+                CONNECTION.0,
+                CONNECTION.1,
+                e.to_string(),
+                "complete the importer's IMAP settings and save",
+            ));
+            not_checked(&mut checks, &[MOVE], "there is no connection");
+            return checks;
+        }
+    };
+    let Some(imap) = mailbox.as_imap() else {
+        return checks;
+    };
+    let config = imap.config();
+    let how = match config.security {
+        imap::Security::Tls => "TLS",
+        imap::Security::StartTls => "STARTTLS",
+        imap::Security::None => "no encryption (the password is sent in clear)",
+    };
+    let capabilities = match imap.capabilities().await {
+        Ok(c) => {
+            checks.push(Check::pass(
+                CONNECTION.0,
+                CONNECTION.1,
+                format!(
+                    "logged in to {}:{} as {} with {how}",
+                    config.host, config.port, config.username
+                ),
+            ));
+            c
+        }
+        Err(e) => {
+            checks.push(Check::fail(CONNECTION.0, CONNECTION.1, e.message, e.fix));
+            not_checked(&mut checks, &[MOVE], "there is no connection");
+            return checks;
+        }
+    };
+    checks.push(if capabilities.r#move {
+        Check::pass(MOVE.0, MOVE.1, "the server has MOVE: mails are moved with UID MOVE")
+    } else if capabilities.uidplus {
+        Check::pass(
+            MOVE.0,
+            MOVE.1,
+            "the server has UIDPLUS: mails are copied, then exactly that UID is expunged",
+        )
+    } else {
+        Check::fail(
+            MOVE.0,
+            MOVE.1,
+            "the server has neither MOVE nor UIDPLUS, so a mail cannot be moved without risking mails others marked deleted",
+            "ask the server's administrator to enable MOVE (RFC 6851) or UIDPLUS (RFC 4315)",
+        )
+    });
+    match mailbox.folder_tree(false).await {
+        Ok(tree) => checks.extend(folder_checks(&tree, &record.settings.folders)),
+        Err(e) => {
+            for (id, name) in FolderRole::ALL.map(folder_check_id) {
+                checks.push(Check::fail(&id, &name, e.message.clone(), e.fix.clone()));
+            }
+        }
+    }
+    checks
+}
+
 async fn graph_checks(
     state: &AppState,
     record: &ImporterRecord,
     graph: &GraphSettings,
 ) -> Vec<Check> {
     let mut checks = Vec::new();
-    let not_checked = |checks: &mut Vec<Check>, why: &str| {
-        let mut rest = vec![MAILBOX, PERMISSIONS]
-            .into_iter()
-            .map(|(id, name)| (id.to_owned(), name.to_owned()))
-            .collect::<Vec<_>>();
-        rest.extend(FolderRole::ALL.map(folder_check_id));
-        for (id, name) in rest {
-            checks.push(Check::fail(
-                &id,
-                &name,
-                format!("not checked: {why}"),
-                "fix the failed check above first",
-            ));
-        }
-    };
     let token = match importer_token(state, record).await {
         Ok(t) => t,
         Err(t) => {
             checks.push(Check::fail(TOKEN.0, TOKEN.1, t.detail, t.fix));
-            not_checked(&mut checks, "there is no access token");
+            not_checked(
+                &mut checks,
+                &[MAILBOX, PERMISSIONS],
+                "there is no access token",
+            );
             return checks;
         }
     };
@@ -259,7 +333,13 @@ async fn graph_checks(
         }
         return checks;
     };
-    let folders = &record.settings.folders;
+    checks.extend(folder_checks(&tree, &record.settings.folders));
+    checks
+}
+
+/// Each folder resolved to its full path, then whether they are three.
+fn folder_checks(tree: &FolderTree, folders: &domain::importer::Folders) -> Vec<Check> {
+    let mut checks = Vec::new();
     let mut all_resolved = true;
     for role in FolderRole::ALL {
         let spec = match role {
@@ -268,7 +348,7 @@ async fn graph_checks(
             FolderRole::Error => &folders.error,
         };
         let (id, name) = folder_check_id(role);
-        match resolve_folder(&tree, spec) {
+        match resolve_folder(tree, spec) {
             Ok(found) => {
                 let how = match found.matched_by {
                     MatchedBy::Path => String::new(),
@@ -288,7 +368,7 @@ async fn graph_checks(
         }
     }
     if all_resolved {
-        match domain::mailbox::resolve_folders(&tree, folders) {
+        match domain::mailbox::resolve_folders(tree, folders) {
             Ok(_) => checks.push(Check::pass(
                 DISTINCT.0,
                 DISTINCT.1,

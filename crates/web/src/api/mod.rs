@@ -51,6 +51,7 @@ pub mod scripts;
         documents::list,
         documents::get_one,
         import_runs::dry_run,
+        import_runs::list_runs,
         mails::list_mails,
         mails::reprocess_mail,
     ),

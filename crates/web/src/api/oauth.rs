@@ -801,9 +801,9 @@ pub struct AuthStatus {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ImporterStatus {
     pub auth: AuthStatus,
-    /// The last import run; `null` until one ran.
-    #[schema(value_type = Option<Object>)]
-    pub last_import: Option<serde_json::Value>,
+    /// The importer's last import run and its ledger's totals; `null`
+    /// until one ran.
+    pub last_import: Option<crate::api::import_runs::LastImport>,
     /// Things that will break soon, each with what to do.
     pub warnings: Vec<String>,
 }
@@ -822,12 +822,7 @@ pub async fn status(
         .await?
         .ok_or_else(|| Problem::not_found("importer"))?;
     let now = state.clock.now();
-    let mut warnings: Vec<String> = record
-        .settings
-        .graph()
-        .and_then(|g| g.secret_expiry_warning(now))
-        .into_iter()
-        .collect();
+    let mut warnings: Vec<String> = record.settings.warnings(now);
     let mut auth = AuthStatus {
         state: AuthState::NotApplicable,
         account: None,

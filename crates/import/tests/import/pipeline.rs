@@ -13,9 +13,10 @@ use domain::mailbox::{
 use import::corpus::{self, Expected};
 use import::pipeline::{ImportError, ImportRun, Outcome};
 use sinks::{FilesystemSpool, sha256_hex};
+use store::Store;
 use store::importers::ImporterRecord;
 use store::ledger::LedgerState;
-use store::{Keyring, Store};
+use test_support::{Db, fresh_store, invoice_mail};
 
 /// folder id → [(message id, raw)] in arrival order
 type Folders = BTreeMap<String, Vec<(String, Vec<u8>)>>;
@@ -187,7 +188,11 @@ impl Mailbox for Fake {
         }
         Ok(())
     }
-    async fn locate_message(&self, message_id: &str) -> Result<MessageLocation, MailboxError> {
+    async fn locate_message(
+        &self,
+        message_id: &str,
+        _hint: &domain::mailbox::LocateHint<'_>,
+    ) -> Result<MessageLocation, MailboxError> {
         *self.locates.lock().expect("lock") += 1;
         let folders = self.folders.lock().expect("lock");
         Ok(folders
@@ -207,13 +212,7 @@ struct Env {
 }
 
 async fn env(folders: serde_json::Value) -> Env {
-    let data = tempfile::tempdir().expect("tempdir");
-    let store = Store::connect(
-        &format!("sqlite://{}", data.path().join("db.sqlite").display()),
-        Keyring::load_or_create(&data.path().join("key")).expect("key"),
-    )
-    .await
-    .expect("store");
+    let (store, data) = fresh_store(Db::Sqlite).await;
     let now = "2026-03-01T00:00:00Z".parse().expect("ts");
     let client = store.ensure_default_client(now).await.expect("client");
     let input: domain::importer::ImporterInput = serde_json::from_value(serde_json::json!({
@@ -321,29 +320,34 @@ async fn the_corpus_lands_where_the_rules_say_once() {
                     .iter()
                     .map(|a| a.file.trim_start_matches("attachments/"))
                     .collect();
-                let want: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+                let want: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
                 assert_eq!(got, want, "{}", mail.name);
                 assert_eq!(
                     prediction.attachments, want,
                     "{}: the dry run predicted the files",
                     mail.name
                 );
-                for (a, (_, bytes)) in doc.metadata.attachments.iter().zip(files) {
+                for (a, file) in doc.metadata.attachments.iter().zip(files) {
                     let on_disk = std::fs::read(std::path::Path::new(&doc.location).join(&a.file))
                         .expect("file");
                     assert!(
-                        on_disk == *bytes,
+                        file.matches(&on_disk),
                         "{}: {} bytes match the source",
                         mail.name,
                         a.file
                     );
-                    assert_eq!(a.sha256, sha_of(bytes));
+                    assert_eq!(a.sha256, file.sha256);
                 }
             }
             Expected::Error(code) => {
                 assert!(errored.contains(&sha), "{} is in Error", mail.name);
                 assert_eq!(prediction.outcome, Outcome::Error, "{}", mail.name);
-                assert_eq!(prediction.reason.as_deref(), Some(*code), "{}", mail.name);
+                assert_eq!(
+                    prediction.reason.as_deref(),
+                    Some(code.as_str()),
+                    "{}",
+                    mail.name
+                );
             }
         }
     }
@@ -656,15 +660,6 @@ async fn a_backlog_of_unconfirmed_moves_costs_at_most_a_bounded_number_of_lookup
 }
 
 /// A mail with one PDF, for tests that need to control every header.
-fn mail_with(message_id: &str, subject: &str, pdf: &[u8]) -> Vec<u8> {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(pdf);
-    format!(
-        "From: Billing <billing@fabrikam.example>\r\nTo: invoices@contoso.com\r\nSubject: {subject}\r\nDate: Mon, 02 Mar 2026 09:00:00 +0000\r\nMessage-ID: {message_id}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nInvoice attached.\r\n--b1\r\nContent-Type: application/pdf; name=\"invoice.pdf\"\r\nContent-Disposition: attachment; filename=\"invoice.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--b1--\r\n"
-    )
-    .into_bytes()
-}
-
 fn pdf(seed: u64) -> Vec<u8> {
     corpus::file_bytes("pdf", 2_000, seed)
 }
@@ -677,8 +672,8 @@ async fn two_mails_with_one_message_id_make_two_documents_and_the_same_mail_agai
         ..Fake::default()
     };
     // An ERP that stamps every mail with the same Message-ID.
-    let first = mail_with("<fixed@erp.fabrikam.example>", "Invoice", &pdf(1));
-    let second = mail_with("<fixed@erp.fabrikam.example>", "Invoice", &pdf(2));
+    let first = invoice_mail("<fixed@erp.fabrikam.example>", "Invoice", &pdf(1));
+    let second = invoice_mail("<fixed@erp.fabrikam.example>", "Invoice", &pdf(2));
     mb.add("inbox", first.clone());
     let one = run(&e, &mb).run().await.expect("run");
     assert_eq!(one.imported, 1);
@@ -744,10 +739,10 @@ async fn a_mail_over_max_mail_bytes_goes_to_error_without_being_downloaded() {
         report_sizes: true,
         ..Fake::default()
     };
-    let small = mb.add("inbox", mail_with("<small@x>", "Small", &pdf(1)));
+    let small = mb.add("inbox", invoice_mail("<small@x>", "Small", &pdf(1)));
     let big = mb.add(
         "inbox",
-        mail_with("<big@x>", "Big", &corpus::file_bytes("pdf", 20_000, 3)),
+        invoice_mail("<big@x>", "Big", &corpus::file_bytes("pdf", 20_000, 3)),
     );
     let predictions = run(&e, &mb).dry_run().await.expect("dry run");
     assert_eq!(predictions[1].outcome, Outcome::Error);
@@ -782,7 +777,7 @@ async fn a_mail_over_max_mail_bytes_goes_to_error_without_being_downloaded() {
     };
     let big = mb.add(
         "inbox",
-        mail_with("<big2@x>", "Big", &corpus::file_bytes("pdf", 20_000, 4)),
+        invoice_mail("<big2@x>", "Big", &corpus::file_bytes("pdf", 20_000, 4)),
     );
     let summary = run(&e, &mb).run().await.expect("run");
     assert_eq!(summary.to_error.get("too_large"), Some(&1), "{summary:?}");
@@ -797,7 +792,7 @@ async fn a_mail_failing_in_max_attempts_runs_goes_to_error_with_the_last_error()
         keep_ids: true,
         ..Fake::default()
     };
-    let id = mb.add("inbox", mail_with("<flaky@x>", "Flaky", &pdf(5)));
+    let id = mb.add("inbox", invoice_mail("<flaky@x>", "Flaky", &pdf(5)));
     mb.fail_fetch.lock().expect("lock").insert(id.clone(), 100);
     for attempt in 1..=2 {
         let s = run(&e, &mb).run().await.expect("run");
@@ -854,11 +849,11 @@ async fn a_mail_in_error_is_decided_afresh_when_reprocessed_or_moved_back_by_han
     };
     let blocked = mb.add(
         "inbox",
-        mail_with("<blocked@x>", "Weekly newsletter", &pdf(6)),
+        invoice_mail("<blocked@x>", "Weekly newsletter", &pdf(6)),
     );
     let by_hand = mb.add(
         "inbox",
-        mail_with("<by-hand@x>", "Another newsletter", &pdf(7)),
+        invoice_mail("<by-hand@x>", "Another newsletter", &pdf(7)),
     );
     mb.categories
         .lock()
@@ -972,7 +967,7 @@ async fn a_run_records_whether_the_account_may_open_the_mailbox() {
             .expect("grant")
             .state
     };
-    let mb = Fake::new([mail_with("<a@x>", "Invoice", &pdf(9))]);
+    let mb = Fake::new([invoice_mail("<a@x>", "Invoice", &pdf(9))]);
     *mb.denied.lock().expect("lock") = true;
     let err = run(&e, &mb).run().await.expect_err("denied");
     assert!(matches!(err, ImportError::Mailbox(_)), "{err}");

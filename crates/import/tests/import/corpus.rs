@@ -10,10 +10,11 @@ fn check(mail: &CorpusMail) {
         &corpus::attachment_rules(),
         &corpus::import_rules(),
     );
+    let label = mail.label();
     match (&mail.expected, &analysis.decision) {
         (Expected::Error(code), Decision::ToError { reason }) => {
-            assert_eq!(reason.code, *code, "{}: {}", mail.name, reason.detail);
-            assert!(!reason.detail.is_empty(), "{}", mail.name);
+            assert_eq!(reason.code, *code, "{label}: {}", reason.detail);
+            assert!(!reason.detail.is_empty(), "{label}");
         }
         (Expected::Import(files), Decision::Import { attachments }) => {
             let names = sinks::filename::unique_names(
@@ -26,20 +27,21 @@ fn check(mail: &CorpusMail) {
                 .zip(attachments)
                 .map(|(n, a)| (n.as_str(), a.bytes.len()))
                 .collect();
-            let want: Vec<(&str, usize)> =
-                files.iter().map(|(n, b)| (n.as_str(), b.len())).collect();
-            assert_eq!(got, want, "{}: skipped {:?}", mail.name, analysis.skipped);
-            for ((name, bytes), a) in files.iter().zip(attachments) {
+            let want: Vec<(&str, usize)> = files
+                .iter()
+                .map(|f| (f.name.as_str(), f.size as usize))
+                .collect();
+            assert_eq!(got, want, "{label}: skipped {:?}", analysis.skipped);
+            for (file, a) in files.iter().zip(attachments) {
                 assert!(
-                    &a.bytes[..] == bytes.as_slice(),
-                    "{}: bytes of {name} differ from the source",
-                    mail.name
+                    file.matches(&a.bytes),
+                    "{label}: bytes of {} differ from the source",
+                    file.name
                 );
             }
         }
         (want, got) => panic!(
-            "{}: expected {want:?}, decided {}: {:?}",
-            mail.name,
+            "{label}: expected {want:?}, decided {}: {:?}",
             got.code(),
             match got {
                 Decision::ToError { reason } => reason.detail.clone(),
@@ -53,7 +55,7 @@ fn check(mail: &CorpusMail) {
 fn the_corpus_has_at_least_30_varied_mails() {
     let all = corpus::corpus();
     assert!(all.len() >= 30, "{}", all.len());
-    let mut names: Vec<_> = all.iter().map(|m| m.name).collect();
+    let mut names: Vec<_> = all.iter().map(|m| m.name.as_str()).collect();
     names.sort_unstable();
     names.dedup();
     assert_eq!(names.len(), all.len(), "names are unique");
@@ -64,7 +66,8 @@ fn the_corpus_has_at_least_30_varied_mails() {
         "rule:subject_block",
     ] {
         assert!(
-            all.iter().any(|m| m.expected == Expected::Error(code)),
+            all.iter()
+                .any(|m| m.expected == Expected::Error(code.to_owned())),
             "the corpus covers {code}"
         );
     }
@@ -75,6 +78,55 @@ fn every_corpus_mail_lands_where_the_rules_say() {
     for mail in corpus::corpus() {
         check(&mail);
     }
+}
+
+#[test]
+fn every_fixture_pair_is_in_the_corpus() {
+    let all = corpus::corpus();
+    let fixtures = corpus::fixtures();
+    assert!(fixtures.len() >= 10, "{}", fixtures.len());
+    for fixture in &fixtures {
+        assert!(
+            all.iter()
+                .any(|m| m.fixture == fixture.fixture && m.raw == fixture.raw),
+            "{}",
+            fixture.label()
+        );
+    }
+}
+
+#[test]
+fn a_fixture_without_its_json_fails_naming_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("lonely.eml"), b"Subject: x\r\n\r\nx").expect("write");
+    let message = std::panic::catch_unwind(|| corpus::fixtures_in(dir.path()))
+        .expect_err("a missing .json fails");
+    let message = message
+        .downcast_ref::<String>()
+        .expect("a formatted message");
+    assert!(message.contains("lonely.json"), "{message}");
+
+    std::fs::write(
+        dir.path().join("lonely.json"),
+        r#"{"decision": "import", "files": []}"#,
+    )
+    .expect("write");
+    let message = std::panic::catch_unwind(|| corpus::fixtures_in(dir.path()))
+        .expect_err("an import without files fails");
+    let message = message
+        .downcast_ref::<String>()
+        .expect("a formatted message");
+    assert!(message.contains("lonely.json"), "{message}");
+
+    std::fs::write(
+        dir.path().join("lonely.json"),
+        r#"{"decision": "error", "code": "unparsable"}"#,
+    )
+    .expect("write");
+    let loaded = corpus::fixtures_in(dir.path());
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].name, "lonely");
+    assert_eq!(loaded[0].expected, Expected::Error("unparsable".to_owned()));
 }
 
 #[test]

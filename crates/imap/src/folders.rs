@@ -1,0 +1,112 @@
+//! `LIST` → the folder tree the resolver understands: ids are the names as
+//! the server spells them (modified UTF-7, RFC 3501 §5.1.3), display names
+//! are decoded, the hierarchy follows the server's delimiter, SPECIAL-USE
+//! attributes (RFC 6154) become well-known names.
+
+use std::collections::BTreeMap;
+
+use async_imap::types::{Name, NameAttribute};
+use domain::mailbox::{FolderNode, FolderTree};
+
+use crate::error::ImapError;
+
+/// A folder name for people: modified UTF-7 decoded.
+pub fn display(raw: &str) -> String {
+    if raw.contains('&') {
+        utf7_imap::decode_utf7_imap(raw.to_owned())
+    } else {
+        raw.to_owned()
+    }
+}
+
+/// The well-known name (as Graph names them, which folder resolution
+/// understands) for a SPECIAL-USE attribute.
+fn well_known(attribute: &NameAttribute<'_>) -> Option<&'static str> {
+    Some(match attribute {
+        NameAttribute::Sent => "sentitems",
+        NameAttribute::Trash => "deleteditems",
+        NameAttribute::Junk => "junkemail",
+        NameAttribute::Drafts => "drafts",
+        NameAttribute::Archive => "archive",
+        _ => return None,
+    })
+}
+
+struct Listed {
+    leaf: String,
+    parent: Option<String>,
+    selectable: bool,
+    well_known: Option<&'static str>,
+}
+
+pub fn tree(names: &[Name]) -> Result<FolderTree, ImapError> {
+    let mut folders: BTreeMap<String, Listed> = BTreeMap::new();
+    for name in names {
+        let raw = name.name().to_owned();
+        let delimiter = name.delimiter().filter(|d| !d.is_empty());
+        let (parent, leaf) = match delimiter.and_then(|d| raw.rsplit_once(d)) {
+            Some((parent, leaf)) => (Some(parent.to_owned()), leaf.to_owned()),
+            None => (None, raw.clone()),
+        };
+        let selectable = !name
+            .attributes()
+            .iter()
+            .any(|a| matches!(a, NameAttribute::NoSelect));
+        let special = name.attributes().iter().find_map(well_known);
+        let well_known = if raw.eq_ignore_ascii_case("INBOX") {
+            Some("inbox")
+        } else {
+            special
+        };
+        // Parents the server did not list (a child's path implies them)
+        // are shown, but hold no mail.
+        let mut ancestor = parent.clone();
+        while let (Some(a), Some(d)) = (ancestor.clone(), delimiter) {
+            let (up, leaf) = match a.rsplit_once(d) {
+                Some((up, leaf)) => (Some(up.to_owned()), leaf.to_owned()),
+                None => (None, a.clone()),
+            };
+            folders.entry(a).or_insert(Listed {
+                leaf,
+                parent: up.clone(),
+                selectable: false,
+                well_known: None,
+            });
+            ancestor = up;
+        }
+        folders.insert(
+            raw,
+            Listed {
+                leaf,
+                parent,
+                selectable,
+                well_known,
+            },
+        );
+    }
+    let nodes = folders
+        .into_iter()
+        .map(|(raw, f)| {
+            let mut node =
+                FolderNode::new(raw, display(&f.leaf), f.parent).selectable(f.selectable);
+            if let Some(w) = f.well_known {
+                node = node.well_known(w);
+            }
+            node
+        })
+        .collect();
+    FolderTree::build(nodes)
+        .map_err(|e| ImapError::No(format!("the folder list is inconsistent: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modified_utf7_names_are_shown_decoded() {
+        assert_eq!(display("Archiv/&ANw-berweisungen"), "Archiv/Überweisungen");
+        assert_eq!(display("INBOX"), "INBOX");
+        assert_eq!(display("Tom &- Jerry"), "Tom & Jerry");
+    }
+}

@@ -1,0 +1,521 @@
+//! An IMAP mailbox behind the `Mailbox` port: the same pipeline, folder
+//! rules, ledger and exactly-once guarantees as Graph.
+//!
+//! - A message's id is `{uidvalidity}:{uid}:{folder}`: the folder's name as
+//!   the server spells it (modified UTF-7) and the UID, valid while the
+//!   folder's UIDVALIDITY is. A changed UIDVALIDITY makes the old ids
+//!   unknown, never another mail's; the ledger then recognises mails by
+//!   their content.
+//! - Folders come from `LIST` with the server's hierarchy delimiter; names
+//!   are shown decoded, `SPECIAL-USE` attributes map to the well-known
+//!   names folder resolution understands (`\Sent` → `sentitems`, …), and
+//!   `\Noselect` parents are shown but cannot be resolved to.
+//! - Moves use `UID MOVE`, or `UID COPY` + `UID STORE +FLAGS (\Deleted)` +
+//!   `UID EXPUNGE` of that one UID (UIDPLUS) — never a plain `EXPUNGE`,
+//!   which could remove mails someone else marked deleted.
+//! - A mail sent to Error carries the keywords `$MailferryError` and
+//!   `$Mailferry:{reason code}` where the folder allows keywords.
+//! - One connection, opened on first use and again after it broke: a
+//!   dropped connection fails the current request (transient), and the
+//!   next request reconnects.
+
+pub mod connect;
+pub mod error;
+mod folders;
+mod message_id;
+
+use std::collections::BTreeSet;
+
+use async_imap::types::{Fetch, Flag};
+use domain::mailbox::{
+    FolderTree, LocateHint, Mailbox, MailboxError, MessageLocation, MessagePage, MessageSummary,
+    PageCursor,
+};
+use futures_util::TryStreamExt;
+use tokio::sync::Mutex;
+
+pub use connect::{Credential, ImapConfig, Security};
+pub use error::ImapError;
+use message_id::MessageId;
+
+/// Mails listed per page.
+const PAGE: usize = 200;
+/// The keyword every mail mailferry sent to Error carries.
+pub const ERROR_KEYWORD: &str = "$MailferryError";
+/// The prefix of the keyword naming the reason.
+pub const REASON_KEYWORD_PREFIX: &str = "$Mailferry:";
+
+/// What the server can do, as far as mailferry cares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    pub r#move: bool,
+    pub uidplus: bool,
+    pub special_use: bool,
+    pub idle: bool,
+}
+
+struct Connection {
+    session: connect::ImapSession,
+    capabilities: Capabilities,
+    /// The selected folder and its UIDVALIDITY.
+    selected: Option<(String, u32)>,
+    /// Whether the selected folder keeps keywords (`PERMANENTFLAGS` has `\*`).
+    keywords_allowed: bool,
+}
+
+pub struct ImapMailbox {
+    config: ImapConfig,
+    credential: Credential,
+    connection: Mutex<Option<Connection>>,
+}
+
+impl std::fmt::Debug for ImapMailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImapMailbox")
+            .field("host", &self.config.host)
+            .field("port", &self.config.port)
+            .field("username", &self.config.username)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ImapMailbox {
+    pub fn new(config: ImapConfig, credential: Credential) -> Self {
+        Self {
+            config,
+            credential,
+            connection: Mutex::new(None),
+        }
+    }
+
+    pub fn config(&self) -> &ImapConfig {
+        &self.config
+    }
+
+    fn server(&self) -> String {
+        format!("{}:{}", self.config.host, self.config.port)
+    }
+
+    fn fail(&self, e: ImapError) -> MailboxError {
+        e.into_mailbox_error(&self.server())
+    }
+
+    /// Connects and logs in (if not connected) and reports what the server
+    /// can do: the connection test's first checks.
+    pub async fn capabilities(&self) -> Result<Capabilities, MailboxError> {
+        self.with(|c| Box::pin(async move { Ok(c.capabilities) }))
+            .await
+    }
+
+    /// Runs `work` on the connection, opening it first if needed; a broken
+    /// connection is dropped so the next request opens a new one.
+    async fn with<T>(
+        &self,
+        work: impl for<'c> FnOnce(
+            &'c mut Connection,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<T, ImapError>> + Send + 'c>,
+        >,
+    ) -> Result<T, MailboxError> {
+        let mut guard = self.connection.lock().await;
+        if guard.is_none() {
+            let mut session = connect::open(&self.config, &self.credential)
+                .await
+                .map_err(|e| self.fail(e))?;
+            let capabilities = read_capabilities(&mut session)
+                .await
+                .map_err(|e| self.fail(e))?;
+            *guard = Some(Connection {
+                session,
+                capabilities,
+                selected: None,
+                keywords_allowed: false,
+            });
+        }
+        let Some(connection) = guard.as_mut() else {
+            return Err(self.fail(ImapError::Dropped("no connection".to_owned())));
+        };
+        let limit = self.config.command_timeout;
+        let result = match tokio::time::timeout(limit, work(connection)).await {
+            Ok(result) => result,
+            Err(_) => Err(ImapError::Timeout(format!(
+                "no answer within {} s",
+                limit.as_secs()
+            ))),
+        };
+        if let Err(e) = &result
+            && matches!(e, ImapError::Dropped(_) | ImapError::Timeout(_))
+        {
+            // The session's state is unknown now: start over next time.
+            *guard = None;
+        }
+        result.map_err(|e| self.fail(e))
+    }
+}
+
+async fn read_capabilities(session: &mut connect::ImapSession) -> Result<Capabilities, ImapError> {
+    let caps = session.capabilities().await.map_err(ImapError::from_imap)?;
+    Ok(Capabilities {
+        r#move: caps.has_str("MOVE"),
+        uidplus: caps.has_str("UIDPLUS"),
+        special_use: caps.has_str("SPECIAL-USE"),
+        idle: caps.has_str("IDLE"),
+    })
+}
+
+impl Connection {
+    /// Selects `folder` unless it is selected; returns its UIDVALIDITY.
+    async fn select(&mut self, folder: &str) -> Result<u32, ImapError> {
+        if let Some((selected, validity)) = &self.selected
+            && selected == folder
+        {
+            return Ok(*validity);
+        }
+        self.selected = None;
+        let mailbox =
+            self.session
+                .select(folder)
+                .await
+                .map_err(|e| match ImapError::from_imap(e) {
+                    ImapError::No(text) => ImapError::NotFound(format!(
+                        "the folder `{}` cannot be opened ({text})",
+                        folders::display(folder)
+                    )),
+                    other => other,
+                })?;
+        let validity = mailbox.uid_validity.ok_or_else(|| {
+            ImapError::Unsupported(format!(
+                "the folder `{}` has no UIDVALIDITY, so its mails cannot be told apart across sessions",
+                folders::display(folder)
+            ))
+        })?;
+        self.keywords_allowed = mailbox
+            .permanent_flags
+            .iter()
+            .any(|f| matches!(f, Flag::MayCreate));
+        self.selected = Some((folder.to_owned(), validity));
+        Ok(validity)
+    }
+
+    /// Selects the message's folder and checks its UIDVALIDITY.
+    async fn select_message(&mut self, id: &MessageId) -> Result<(), ImapError> {
+        let validity = self.select(&id.folder).await?;
+        if validity != id.uid_validity {
+            return Err(ImapError::NotFound(format!(
+                "the folder `{}` was renumbered (UIDVALIDITY {} → {validity}); the mail is looked for by its content",
+                folders::display(&id.folder),
+                id.uid_validity
+            )));
+        }
+        Ok(())
+    }
+
+    async fn fetch(&mut self, uids: &str, items: &str) -> Result<Vec<Fetch>, ImapError> {
+        let stream = self
+            .session
+            .uid_fetch(uids, items)
+            .await
+            .map_err(ImapError::from_imap)?;
+        stream.try_collect().await.map_err(ImapError::from_imap)
+    }
+
+    async fn search(&mut self, query: &str) -> Result<BTreeSet<u32>, ImapError> {
+        let uids = self
+            .session
+            .uid_search(query)
+            .await
+            .map_err(ImapError::from_imap)?;
+        Ok(uids.into_iter().collect())
+    }
+
+    /// Sets or removes flags on one UID of the selected folder.
+    async fn store(&mut self, uid: u32, change: &str) -> Result<(), ImapError> {
+        let stream = self
+            .session
+            .uid_store(uid.to_string(), change)
+            .await
+            .map_err(ImapError::from_imap)?;
+        let _: Vec<Fetch> = stream.try_collect().await.map_err(ImapError::from_imap)?;
+        Ok(())
+    }
+}
+
+/// The keywords mailferry set on a mail.
+fn own_keywords(fetch: &Fetch) -> Vec<String> {
+    fetch
+        .flags()
+        .filter_map(|f| match f {
+            Flag::Custom(k) if k == ERROR_KEYWORD || k.starts_with(REASON_KEYWORD_PREFIX) => {
+                Some(k.into_owned())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn summary(folder: &str, uid_validity: u32, fetch: &Fetch) -> Option<MessageSummary> {
+    let uid = fetch.uid?;
+    let header = fetch.header();
+    let parsed = header.and_then(|h| mail_parser::MessageParser::default().parse_headers(h));
+    let text = |s: Option<&str>| {
+        s.map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    Some(MessageSummary {
+        id: MessageId {
+            uid_validity,
+            uid,
+            folder: folder.to_owned(),
+        }
+        .to_string(),
+        internet_message_id: parsed
+            .as_ref()
+            .and_then(|m| m.message_id())
+            .map(|id| format!("<{}>", id.trim().trim_matches(['<', '>']))),
+        received_at: fetch
+            .internal_date()
+            .and_then(|d| jiff::Timestamp::from_second(d.timestamp()).ok()),
+        subject: text(parsed.as_ref().and_then(|m| m.subject())),
+        from: parsed
+            .as_ref()
+            .and_then(|m| m.from())
+            .and_then(|a| a.first())
+            .and_then(|a| a.address())
+            .map(str::to_owned),
+        has_attachments: true,
+        size: fetch.size.map(u64::from),
+        error_mark: !own_keywords(fetch).is_empty(),
+    })
+}
+
+/// What a listing asks for: enough to decide before downloading.
+const LIST_ITEMS: &str = "(UID RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK[HEADER])";
+
+impl Mailbox for ImapMailbox {
+    async fn folder_tree(&self, include_hidden: bool) -> Result<FolderTree, MailboxError> {
+        let _ = include_hidden;
+        let names = self
+            .with(|c| {
+                Box::pin(async move {
+                    let stream = c
+                        .session
+                        .list(Some(""), Some("*"))
+                        .await
+                        .map_err(ImapError::from_imap)?;
+                    let names: Vec<async_imap::types::Name> =
+                        stream.try_collect().await.map_err(ImapError::from_imap)?;
+                    Ok(names)
+                })
+            })
+            .await?;
+        folders::tree(&names).map_err(|e| self.fail(e))
+    }
+
+    async fn list_messages(
+        &self,
+        folder_id: &str,
+        cursor: Option<&PageCursor>,
+    ) -> Result<MessagePage, MailboxError> {
+        let folder = folder_id.to_owned();
+        let after: u32 = cursor.and_then(|c| c.0.parse().ok()).unwrap_or(0);
+        self.with(move |c| {
+            Box::pin(async move {
+                let validity = c.select(&folder).await?;
+                let from = after.saturating_add(1);
+                // `n:*` always includes the highest UID, even one below n.
+                let uids: Vec<u32> = c
+                    .search(&format!("UID {from}:*"))
+                    .await?
+                    .into_iter()
+                    .filter(|u| *u >= from)
+                    .collect();
+                let page: Vec<u32> = uids.iter().copied().take(PAGE).collect();
+                let next = (uids.len() > page.len())
+                    .then(|| page.last().map(|last| PageCursor(last.to_string())))
+                    .flatten();
+                if page.is_empty() {
+                    return Ok(MessagePage {
+                        messages: Vec::new(),
+                        next: None,
+                    });
+                }
+                let set = page
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let mut fetched = c.fetch(&set, LIST_ITEMS).await?;
+                fetched.sort_by_key(|f| f.uid);
+                let messages = fetched
+                    .iter()
+                    .filter_map(|f| summary(&folder, validity, f))
+                    .collect();
+                Ok(MessagePage { messages, next })
+            })
+        })
+        .await
+    }
+
+    async fn fetch_mime(&self, message_id: &str) -> Result<Vec<u8>, MailboxError> {
+        let id = MessageId::parse(message_id).map_err(|e| self.fail(e))?;
+        self.with(move |c| {
+            Box::pin(async move {
+                c.select_message(&id).await?;
+                let fetched = c.fetch(&id.uid.to_string(), "(UID BODY.PEEK[])").await?;
+                fetched
+                    .iter()
+                    .find(|f| f.uid == Some(id.uid))
+                    .and_then(|f| f.body().map(<[u8]>::to_vec))
+                    .ok_or_else(|| {
+                        ImapError::NotFound(format!(
+                            "there is no mail with UID {} in `{}` any more",
+                            id.uid,
+                            folders::display(&id.folder)
+                        ))
+                    })
+            })
+        })
+        .await
+    }
+
+    async fn move_message(
+        &self,
+        message_id: &str,
+        destination_folder_id: &str,
+    ) -> Result<String, MailboxError> {
+        let id = MessageId::parse(message_id).map_err(|e| self.fail(e))?;
+        let destination = destination_folder_id.to_owned();
+        self.with(move |c| {
+            Box::pin(async move {
+                c.select_message(&id).await?;
+                let uid = id.uid.to_string();
+                if c.capabilities.r#move {
+                    c.session
+                        .uid_mv(&uid, &destination)
+                        .await
+                        .map_err(ImapError::from_imap)?;
+                } else if c.capabilities.uidplus {
+                    c.session
+                        .uid_copy(&uid, &destination)
+                        .await
+                        .map_err(ImapError::from_imap)?;
+                    c.store(id.uid, "+FLAGS.SILENT (\\Deleted)").await?;
+                    let stream = c
+                        .session
+                        .uid_expunge(&uid)
+                        .await
+                        .map_err(ImapError::from_imap)?;
+                    let _: Vec<u32> = stream.try_collect().await.map_err(ImapError::from_imap)?;
+                } else {
+                    return Err(ImapError::Unsupported(
+                        "neither MOVE nor UIDPLUS: mailferry moves a mail only with UID MOVE, or with UID COPY and a UID EXPUNGE of that one mail".to_owned(),
+                    ));
+                }
+                // The new UID is the server's (COPYUID); the mail is found
+                // again by its Message-ID when it matters.
+                Ok(id.to_string())
+            })
+        })
+        .await
+    }
+
+    async fn mark_error_reason(
+        &self,
+        message_id: &str,
+        reason_code: Option<&str>,
+    ) -> Result<(), MailboxError> {
+        let id = MessageId::parse(message_id).map_err(|e| self.fail(e))?;
+        let wanted: Vec<String> = reason_code
+            .map(|code| {
+                vec![
+                    ERROR_KEYWORD.to_owned(),
+                    format!("{REASON_KEYWORD_PREFIX}{}", keyword_safe(code)),
+                ]
+            })
+            .unwrap_or_default();
+        self.with(move |c| {
+            Box::pin(async move {
+                c.select_message(&id).await?;
+                if !c.keywords_allowed {
+                    return Ok(());
+                }
+                let current = c.fetch(&id.uid.to_string(), "(UID FLAGS)").await?;
+                let have: Vec<String> = current.iter().flat_map(own_keywords).collect();
+                let stale: Vec<&String> = have.iter().filter(|k| !wanted.contains(k)).collect();
+                if !stale.is_empty() {
+                    let list = stale
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    c.store(id.uid, &format!("-FLAGS.SILENT ({list})")).await?;
+                }
+                let missing: Vec<&String> = wanted.iter().filter(|k| !have.contains(k)).collect();
+                if !missing.is_empty() {
+                    let list = missing
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    c.store(id.uid, &format!("+FLAGS.SILENT ({list})")).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn locate_message(
+        &self,
+        message_id: &str,
+        hint: &LocateHint<'_>,
+    ) -> Result<MessageLocation, MailboxError> {
+        let id = MessageId::parse(message_id).map_err(|e| self.fail(e))?;
+        let internet_message_id = hint.internet_message_id.map(str::to_owned);
+        let candidates: Vec<String> = hint.folders.iter().map(|f| (*f).to_owned()).collect();
+        self.with(move |c| {
+            Box::pin(async move {
+                // Still where it was listed?
+                let validity = c.select(&id.folder).await?;
+                if validity == id.uid_validity
+                    && !c.search(&format!("UID {}", id.uid)).await?.is_empty()
+                {
+                    return Ok(MessageLocation::Folder(id.folder.clone()));
+                }
+                // A move gives the mail a new UID in its new folder: find it
+                // by its Message-ID in the folders it may have gone to.
+                let Some(mid) = internet_message_id else {
+                    return Ok(MessageLocation::Gone);
+                };
+                for folder in candidates.iter().filter(|f| **f != id.folder) {
+                    c.select(folder).await?;
+                    let query = format!("HEADER Message-ID {}", quoted(&mid));
+                    if !c.search(&query).await?.is_empty() {
+                        return Ok(MessageLocation::Folder(folder.clone()));
+                    }
+                }
+                Ok(MessageLocation::Gone)
+            })
+        })
+        .await
+    }
+}
+
+/// A reason code as an IMAP keyword (an atom: no spaces or specials).
+fn keyword_safe(code: &str) -> String {
+    code.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// An IMAP quoted string.
+fn quoted(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}

@@ -306,6 +306,7 @@ async fn drive(
                 store: inner.store.clone(),
                 clock: inner.clock.clone(),
                 client_id: execution.client_id.clone(),
+                execution_id: execution.id.clone(),
                 params: execution.params.clone(),
                 log: log.clone(),
                 cancel: inner.stop.child_token(),

@@ -76,6 +76,9 @@ pub struct ScriptContext {
     /// The client the run belongs to (every execution belongs to one client;
     /// `mailferry run` without `--client` runs once per client).
     pub client_id: String,
+    /// The execution this run is recorded as (what a script's own records
+    /// link to, e.g. `import-emails`' import runs).
+    pub execution_id: String,
     /// Checked against [`Script::params`] before the run starts.
     pub params: serde_json::Map<String, serde_json::Value>,
     pub log: ExecutionLog,

@@ -8,9 +8,10 @@ use domain::clock::{Clock, ManualClock};
 use domain::schedule::CronSchedule;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
+use store::Store;
 use store::executions::{Execution, ExecutionFilter, ExecutionStatus, TriggerKind};
 use store::jobs::{Job, JobSpec};
-use store::{Keyring, Store};
+use test_support::{Db, fresh_store};
 use tokio::sync::Semaphore;
 
 use crate::ScriptRegistry;
@@ -140,10 +141,7 @@ struct Env {
 
 impl Env {
     async fn new(now: &str) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("mf.db").display());
-        let keyring = Keyring::load_or_create(&dir.path().join("master.key")).expect("key");
-        let store = Store::connect(&url, keyring).await.expect("store");
+        let (store, dir) = fresh_store(Db::Sqlite).await;
         let now = t(now);
         let client = store.create_client("acme", &[], now).await.expect("client");
         Self {

@@ -13,31 +13,16 @@ use std::time::{Duration, Instant};
 
 use domain::clock::{Clock, SystemClock};
 use import::corpus::{self, Expected};
-use msemu::{Emulator, EmulatorHandle, FaultKind, FaultRule, Options, Seed, demo};
+use msemu::{EmulatorHandle, FaultKind, FaultRule, demo};
 use scheduler::{Runner, RunnerConfig};
 use serde_json::{Value, json};
+use store::Store;
 use store::executions::{Execution, ExecutionStatus, TriggerKind};
 use store::ledger::LedgerState;
-use store::{Keyring, Store};
 
-use crate::support::{TestApp, install_crypto, json as body_json, mailferry_bin};
-
-/// The demo tenant with Alice's folders empty: every mail a test sees is one it added.
-async fn emulator() -> EmulatorHandle {
-    install_crypto();
-    let mut seed = Seed::demo();
-    for user in &mut seed.tenants[0].users {
-        for folder in &mut user.folders {
-            folder.messages.clear();
-        }
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    Emulator::start(seed, Options::default(), listener, None)
-        .await
-        .expect("emulator starts")
-}
+use crate::support::{
+    TestApp, data_dir_store, empty_demo_emulator, json as body_json, mailferry_bin,
+};
 
 /// An app-only importer on Alice's mailbox with the corpus's rules.
 fn importer_body(emu: &EmulatorHandle, folders: Value, sink: Option<Value>) -> Value {
@@ -141,7 +126,7 @@ fn spool_documents(data_dir: &Path, client: &str, importer_id: &str) -> (Vec<Str
 #[tokio::test]
 async fn the_corpus_lands_where_the_rules_say_and_the_dry_run_predicted_it() {
     let app = TestApp::spawn().await;
-    let emu = emulator().await;
+    let emu = empty_demo_emulator().await;
     // Exchange holds only mails with a header section: the corpus's
     // "not MIME at all" file is refused by the emulator as by Microsoft
     // (the crate's own tests cover it against an in-memory mailbox).
@@ -217,6 +202,14 @@ async fn the_corpus_lands_where_the_rules_say_and_the_dry_run_predicted_it() {
         dry.log
     );
     assert_eq!(inbox_count(&emu), mails.len());
+    let status_path = format!("/api/v2/importers/email/{importer_id}/status");
+    let runs_path = format!("/api/v2/importers/email/{importer_id}/runs");
+    let status = body_json(app.get(&status_path).await).await;
+    assert!(
+        status["last_import"].is_null(),
+        "a dry run records no run: {status}"
+    );
+    assert_eq!(body_json(app.get(&runs_path).await).await, json!([]));
 
     let started = Instant::now();
     let run = run_import(
@@ -246,6 +239,41 @@ async fn the_corpus_lands_where_the_rules_say_and_the_dry_run_predicted_it() {
         "{:?}",
         run.log
     );
+    // The run is recorded as data: typed counts, linked to the execution.
+    let mut by_reason: BTreeMap<String, u64> = BTreeMap::new();
+    for m in &mails {
+        if let Expected::Error(code) = &m.expected {
+            *by_reason.entry(code.to_string()).or_default() += 1;
+        }
+    }
+    let runs = body_json(app.get(&runs_path).await).await;
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
+    let recorded = &runs[0];
+    assert_eq!(recorded["execution_id"], json!(run.id), "{recorded}");
+    assert_eq!(recorded["status"], "succeeded");
+    assert_eq!(recorded["imported"], json!(imports));
+    assert_eq!(recorded["to_error"], json!(errors));
+    assert_eq!(recorded["to_error_by_reason"], json!(by_reason));
+    assert_eq!(recorded["left_for_retry"], 0);
+    assert_eq!(recorded["stopped_early"], false);
+    assert_eq!(recorded["error"], Value::Null);
+    assert!(recorded["bytes"].as_u64().expect("bytes") > 0, "{recorded}");
+    let summary = recorded["summary"].as_str().expect("summary");
+    assert!(
+        run.log
+            .iter()
+            .any(|l| l.ends_with(&format!("): {summary}"))),
+        "the summary is the log's line: {summary} in {:?}",
+        run.log
+    );
+    let status = body_json(app.get(&status_path).await).await;
+    let last = &status["last_import"];
+    assert_eq!(last["execution_id"], json!(run.id), "{status}");
+    assert_eq!(last["imported"], json!(imports), "{status}");
+    assert_eq!(last["to_error"], json!(errors), "{status}");
+    assert_eq!(last["to_error_by_reason"], json!(by_reason), "{status}");
+    assert_eq!(last["left_for_retry"], 0, "{status}");
+    assert_eq!(last["dry_run"], false, "{status}");
 
     let where_now = places(&emu);
     let docs = app
@@ -285,7 +313,7 @@ async fn the_corpus_lands_where_the_rules_say_and_the_dry_run_predicted_it() {
                     .iter()
                     .map(|a| a.file.trim_start_matches("attachments/"))
                     .collect();
-                let want: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+                let want: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
                 assert_eq!(names, want, "{}", mail.name);
                 let predicted_files: Vec<&str> = prediction["attachments"]
                     .as_array()
@@ -298,17 +326,17 @@ async fn the_corpus_lands_where_the_rules_say_and_the_dry_run_predicted_it() {
                     "{}: the dry run named the files",
                     mail.name
                 );
-                for (a, (_, bytes)) in doc.metadata.attachments.iter().zip(files) {
+                for (a, file) in doc.metadata.attachments.iter().zip(files) {
                     let on_disk =
                         std::fs::read(Path::new(&doc.location).join(&a.file)).expect("file");
                     assert!(
-                        on_disk == *bytes,
+                        file.matches(&on_disk),
                         "{}: {} has the source bytes",
                         mail.name,
                         a.file
                     );
-                    assert_eq!(a.sha256, sha(bytes), "{}: {}", mail.name, a.file);
-                    assert_eq!(a.size, bytes.len() as u64);
+                    assert_eq!(a.sha256, file.sha256, "{}: {}", mail.name, a.file);
+                    assert_eq!(a.size, file.size);
                 }
                 let written: domain::document::DocumentMetadata = serde_json::from_slice(
                     &std::fs::read(Path::new(&doc.location).join("metadata.json"))
@@ -324,7 +352,7 @@ async fn the_corpus_lands_where_the_rules_say_and_the_dry_run_predicted_it() {
             Expected::Error(code) => {
                 assert_eq!(folders[0], "Error", "{}", mail.name);
                 assert_eq!(prediction["outcome"], "error", "{}", mail.name);
-                assert_eq!(prediction["reason"], *code, "{}", mail.name);
+                assert_eq!(prediction["reason"], code.as_str(), "{}", mail.name);
                 let raw_sha = sha(&mail.raw);
                 let entry = ledger
                     .iter()
@@ -427,6 +455,30 @@ async fn the_corpus_lands_where_the_rules_say_and_the_dry_run_predicted_it() {
     assert_eq!(last["imported_total"], json!(imports));
     assert_eq!(last["to_error_total"], json!(errors));
     assert_eq!(last["unfinished"], 0);
+    // The typed counts are the last run's; the totals, all runs'.
+    assert_eq!(last["imported"], 0, "{status}");
+    assert_eq!(last["to_error"], 0, "{status}");
+    assert_eq!(last["to_error_by_reason"], json!({}), "{status}");
+    assert_eq!(last["error"], Value::Null, "{status}");
+    let runs = body_json(app.get(&runs_path).await).await;
+    let listed: Vec<&Value> = runs
+        .as_array()
+        .expect("runs")
+        .iter()
+        .map(|r| &r["execution_id"])
+        .collect();
+    assert_eq!(listed, [&json!(again.id), &json!(run.id)], "newest first");
+    assert_eq!(runs[1]["imported"], json!(imports));
+    let newest = body_json(app.get(&format!("{runs_path}?limit=1")).await).await;
+    assert_eq!(newest, json!([runs[0].clone()]));
+    let older = body_json(app.get(&format!("{runs_path}?limit=1&offset=1")).await).await;
+    assert_eq!(older, json!([runs[1].clone()]));
+    assert_eq!(app.get(&format!("{runs_path}?limit=0")).await.status(), 422);
+    assert_eq!(app.get(&format!("{runs_path}?state=x")).await.status(), 422);
+    assert_eq!(
+        app.get("/api/v2/importers/email/nope/runs").await.status(),
+        404
+    );
 
     // The import's metrics are exposed to Prometheus.
     let metrics = app.get("/metrics").await.text().await.expect("metrics");
@@ -442,7 +494,7 @@ async fn the_corpus_lands_where_the_rules_say_and_the_dry_run_predicted_it() {
 #[tokio::test]
 async fn ambiguous_or_missing_folders_stop_the_run_before_any_mail_is_touched() {
     let app = TestApp::spawn().await;
-    let emu = emulator().await;
+    let emu = empty_demo_emulator().await;
     for n in 0..3 {
         emu.add_message(demo::ALICE, "Inbox", &corpus::numbered_mail(n, Some(500)).1)
             .expect("add");
@@ -486,6 +538,27 @@ async fn ambiguous_or_missing_folders_stop_the_run_before_any_mail_is_touched() 
             assert!(error.contains(needle), "{needle} in: {error}");
         }
         assert!(error.contains("no mail was touched"), "{error}");
+        // The importer's failure is recorded as its last run, with the fix.
+        let status = body_json(
+            app.get(&format!("/api/v2/importers/email/{id}/status"))
+                .await,
+        )
+        .await;
+        let last = &status["last_import"];
+        assert_eq!(last["execution_id"], json!(run.id), "{status}");
+        assert_eq!(last["status"], "failed", "{status}");
+        assert_eq!(last["imported"], 0, "{status}");
+        assert_eq!(last["imported_total"], 0, "{status}");
+        let recorded = last["error"].as_str().expect("the run's error");
+        assert!(error.contains(recorded), "{recorded} in: {error}");
+        for needle in &needles {
+            assert!(recorded.contains(needle), "{needle} in: {recorded}");
+        }
+        assert_eq!(last["summary"], json!(format!("failed: {recorded}")));
+        let runs = body_json(app.get(&format!("/api/v2/importers/email/{id}/runs")).await).await;
+        assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
+        assert_eq!(runs[0]["status"], "failed");
+        assert_eq!(runs[0]["error"], json!(recorded));
         let dry = app
             .post_json(&format!("/api/v2/importers/email/{id}/dry-run"), &json!({}))
             .await;
@@ -511,7 +584,7 @@ async fn ambiguous_or_missing_folders_stop_the_run_before_any_mail_is_touched() 
 #[tokio::test]
 async fn throttling_and_server_errors_slow_the_import_but_lose_nothing() {
     let app = TestApp::spawn().await;
-    let emu = emulator().await;
+    let emu = empty_demo_emulator().await;
     let mails: Vec<(String, Vec<u8>, bool)> = (0..24)
         .map(|n| {
             let importable = n % 4 != 0;
@@ -602,15 +675,28 @@ async fn throttling_and_server_errors_slow_the_import_but_lose_nothing() {
     );
     emu.clear_faults();
     check_nothing_lost_nothing_twice(
-        &emu,
-        &app.store,
-        &app.client_id,
-        &importer_id,
-        app.dir.path(),
+        Installation {
+            emu: &emu,
+            store: &app.store,
+            client_id: &app.client_id,
+            importer_id: &importer_id,
+            data_dir: app.dir.path(),
+        },
         &mails,
         false,
     )
     .await;
+}
+
+/// Where one importer's mails and documents are: the emulated mailbox, the
+/// store and the data directory's spool.
+#[derive(Clone, Copy)]
+struct Installation<'a> {
+    emu: &'a EmulatorHandle,
+    store: &'a Store,
+    client_id: &'a str,
+    importer_id: &'a str,
+    data_dir: &'a Path,
 }
 
 /// Every source mail is in exactly one folder (the one its content calls
@@ -618,14 +704,17 @@ async fn throttling_and_server_errors_slow_the_import_but_lose_nothing() {
 /// exactly one document (row and spool folder), every Error mail a ledger
 /// reason, and no document exists twice or without its mail in Exported.
 async fn check_nothing_lost_nothing_twice(
-    emu: &EmulatorHandle,
-    store: &Store,
-    client_id: &str,
-    importer_id: &str,
-    data_dir: &Path,
+    at: Installation<'_>,
     mails: &[(String, Vec<u8>, bool)],
     inbox_allowed: bool,
 ) {
+    let Installation {
+        emu,
+        store,
+        client_id,
+        importer_id,
+        data_dir,
+    } = at;
     let where_now = places(emu);
     let docs = store
         .list_documents(client_id, Some(importer_id), 1000, 0)
@@ -735,12 +824,7 @@ impl ChildSetup {
     }
 
     async fn open(dir: &Path) -> Store {
-        Store::connect(
-            &format!("sqlite://{}", dir.join("mailferry.db").display()),
-            Keyring::load_or_create(&dir.join("master.key")).expect("key"),
-        )
-        .await
-        .expect("store")
+        data_dir_store(dir).await
     }
 
     fn command(&self, failpoint: Option<&str>) -> Command {
@@ -782,7 +866,7 @@ impl ChildSetup {
 
 #[tokio::test]
 async fn a_crash_at_every_step_loses_nothing_and_stores_nothing_twice() {
-    let emu = emulator().await;
+    let emu = empty_demo_emulator().await;
     let setup = ChildSetup::new(&emu).await;
     let mut mails: Vec<(String, Vec<u8>, bool)> = Vec::new();
     let mut n = 0;
@@ -807,11 +891,13 @@ async fn a_crash_at_every_step_loses_nothing_and_stores_nothing_twice() {
         assert!(out.contains("left for retry 0"), "{step}: {out}");
         let store = ChildSetup::open(setup.dir.path()).await;
         check_nothing_lost_nothing_twice(
-            &emu,
-            &store,
-            &setup.client_id,
-            &setup.importer_id,
-            &setup.data_dir(),
+            Installation {
+                emu: &emu,
+                store: &store,
+                client_id: &setup.client_id,
+                importer_id: &setup.importer_id,
+                data_dir: &setup.data_dir(),
+            },
             &mails,
             false,
         )
@@ -862,7 +948,7 @@ async fn a_crash_at_every_step_loses_nothing_and_stores_nothing_twice() {
 /// become and why, and touches nothing.
 #[tokio::test]
 async fn the_cli_dry_run_lists_each_mail_and_touches_nothing() {
-    let emu = emulator().await;
+    let emu = empty_demo_emulator().await;
     let setup = ChildSetup::new(&emu).await;
     for n in 0..4 {
         let (_, raw) = corpus::numbered_mail(n, (n % 2 == 0).then_some(1_000));
@@ -910,7 +996,7 @@ fn delays() -> impl Iterator<Item = Duration> {
 async fn repeated_sigkills_lose_nothing_and_duplicate_nothing() {
     const MAILS: usize = 300;
     const KILLS: usize = 20;
-    let emu = emulator().await;
+    let emu = empty_demo_emulator().await;
     let setup = ChildSetup::new(&emu).await;
     let mails: Vec<(String, Vec<u8>, bool)> = (0..MAILS)
         .map(|n| {
@@ -961,11 +1047,13 @@ async fn repeated_sigkills_lose_nothing_and_duplicate_nothing() {
     {
         let store = ChildSetup::open(setup.dir.path()).await;
         check_nothing_lost_nothing_twice(
-            &emu,
-            &store,
-            &setup.client_id,
-            &setup.importer_id,
-            &setup.data_dir(),
+            Installation {
+                emu: &emu,
+                store: &store,
+                client_id: &setup.client_id,
+                importer_id: &setup.importer_id,
+                data_dir: &setup.data_dir(),
+            },
             &mails,
             true,
         )
@@ -985,11 +1073,13 @@ async fn repeated_sigkills_lose_nothing_and_duplicate_nothing() {
     );
     let store = ChildSetup::open(setup.dir.path()).await;
     check_nothing_lost_nothing_twice(
-        &emu,
-        &store,
-        &setup.client_id,
-        &setup.importer_id,
-        &setup.data_dir(),
+        Installation {
+            emu: &emu,
+            store: &store,
+            client_id: &setup.client_id,
+            importer_id: &setup.importer_id,
+            data_dir: &setup.data_dir(),
+        },
         &mails,
         false,
     )
@@ -1040,7 +1130,7 @@ async fn receive(
 #[tokio::test]
 async fn the_webhook_sink_gets_each_document_once_and_refusals_leave_mail_in_the_inbox() {
     let app = TestApp::spawn().await;
-    let emu = emulator().await;
+    let emu = empty_demo_emulator().await;
     let receiver = Receiver::default();
     receiver
         .failing
@@ -1136,11 +1226,13 @@ async fn the_webhook_sink_gets_each_document_once_and_refusals_leave_mail_in_the
     .await;
     assert_eq!(third.status, ExecutionStatus::Succeeded);
     check_nothing_lost_nothing_twice(
-        &emu,
-        &app.store,
-        &app.client_id,
-        &importer_id,
-        app.dir.path(),
+        Installation {
+            emu: &emu,
+            store: &app.store,
+            client_id: &app.client_id,
+            importer_id: &importer_id,
+            data_dir: app.dir.path(),
+        },
         &mails,
         false,
     )

@@ -11,7 +11,7 @@ use scheduler::{ExecutionLog, Script, ScriptContext};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use crate::support::{Db, TestApp, json, mailferry_bin};
+use crate::support::{Db, TestApp, json, mailferry_bin, start_emulator};
 
 const CALLBACK: &str = "/api/v2/importers/email/authenticate/end";
 const CONFIRM: &str = "/api/v2/importers/email/authenticate/confirm";
@@ -23,16 +23,11 @@ async fn emulator(redirect_uris: &[String], tweak: impl FnOnce(&mut Seed)) -> Em
         .redirect_uris
         .extend(redirect_uris.iter().cloned());
     tweak(&mut seed);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind emulator");
     let options = msemu::Options {
         auto_consent: true,
         ..msemu::Options::default()
     };
-    msemu::Emulator::start(seed, options, listener, None)
-        .await
-        .expect("start emulator")
+    start_emulator(seed, options).await
 }
 
 fn importer_body(emu: &EmulatorHandle, name: &str, mailbox: Option<&str>) -> Value {
@@ -155,6 +150,7 @@ async fn run_refresh_tokens(app: &TestApp) -> (Result<(), String>, Vec<String>) 
         store: app.store.clone(),
         clock: app.clock.clone(),
         client_id: app.client_id.clone(),
+        execution_id: "in-process".to_owned(),
         params: serde_json::Map::new(),
         log: log.clone(),
         cancel: tokio_util::sync::CancellationToken::new(),

@@ -37,7 +37,8 @@ pub enum ConnectError {
 #[derive(Debug)]
 pub enum ImporterMailbox {
     Graph(GraphMailbox),
-    Imap(ImapMailbox),
+    /// Boxed: it holds its connection's state inline.
+    Imap(Box<ImapMailbox>),
 }
 
 impl ImporterMailbox {
@@ -144,7 +145,9 @@ impl Connector {
             config.connect_timeout = std::time::Duration::from_secs(10);
             config.command_timeout = std::time::Duration::from_secs(20);
         }
-        Ok(ImporterMailbox::Imap(ImapMailbox::new(config, credential)))
+        Ok(ImporterMailbox::Imap(Box::new(ImapMailbox::new(
+            config, credential,
+        ))))
     }
 }
 

@@ -3,6 +3,14 @@
 //! (`MAILFERRY_TEST_POSTGRES_URL`, started by scripts/test.sh), the Microsoft
 //! emulator, the `mailferry` binary itself.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests: a failed expectation is the test failing"
+)]
+
 mod support;
 
 mod api_fuzz;
@@ -10,6 +18,7 @@ mod api_importers;
 mod cli;
 mod delegated_import;
 mod graph_mailbox;
+mod imap_import;
 mod import;
 mod jobs;
 mod mail_fate;

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Installs what mailferry's tests need on a Debian machine: PostgreSQL and
-# Chromium (Debian packages); in a virtualenv inside the repository,
+# Installs what mailferry's tests need on a Debian machine: PostgreSQL, Dovecot
+# (IMAP server), Chromium and isync (mbsync, the IMAP benchmark's speed peer) as
+# Debian packages; in a virtualenv inside the repository,
 # Microsoft's own Python client libraries (msal, msgraph-sdk) and croniter,
 # which the tests use as independent checks; and playwright-core (npm, no
 # browser download) to drive Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(postgresql python3-venv chromium)
+apt_packages=(postgresql dovecot-imapd isync python3-venv chromium)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # mailferry's whole test suite, with its real peers: installs what is
-# missing, starts PostgreSQL on a free loopback port, runs every test of the
-# workspace, stops what it started, and ends with a one-line summary.
+# missing, starts PostgreSQL and Dovecot on free loopback ports, runs every
+# test of the workspace, stops what it started, and ends with a one-line summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,7 @@ export MAILFERRY_TEST_PYTHON="$PWD/.venv-test/bin/python"
 source scripts/peers.sh
 trap stop_peers EXIT
 start_postgres
+start_dovecot
 
 mkdir -p target
 log=target/test-output.log

@@ -246,7 +246,7 @@ async fn login(
     };
     result.map_err(|e| match e {
         async_imap::error::Error::No(text) | async_imap::error::Error::Bad(text) => {
-            ImapError::Login(text)
+            ImapError::Login(crate::error::server_text(&text))
         }
         other => ImapError::Connect(format!("logging in failed: {other}")),
     })

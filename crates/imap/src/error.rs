@@ -57,11 +57,37 @@ impl ImapError {
     pub(crate) fn from_imap(e: async_imap::error::Error) -> Self {
         use async_imap::error::Error as E;
         match e {
-            E::No(text) => Self::No(text),
-            E::Bad(text) => Self::No(format!("BAD {text}")),
+            E::No(text) => Self::No(server_text(&text)),
+            E::Bad(text) => Self::No(format!("BAD {}", server_text(&text))),
             E::Io(io) => Self::Dropped(io.to_string()),
             E::ConnectionLost => Self::Dropped("the server closed the connection".to_owned()),
             other => Self::Dropped(other.to_string()),
         }
+    }
+}
+
+/// The server's own words from async-imap's rendering of a NO or BAD
+/// (`code: …, info: Some("…")`), or the rendering as it is.
+pub(crate) fn server_text(rendered: &str) -> String {
+    rendered
+        .split_once("info: Some(\"")
+        .and_then(|(_, rest)| rest.rsplit_once("\")"))
+        .map(|(info, _)| info.replace("\\\"", "\""))
+        .unwrap_or_else(|| rendered.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_servers_words_are_kept_and_the_rendering_dropped() {
+        assert_eq!(
+            server_text(
+                r#"code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")"#
+            ),
+            "[AUTHENTICATIONFAILED] Authentication failed."
+        );
+        assert_eq!(server_text("plain words"), "plain words");
     }
 }

@@ -39,13 +39,19 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 pub fn new_id(kind: IdKind) -> String {
     let bytes = random_bytes::<35>();
     let body = base64::engine::general_purpose::STANDARD.encode(bytes);
-    let mut chars: Vec<char> = body.chars().collect();
     // Force the characters clients must escape, in fixed places, so every id has them.
-    chars[7] = '/';
-    chars[19] = '+';
-    let last = chars.len() - 1;
-    chars[last] = '=';
-    format!("{}{}", kind.prefix(), chars.into_iter().collect::<String>())
+    let last = body.chars().count().saturating_sub(1);
+    let body: String = body
+        .chars()
+        .enumerate()
+        .map(|(i, c)| match i {
+            7 => '/',
+            19 => '+',
+            i if i == last => '=',
+            _ => c,
+        })
+        .collect();
+    format!("{}{body}", kind.prefix())
 }
 
 /// A random URL-safe token (codes, refresh tokens, session and paging tokens).

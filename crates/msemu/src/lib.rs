@@ -19,6 +19,7 @@ mod entra;
 mod faults;
 mod graph;
 mod ids;
+mod json;
 mod mime;
 mod seed;
 mod server;

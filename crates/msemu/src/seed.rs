@@ -40,8 +40,10 @@ pub struct SeedApp {
     /// Registered redirect URIs, matched exactly (case and trailing slash matter).
     #[serde(default)]
     pub redirect_uris: Vec<String>,
-    /// Delegated Graph permissions configured on the app (short names, e.g. `Mail.ReadWrite`).
-    /// Requesting anything else at /authorize fails with AADSTS70011.
+    /// Delegated permissions configured on the app: Graph's as short names (e.g.
+    /// `Mail.ReadWrite`), Exchange Online's as full URIs
+    /// (`https://outlook.office.com/IMAP.AccessAsUser.All`). Requesting anything else at
+    /// /authorize fails with AADSTS70011.
     #[serde(default)]
     pub delegated_permissions: Vec<String>,
     /// Application permissions (app roles) granted with admin consent, e.g. `Mail.ReadWrite`.
@@ -198,6 +200,7 @@ impl Seed {
                             "Mail.ReadWrite",
                             "Mail.Read.Shared",
                             "Mail.ReadWrite.Shared",
+                            "https://outlook.office.com/IMAP.AccessAsUser.All",
                         ]
                         .map(String::from)
                         .to_vec(),

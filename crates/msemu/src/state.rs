@@ -211,6 +211,17 @@ pub struct State {
     seq: u64,
 }
 
+/// A mailbox the seed asks for: a user's own or a shared one.
+struct MailboxSeed<'a> {
+    id: &'a str,
+    tenant_id: &'a str,
+    upn: &'a str,
+    display_name: &'a str,
+    /// The users with full access (the owner, a shared mailbox's delegates).
+    full_access: BTreeSet<String>,
+    folders: &'a [SeedFolder],
+}
+
 impl State {
     /// Builds the world from a seed.
     pub fn from_seed(seed: &Seed, now: Timestamp) -> Result<State, StateError> {
@@ -243,12 +254,14 @@ impl State {
                 let mut access = BTreeSet::new();
                 access.insert(id.clone());
                 st.add_mailbox(
-                    &id,
-                    &t.id,
-                    &u.user_principal_name,
-                    &u.display_name,
-                    access,
-                    &u.folders,
+                    MailboxSeed {
+                        id: &id,
+                        tenant_id: &t.id,
+                        upn: &u.user_principal_name,
+                        display_name: &u.display_name,
+                        full_access: access,
+                        folders: &u.folders,
+                    },
                     now,
                 )?;
             }
@@ -269,12 +282,14 @@ impl State {
                 }
                 let id = s.id.clone().unwrap_or_else(ids::new_guid);
                 st.add_mailbox(
-                    &id,
-                    &t.id,
-                    &s.user_principal_name,
-                    &s.display_name,
-                    access,
-                    &s.folders,
+                    MailboxSeed {
+                        id: &id,
+                        tenant_id: &t.id,
+                        upn: &s.user_principal_name,
+                        display_name: &s.display_name,
+                        full_access: access,
+                        folders: &s.folders,
+                    },
                     now,
                 )?;
             }
@@ -295,7 +310,7 @@ impl State {
                         st.consents.insert((
                             a.client_id.clone(),
                             uid.clone(),
-                            scope.to_lowercase(),
+                            crate::entra::scopes::permission_key(scope).to_lowercase(),
                         ));
                     }
                 }
@@ -329,17 +344,15 @@ impl State {
         self.seq
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn add_mailbox(
-        &mut self,
-        id: &str,
-        tenant_id: &str,
-        upn: &str,
-        display_name: &str,
-        full_access: BTreeSet<String>,
-        folders: &[SeedFolder],
-        now: Timestamp,
-    ) -> Result<(), StateError> {
+    fn add_mailbox(&mut self, mailbox: MailboxSeed<'_>, now: Timestamp) -> Result<(), StateError> {
+        let MailboxSeed {
+            id,
+            tenant_id,
+            upn,
+            display_name,
+            full_access,
+            folders,
+        } = mailbox;
         let root = ids::new_id(IdKind::Folder);
         let seq = self.next_seq();
         self.folders.insert(
@@ -407,7 +420,8 @@ impl State {
         Ok(())
     }
 
-    /// Adds a message given as a seed entry (raw or base64 MIME).
+    /// Adds a message given as a seed entry (raw or base64 MIME); its Graph
+    /// properties are derived from the MIME.
     pub fn add_seed_message(
         &mut self,
         mailbox: &str,
@@ -423,21 +437,8 @@ impl State {
                 .map_err(|_| StateError::Base64)?,
             (None, None) => return Err(StateError::NoMime),
         };
-        self.add_message(mailbox, folder, raw, m.received, m.is_read, now)
-    }
-
-    /// Stores a message; its Graph properties are derived from the MIME.
-    pub fn add_message(
-        &mut self,
-        mailbox: &str,
-        folder: &str,
-        raw: Vec<u8>,
-        received: Option<Timestamp>,
-        is_read: bool,
-        now: Timestamp,
-    ) -> Result<String, StateError> {
         let props = mime::derive(&raw)?;
-        let received = received.or(props.sent).unwrap_or(now);
+        let received = m.received.or(props.sent).unwrap_or(now);
         let attachments = (0..props.attachments.len())
             .map(|index| Attachment {
                 id: ids::new_id(IdKind::Attachment),
@@ -461,7 +462,7 @@ impl State {
                 received,
                 created: now,
                 last_modified: now,
-                is_read,
+                is_read: m.is_read,
                 categories: vec![],
                 change_key: ids::new_token("CQAAABYAAA", 12),
                 conversation_id: ids::new_id(IdKind::Message),

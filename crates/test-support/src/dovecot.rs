@@ -39,8 +39,12 @@ impl Dovecot {
         let ca = var("MAILFERRY_TEST_DOVECOT_CA");
         Self {
             host: var("MAILFERRY_TEST_DOVECOT_HOST"),
-            imaps_port: var("MAILFERRY_TEST_DOVECOT_IMAPS_PORT").parse().expect("port"),
-            imap_port: var("MAILFERRY_TEST_DOVECOT_IMAP_PORT").parse().expect("port"),
+            imaps_port: var("MAILFERRY_TEST_DOVECOT_IMAPS_PORT")
+                .parse()
+                .expect("port"),
+            imap_port: var("MAILFERRY_TEST_DOVECOT_IMAP_PORT")
+                .parse()
+                .expect("port"),
             ca_pem: std::fs::read_to_string(&ca).expect("the Dovecot CA"),
             conf: PathBuf::from(var("MAILFERRY_TEST_DOVECOT_CONF")),
             ctl: PathBuf::from(var("MAILFERRY_TEST_DOVECOT_CTL")),
@@ -48,11 +52,14 @@ impl Dovecot {
     }
 
     fn dir(&self) -> &Path {
-        self.conf.parent().expect("the config lives in Dovecot's dir")
+        self.conf
+            .parent()
+            .expect("the config lives in Dovecot's dir")
     }
 
     /// A new mailbox user with a password, with the folders `Exported`,
-    /// `Error`, `Archive/Invoices` and `INBOX/Invoices`.
+    /// `Error`, `Archive/Invoices`, `INBOX/Invoices` (one name, two parents)
+    /// and `Archiv/Überweisungen` (modified UTF-7 on the wire).
     pub fn new_user(&self) -> (String, String) {
         let user = format!("t{}@example.test", uuid::Uuid::new_v4().simple());
         let password = format!("pw \"{}\" ü", uuid::Uuid::new_v4().simple());
@@ -74,18 +81,59 @@ impl Dovecot {
                 + std::time::Duration::from_secs(1);
             f.set_modified(later).expect("move the mtime on");
         }
-        for folder in ["Exported", "Error", "Archive/Invoices", "INBOX/Invoices"] {
+        // The auth process notices the change within a moment.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !self.user_exists(&user) || !self.logs_in(&user, &password) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "Dovecot did not pick up the new user {user}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        for folder in [
+            "Exported",
+            "Error",
+            "Archive/Invoices",
+            "INBOX/Invoices",
+            "Archiv/Überweisungen",
+        ] {
             self.doveadm(&["mailbox", "create", "-u", &user, folder], None);
         }
         (user, password)
     }
 
+    fn user_exists(&self, user: &str) -> bool {
+        Command::new("doveadm")
+            .arg("-c")
+            .arg(&self.conf)
+            .args(["user", user])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn logs_in(&self, user: &str, password: &str) -> bool {
+        Command::new("doveadm")
+            .arg("-c")
+            .arg(&self.conf)
+            .args(["auth", "test", user, password])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
     fn doveadm(&self, args: &[&str], stdin: Option<&[u8]>) -> String {
         let mut cmd = Command::new("doveadm");
         cmd.arg("-c").arg(&self.conf).args(args);
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("doveadm");
         if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
             pipe.write_all(bytes).expect("doveadm stdin");
@@ -107,7 +155,17 @@ impl Dovecot {
     /// The mails of `folder`, by UID.
     pub fn mails(&self, user: &str, folder: &str) -> Vec<StoredMail> {
         let out = self.doveadm(
-            &["-f", "tab", "fetch", "-u", user, "uid flags hdr.message-id", "mailbox", folder, "ALL"],
+            &[
+                "-f",
+                "tab",
+                "fetch",
+                "-u",
+                user,
+                "uid flags hdr.message-id",
+                "mailbox",
+                folder,
+                "ALL",
+            ],
             None,
         );
         out.lines()
@@ -132,7 +190,10 @@ impl Dovecot {
     /// `stop`, `start` or `restart` the server (for tests of a server that
     /// goes away mid-run).
     pub fn ctl(&self, what: &str) {
-        let status = Command::new(&self.ctl).arg(what).status().expect("dovecot ctl");
+        let status = Command::new(&self.ctl)
+            .arg(what)
+            .status()
+            .expect("dovecot ctl");
         assert!(status.success(), "dovecot {what}");
     }
 }

@@ -27,7 +27,8 @@ pub struct Flow {
     pub redirect_uri: String,
     pub response_mode: String,
     pub state: Option<String>,
-    /// Graph permissions (short names) the app asked for.
+    /// Resource permissions the app asked for (Graph short names, Exchange Online full
+    /// URIs), the first resource's first: these need consent.
     pub graph_scopes: Vec<String>,
     /// All requested scopes as they will be recorded in the code.
     pub scopes: Vec<String>,
@@ -186,11 +187,12 @@ pub async fn authorize(
         let mut graph = parsed.graph.clone();
         if parsed.graph_default {
             for p in &app.delegated_permissions {
-                if !scopes::contains(&graph, p) {
+                if scopes::outlook_resource(p).is_none() && !scopes::contains(&graph, p) {
                     graph.push(p.clone());
                 }
             }
         }
+        let graph = parsed.permissions(graph);
         if let Some(bad) = graph
             .iter()
             .find(|s| !scopes::contains(&app.delegated_permissions, s))
@@ -303,7 +305,7 @@ fn missing_consent(world: &World, flow: &Flow, user_id: &str) -> Vec<String> {
             !world.consents.contains(&(
                 flow.client_id.clone(),
                 user_id.to_string(),
-                s.to_lowercase(),
+                scopes::permission_key(s).to_lowercase(),
             ))
         })
         .cloned()
@@ -316,7 +318,7 @@ fn grant_consent(ctx: &Ctx, flow: &Flow, user_id: &str) {
         world.consents.insert((
             flow.client_id.clone(),
             user_id.to_string(),
-            s.to_lowercase(),
+            scopes::permission_key(s).to_lowercase(),
         ));
     }
 }

@@ -109,7 +109,7 @@ impl AadError {
             "error_uri": format!("https://login.microsoftonline.com/error?code={}", self.code),
         });
         if let Some(s) = self.suberror {
-            body["suberror"] = json!(s);
+            crate::json::set(&mut body, "suberror", json!(s));
         }
         let mut resp = (self.status, Json(body)).into_response();
         resp.headers_mut().insert(

@@ -38,7 +38,8 @@ impl SigningKey {
         let pair = RsaKeyPair::from_pkcs8(KEY_PKCS8).map_err(|e| KeyError(e.to_string()))?;
         let public: RsaPublicKeyComponents<Vec<u8>> = pair.public_key().into();
         let digest = ring::digest::digest(&ring::digest::SHA256, &public.n);
-        let kid = URL_SAFE_NO_PAD.encode(&digest.as_ref()[..15]);
+        let digest = digest.as_ref();
+        let kid = URL_SAFE_NO_PAD.encode(digest.get(..15).unwrap_or(digest));
         Ok(SigningKey {
             pair,
             n: public.n,

@@ -95,6 +95,98 @@ fn authenticate_client(app: &App, secret: Option<&str>, now: Timestamp) -> Resul
     }
 }
 
+/// The one resource an access token is for, and its permissions: Entra issues a token
+/// for the first resource the scopes name.
+struct TokenResource {
+    /// The Exchange Online resource as the client named it; `None` for Graph.
+    outlook: Option<&'static str>,
+    /// The token's `scp`: short names.
+    scp: Vec<String>,
+    /// The response's `scope`: Graph permissions as short names, others as full URIs.
+    response_scopes: Vec<String>,
+}
+
+impl TokenResource {
+    fn of(granted: &[String]) -> TokenResource {
+        let permissions: Vec<&String> = granted
+            .iter()
+            .filter(|s| !scopes::OIDC.contains(&s.to_lowercase().as_str()))
+            .collect();
+        let outlook = permissions
+            .first()
+            .and_then(|s| scopes::outlook_resource(s));
+        let mine: Vec<&String> = permissions
+            .into_iter()
+            .filter(|s| scopes::outlook_resource(s).is_some() == outlook.is_some())
+            .collect();
+        TokenResource {
+            outlook,
+            scp: mine
+                .iter()
+                .map(|s| scopes::short_name(s).to_string())
+                .collect(),
+            response_scopes: mine
+                .iter()
+                .map(|s| match outlook {
+                    Some(_) => s.to_string(),
+                    None => scopes::short_name(s).to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The `aud` claim: Graph's application id, or Exchange Online's resource as requested
+    /// (`https://outlook.office.com`).
+    fn audience(&self) -> &'static str {
+        self.outlook.unwrap_or(GRAPH_APP_ID)
+    }
+}
+
+/// The resource scopes a token request names, checked against the user's consents:
+/// `.default` stands for the granted Graph permissions; the first resource named comes first.
+fn requested_permissions(
+    world: &World,
+    app: &App,
+    user_id: &str,
+    p: &Scopes,
+    granted: &[String],
+) -> Result<Vec<String>, AadError> {
+    let mut graph = p.graph.clone();
+    if p.graph_default {
+        for s in granted {
+            if !scopes::OIDC.contains(&s.to_lowercase().as_str())
+                && scopes::outlook_resource(s).is_none()
+                && !scopes::contains(&graph, s)
+            {
+                graph.push(s.clone());
+            }
+        }
+    }
+    let permissions = p.permissions(graph);
+    let consented = |s: &String| {
+        (app.admin_consent && scopes::contains(&app.delegated_permissions, s))
+            || world.consents.contains(&(
+                app.client_id.clone(),
+                user_id.to_string(),
+                scopes::permission_key(s).to_lowercase(),
+            ))
+    };
+    if let Some(missing) = permissions.iter().find(|s| !consented(s)) {
+        return Err(AadError::new(
+            "invalid_grant",
+            65001,
+            format!(
+                "The user or administrator has not consented to use the application with ID \
+                 '{}' named '{}'. Send an interactive authorization request for this user and \
+                 resource. (scope: {missing})",
+                app.client_id, app.display_name
+            ),
+        )
+        .suberror("consent_required"));
+    }
+    Ok(permissions)
+}
+
 /// Tokens to issue for a user grant.
 struct UserGrant<'a> {
     app: &'a App,
@@ -116,24 +208,19 @@ fn mint_user_tokens(
     let exp = now.as_second() + lifetime.as_secs();
     let user = world.users.get(&g.user_id).cloned();
     let (upn, name) = user.map(|u| (u.upn, u.display_name)).unwrap_or_default();
-    let graph: Vec<String> = g
-        .scopes
-        .iter()
-        .filter(|s| !scopes::OIDC.contains(&s.to_lowercase().as_str()))
-        .cloned()
-        .collect();
+    let resource = TokenResource::of(&g.scopes);
     let access = ctx.keys.sign(&json!({
-        "aud": GRAPH_APP_ID,
+        "aud": resource.audience(),
         "iss": format!("https://sts.windows.net/{}/", g.tenant_id),
         "iat": now.as_second(), "nbf": now.as_second(), "exp": exp,
         "tid": g.tenant_id, "oid": g.user_id, "sub": g.user_id,
         "upn": upn, "unique_name": upn, "name": name,
         "appid": g.app.client_id, "app_displayname": g.app.display_name,
-        "scp": graph.join(" "), "idtyp": "user", "ver": "1.0",
+        "scp": resource.scp.join(" "), "idtyp": "user", "ver": "1.0",
         "uti": ids::new_token("", 16),
     }));
     let has = |s: &str| g.scopes.iter().any(|x| x.eq_ignore_ascii_case(s));
-    let mut scope_out: Vec<String> = graph.clone();
+    let mut scope_out: Vec<String> = resource.response_scopes;
     for s in ["profile", "openid", "email"] {
         if has(s) {
             scope_out.push(s.to_string());
@@ -160,7 +247,7 @@ fn mint_user_tokens(
                 revoked: false,
             },
         );
-        body["refresh_token"] = json!(rt);
+        crate::json::set(&mut body, "refresh_token", json!(rt));
     }
     if has("openid") {
         let mut claims = json!({
@@ -172,16 +259,20 @@ fn mint_user_tokens(
             "oid": g.user_id, "tid": g.tenant_id,
         });
         if let Some(n) = g.nonce {
-            claims["nonce"] = json!(n);
+            crate::json::set(&mut claims, "nonce", json!(n));
         }
         if has("email") {
-            claims["email"] = json!(upn);
+            crate::json::set(&mut claims, "email", json!(upn));
         }
-        body["id_token"] = json!(ctx.keys.sign(&claims));
+        crate::json::set(&mut body, "id_token", json!(ctx.keys.sign(&claims)));
     }
     if want_client_info {
         let info = json!({"uid": g.user_id, "utid": g.tenant_id}).to_string();
-        body["client_info"] = json!(URL_SAFE_NO_PAD.encode(info));
+        crate::json::set(
+            &mut body,
+            "client_info",
+            json!(URL_SAFE_NO_PAD.encode(info)),
+        );
     }
     body
 }
@@ -357,15 +448,37 @@ fn grant(
                     ));
                 }
             }
+            // The token is for the first resource the authorize request named, unless the
+            // redemption names another one the user consented to.
+            let mut granted = stored.scopes.clone();
             if let Some(requested) = form.get("scope") {
                 let p = Scopes::parse(requested);
-                if !p.other_resources.is_empty() && (!p.graph.is_empty() || p.graph_default) {
+                if p.resource_count() > 1 {
                     return Err(AadError::new(
                         "invalid_request",
                         700022,
                         "The provided value for the input parameter scope is not valid because it \
                          contains more than one resource.",
                     ));
+                }
+                let stored_outlook = TokenResource::of(&stored.scopes).outlook.is_some();
+                let other_resource = if stored_outlook {
+                    !p.graph.is_empty() || p.graph_default
+                } else {
+                    !p.outlook.is_empty()
+                };
+                if other_resource {
+                    let mut permissions =
+                        requested_permissions(&world, &app, &stored.user_id, &p, &stored.scopes)?;
+                    permissions.extend(
+                        stored
+                            .scopes
+                            .iter()
+                            .filter(|s| !scopes::contains(&permissions, s))
+                            .cloned()
+                            .collect::<Vec<_>>(),
+                    );
+                    granted = permissions;
                 }
             }
             if let Some(c) = world.codes.get_mut(code) {
@@ -378,7 +491,7 @@ fn grant(
                     app: &app,
                     tenant_id: stored.tenant_id.clone(),
                     user_id: stored.user_id.clone(),
-                    scopes: stored.scopes.clone(),
+                    scopes: granted,
                     nonce: stored.nonce.clone(),
                 },
                 base,
@@ -452,38 +565,10 @@ fn grant(
                 None => g.scopes.clone(),
                 Some(raw) => {
                     let p = Scopes::parse(raw);
-                    let mut graph = p.graph.clone();
-                    if p.graph_default {
-                        for s in &g.scopes {
-                            if !scopes::OIDC.contains(&s.to_lowercase().as_str())
-                                && !scopes::contains(&graph, s)
-                            {
-                                graph.push(s.clone());
-                            }
-                        }
-                    }
-                    let consented = |s: &String| {
-                        (app.admin_consent && scopes::contains(&app.delegated_permissions, s))
-                            || world.consents.contains(&(
-                                client_id.clone(),
-                                g.user_id.clone(),
-                                s.to_lowercase(),
-                            ))
-                    };
-                    if let Some(missing) = graph.iter().find(|s| !consented(s)) {
-                        return Err(AadError::new(
-                            "invalid_grant",
-                            65001,
-                            format!(
-                                "The user or administrator has not consented to use the \
-                                 application with ID '{}' named '{}'. Send an interactive \
-                                 authorization request for this user and resource. (scope: {missing})",
-                                app.client_id, app.display_name
-                            ),
-                        )
-                        .suberror("consent_required"));
-                    }
-                    graph.into_iter().chain(p.oidc).collect()
+                    requested_permissions(&world, &app, &g.user_id, &p, &g.scopes)?
+                        .into_iter()
+                        .chain(p.oidc)
+                        .collect()
                 }
             };
             if let Some(old) = world.refresh_tokens.get_mut(rt) {
@@ -524,6 +609,17 @@ fn grant(
                 .get("scope")
                 .ok_or_else(|| AadError::missing("scope"))?;
             let p = Scopes::parse(raw);
+            if !p.outlook.is_empty() {
+                return Err(AadError::new(
+                    "invalid_resource",
+                    500011,
+                    format!(
+                        "The resource principal named {} was not found in the tenant named \
+                         {tenant}. (msemu: app-only Exchange Online tokens are not emulated.)",
+                        p.outlook.join(" ")
+                    ),
+                ));
+            }
             if !p.graph_default || !p.graph.is_empty() || !p.oidc.is_empty() {
                 return Err(AadError::new(
                     "invalid_scope",

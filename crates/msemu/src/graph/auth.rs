@@ -80,25 +80,26 @@ pub fn authenticate(
     let claims = keys
         .verify(token)
         .ok_or_else(|| unauthorized(base, "Access token validation failure."))?;
-    if claims["aud"] != GRAPH_APP_ID {
+    let text = |k: &str| claims.get(k).and_then(Value::as_str);
+    if text("aud") != Some(GRAPH_APP_ID) {
         return Err(unauthorized(
             base,
             "Access token validation failure. Invalid audience.",
         ));
     }
     let t = now.as_second();
-    let exp = claims["exp"].as_i64().unwrap_or(0);
-    let nbf = claims["nbf"].as_i64().unwrap_or(0);
+    let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+    let nbf = claims.get("nbf").and_then(Value::as_i64).unwrap_or(0);
     if t >= exp || t + 300 < nbf {
         return Err(unauthorized(
             base,
             "Access token has expired or is not yet valid.",
         ));
     }
-    let s = |k: &str| claims[k].as_str().unwrap_or_default().to_string();
-    if claims["idtyp"] == "app" {
-        let roles = match &claims["roles"] {
-            Value::Array(a) => a
+    let s = |k: &str| text(k).unwrap_or_default().to_string();
+    if text("idtyp") == Some("app") {
+        let roles = match claims.get("roles") {
+            Some(Value::Array(a)) => a
                 .iter()
                 .filter_map(|r| r.as_str().map(str::to_string))
                 .collect(),

@@ -70,8 +70,8 @@ impl GraphError {
             "client-request-id": client_request_id,
         });
         if self.status == StatusCode::TOO_MANY_REQUESTS {
-            inner["code"] = json!("429");
-            inner["status"] = json!("429");
+            crate::json::set(&mut inner, "code", json!("429"));
+            crate::json::set(&mut inner, "status", json!("429"));
         }
         let body =
             json!({"error": {"code": self.code, "message": self.message, "innerError": inner}});

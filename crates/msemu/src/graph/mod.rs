@@ -341,7 +341,11 @@ fn page(
             }
         }
         ser.append_pair("$skiptoken", &token);
-        body["@odata.nextLink"] = json!(format!("{}{}?{}", call.base, call.raw_path, ser.finish()));
+        crate::json::set(
+            &mut body,
+            "@odata.nextLink",
+            json!(format!("{}{}?{}", call.base, call.raw_path, ser.finish())),
+        );
     }
     Ok(json_response(StatusCode::OK, body))
 }
@@ -374,11 +378,12 @@ fn route(world: &mut World, call: &Call<'_>, resource: Resource) -> Result<Respo
             if *call.method == Method::POST {
                 let v: Value = serde_json::from_slice(call.body)
                     .map_err(|_| GraphError::bad_request("Invalid JSON body."))?;
-                let name = v["displayName"]
-                    .as_str()
+                let name = v
+                    .get("displayName")
+                    .and_then(Value::as_str)
                     .filter(|s| !s.is_empty())
                     .ok_or_else(|| GraphError::bad_request("displayName is required."))?;
-                let hidden = v["isHidden"].as_bool().unwrap_or(false);
+                let hidden = v.get("isHidden").and_then(Value::as_bool).unwrap_or(false);
                 let id = world
                     .create_folder(&mb, &parent, name, hidden, None)
                     .map_err(|_| {
@@ -390,7 +395,11 @@ fn route(world: &mut World, call: &Call<'_>, resource: Resource) -> Result<Respo
                     })?;
                 let f = world.folders.get(&id).ok_or_else(GraphError::not_found)?;
                 let mut body = render::folder(world, f, None);
-                body["@odata.context"] = json!(format!("{ctx_url}/mailFolders/$entity"));
+                crate::json::set(
+                    &mut body,
+                    "@odata.context",
+                    json!(format!("{ctx_url}/mailFolders/$entity")),
+                );
                 return Ok(json_response(StatusCode::CREATED, body));
             }
             if *call.method != Method::GET {
@@ -440,7 +449,11 @@ fn route(world: &mut World, call: &Call<'_>, resource: Resource) -> Result<Respo
                     let q = ListQuery::parse(call.raw_query, 1000)?;
                     let f = world.folders.get(&id).ok_or_else(GraphError::not_found)?;
                     let mut body = render::folder(world, f, q.select.as_deref());
-                    body["@odata.context"] = json!(format!("{ctx_url}/mailFolders/$entity"));
+                    crate::json::set(
+                        &mut body,
+                        "@odata.context",
+                        json!(format!("{ctx_url}/mailFolders/$entity")),
+                    );
                     Ok(json_response(StatusCode::OK, body))
                 }
                 _ => Err(method_not_allowed()),
@@ -506,7 +519,7 @@ fn message(
                 m,
                 &q.extended_properties,
             );
-            v["@odata.context"] = json!(entity_ctx);
+            crate::json::set(&mut v, "@odata.context", json!(entity_ctx));
             Ok(json_response(StatusCode::OK, v))
         }
         (MessagePart::Itself, Method::PATCH) => {
@@ -559,7 +572,7 @@ fn message(
             msg.last_modified = now;
             msg.change_key = ids::new_token("CQAAABYAAA", 12);
             let mut v = render::message(msg, imm, None);
-            v["@odata.context"] = json!(entity_ctx);
+            crate::json::set(&mut v, "@odata.context", json!(entity_ctx));
             Ok(json_response(StatusCode::OK, v))
         }
         (MessagePart::Itself, Method::DELETE) => {
@@ -613,7 +626,7 @@ fn message(
                 .get(&target)
                 .ok_or_else(GraphError::not_found)?;
             let mut v = render::message(msg, imm, None);
-            v["@odata.context"] = json!(entity_ctx);
+            crate::json::set(&mut v, "@odata.context", json!(entity_ctx));
             Ok(json_response(StatusCode::CREATED, v))
         }
         (MessagePart::Attachments, Method::GET) => {
@@ -641,7 +654,7 @@ fn message(
             let expand = url::form_urlencoded::parse(call.raw_query.unwrap_or_default().as_bytes())
                 .any(|(k, v)| k == "$expand" && v.to_lowercase().contains("item"));
             if expand && d.kind == crate::mime::AttachmentKind::Item {
-                v["item"] = render::embedded_item(d);
+                crate::json::set(&mut v, "item", render::embedded_item(d));
             }
             Ok(json_response(StatusCode::OK, v))
         }

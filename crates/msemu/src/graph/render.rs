@@ -145,7 +145,7 @@ pub fn with_extended_properties(mut v: Value, m: &Message, ids: &[String]) -> Va
         })
         .map(|_| json!({"id": "Integer 0xe08", "value": m.mime.len().to_string()}))
         .collect();
-    v["singleValueExtendedProperties"] = json!(props);
+    crate::json::set(&mut v, "singleValueExtendedProperties", json!(props));
     v
 }
 
@@ -165,7 +165,7 @@ pub fn attachment(id: &str, a: &AttachmentData, modified: Timestamp, with_conten
                 "contentLocation": null,
             });
             if with_content {
-                v["contentBytes"] = json!(STANDARD.encode(&a.content));
+                crate::json::set(&mut v, "contentBytes", json!(STANDARD.encode(&a.content)));
             }
             v
         }

@@ -3,7 +3,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use msemu::{Emulator, EmulatorHandle, Options, Seed, demo};
+use msemu::{EmulatorHandle, Options, Seed, demo};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -15,10 +15,7 @@ pub struct Env {
     pub http: reqwest::Client,
 }
 
-pub fn install_crypto() {
-    // reqwest is built with `rustls-no-provider`; a second install attempt just fails.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+pub use test_support::install_crypto;
 
 pub fn client() -> reqwest::Client {
     install_crypto();
@@ -29,12 +26,7 @@ pub fn client() -> reqwest::Client {
 }
 
 pub async fn start_with(seed: Seed, options: Options) -> Env {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let emu = Emulator::start(seed, options, listener, None)
-        .await
-        .expect("start");
+    let emu = test_support::start_emulator(seed, options).await;
     Env {
         base: emu.base_url(),
         emu: Some(emu),

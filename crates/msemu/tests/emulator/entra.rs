@@ -554,3 +554,156 @@ async fn discovery_documents_and_lifetimes() {
     assert_eq!(t.body["expires_in"], 120);
     env.stop().await;
 }
+
+/// The claims of a JWT, unverified.
+fn jwt_claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("claims")
+}
+
+/// IMAP over OAuth: tokens for Exchange Online's scopes are for Exchange Online (its
+/// audience, short names in `scp`, full URIs in the response's `scope`), never for Graph;
+/// refresh tokens switch resources only within what the user consented to.
+#[tokio::test]
+async fn exchange_online_tokens_for_imap() {
+    const IMAP: &str = "https://outlook.office.com/IMAP.AccessAsUser.All";
+    let env = common::start().await;
+    let t = env
+        .user_tokens(demo::ALICE, &format!("{IMAP} offline_access"))
+        .await;
+    assert_eq!(t.body["scope"], IMAP);
+    let c = jwt_claims(&t.access);
+    assert_eq!(c["aud"], "https://outlook.office.com");
+    assert_eq!(c["scp"], "IMAP.AccessAsUser.All");
+    assert_eq!(c["upn"], demo::ALICE);
+    assert_eq!(
+        c["iss"],
+        format!("https://sts.windows.net/{}/", demo::TENANT_ID)
+    );
+    let at_graph = env.get(&t.access, "/v1.0/me/mailFolders").await;
+    assert_eq!(
+        common::graph_error(at_graph, 401).await.0,
+        "InvalidAuthenticationToken"
+    );
+
+    // Refreshing keeps the resource; Graph scopes the user never consented to are refused.
+    let rt = t.refresh.expect("refresh token");
+    let resp = env
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", demo::CLIENT_ID),
+            ("client_secret", demo::CLIENT_SECRET),
+            ("refresh_token", &rt),
+        ])
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(
+        jwt_claims(body["access_token"].as_str().expect("at"))["aud"],
+        "https://outlook.office.com"
+    );
+    let rt = body["refresh_token"].as_str().expect("rotated").to_string();
+    let resp = env
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", demo::CLIENT_ID),
+            ("client_secret", demo::CLIENT_SECRET),
+            ("refresh_token", &rt),
+            ("scope", &format!("{GRAPH}Mail.Read")),
+        ])
+        .await;
+    assert_eq!(
+        aad_error(resp, 400).await,
+        (
+            "invalid_grant".into(),
+            65001,
+            Some("consent_required".into())
+        )
+    );
+
+    // A Graph grant refreshed for the (consented) IMAP scope gives an Exchange Online token.
+    let g = env
+        .user_tokens(
+            demo::ALICE,
+            &format!("{GRAPH}Mail.ReadWrite offline_access"),
+        )
+        .await;
+    assert_eq!(
+        jwt_claims(&g.access)["aud"],
+        "00000003-0000-0000-c000-000000000000"
+    );
+    let resp = env
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", demo::CLIENT_ID),
+            ("client_secret", demo::CLIENT_SECRET),
+            ("refresh_token", g.refresh.as_deref().expect("rt")),
+            ("scope", &format!("{IMAP} offline_access")),
+        ])
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.expect("json");
+    let c = jwt_claims(body["access_token"].as_str().expect("at"));
+    assert_eq!(
+        (c["aud"].as_str(), c["scp"].as_str()),
+        (
+            Some("https://outlook.office.com"),
+            Some("IMAP.AccessAsUser.All")
+        )
+    );
+
+    // The resource's other spelling is its audience; Graph's .default leaves IMAP out.
+    let o = env
+        .user_tokens(
+            demo::ALICE,
+            "https://outlook.office365.com/IMAP.AccessAsUser.All",
+        )
+        .await;
+    assert_eq!(
+        jwt_claims(&o.access)["aud"],
+        "https://outlook.office365.com"
+    );
+    let d = env
+        .user_tokens(demo::ALICE, &format!("{GRAPH}.default"))
+        .await;
+    let scp = jwt_claims(&d.access)["scp"]
+        .as_str()
+        .expect("scp")
+        .to_string();
+    assert!(
+        scp.contains("Mail.ReadWrite") && !scp.contains("IMAP"),
+        "{scp}"
+    );
+
+    // A permission the app is not configured for is refused at /authorize.
+    let (_, challenge) = pkce_pair();
+    let resp = env
+        .http
+        .get(env.authorize_url(
+            demo::ALICE,
+            "https://outlook.office.com/POP.AccessAsUser.All",
+            &challenge,
+        ))
+        .send()
+        .await
+        .expect("authorize");
+    assert_eq!(resp.status(), 302);
+    let q = query_of(resp.headers()["location"].to_str().expect("location"));
+    assert_eq!(q["error"], "invalid_scope");
+
+    // App-only Exchange Online tokens are not emulated.
+    let resp = env
+        .token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", demo::DAEMON_CLIENT_ID),
+            ("client_secret", demo::DAEMON_CLIENT_SECRET),
+            ("scope", "https://outlook.office365.com/.default"),
+        ])
+        .await;
+    assert_eq!(aad_error(resp, 400).await.1, 500011);
+    env.stop().await;
+}

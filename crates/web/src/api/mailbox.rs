@@ -81,9 +81,12 @@ pub async fn folders(
         .mailbox(&record, Patience::Interactive)
         .await
         .map_err(|e| Problem::new(StatusCode::CONFLICT, e.to_string()))?;
-    importer_token(&state, &record)
-        .await
-        .map_err(|t| Problem::new(StatusCode::CONFLICT, format!("{}; {}", t.detail, t.fix)))?;
+    // Without a token a Graph request cannot start: say why up front.
+    if record.settings.graph().is_some() {
+        importer_token(&state, &record)
+            .await
+            .map_err(|t| Problem::new(StatusCode::CONFLICT, format!("{}; {}", t.detail, t.fix)))?;
+    }
     let tree = mailbox
         .folder_tree(query.include_hidden)
         .await

@@ -20,6 +20,8 @@ use store::Store;
 use store::executions::{Execution, ExecutionStatus, TriggerKind};
 use store::ledger::LedgerState;
 
+use test_support::dovecot::Dovecot;
+
 use crate::support::{
     TestApp, data_dir_store, empty_demo_emulator, json as body_json, mailferry_bin,
 };
@@ -77,22 +79,131 @@ fn key_of(imid: Option<&str>, subject: &str) -> String {
 }
 
 /// Where each mail of Alice's mailbox is: key → folder paths (one per copy).
-fn places(emu: &EmulatorHandle) -> HashMap<String, Vec<String>> {
-    let mut out: HashMap<String, Vec<String>> = HashMap::new();
-    for m in emu.messages(demo::ALICE).expect("messages") {
-        out.entry(key_of(m.internet_message_id.as_deref(), &m.subject))
-            .or_default()
-            .push(m.folder_path);
+/// A mail server the crash tests run against, so that one behaviour suite
+/// covers both protocols: the Microsoft emulator (Graph) and Dovecot (IMAP).
+/// Mails are delivered and found through the server's own means (the
+/// emulator's admin API, `doveadm`), never through mailferry's clients.
+trait MailServer {
+    fn name(&self) -> &'static str;
+    /// Key (Message-ID, else `subject:…`) → the folders (`Inbox`,
+    /// `Exported`, `Error`, …) holding a copy.
+    fn places(&self) -> HashMap<String, Vec<String>>;
+    fn deliver(&self, raw: &[u8]);
+    /// An importer of this server's test mailbox, with the corpus's rules.
+    fn importer_body(&self, folders: Value) -> Value;
+    /// Slower answers, so SIGKILLs land mid-import; `full_speed` undoes it.
+    fn slow_down(&self) {}
+    fn full_speed(&self) {}
+
+    fn inbox_count(&self) -> usize {
+        self.places()
+            .values()
+            .flatten()
+            .filter(|f| *f == "Inbox")
+            .count()
     }
-    out
 }
 
-fn inbox_count(emu: &EmulatorHandle) -> usize {
-    emu.messages(demo::ALICE)
-        .expect("messages")
-        .iter()
-        .filter(|m| m.folder_path == "Inbox")
-        .count()
+impl MailServer for EmulatorHandle {
+    fn name(&self) -> &'static str {
+        "Graph"
+    }
+
+    fn places(&self) -> HashMap<String, Vec<String>> {
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        for m in self.messages(demo::ALICE).expect("messages") {
+            out.entry(key_of(m.internet_message_id.as_deref(), &m.subject))
+                .or_default()
+                .push(m.folder_path);
+        }
+        out
+    }
+
+    fn deliver(&self, raw: &[u8]) {
+        self.add_message(demo::ALICE, "Inbox", raw).expect("add");
+    }
+
+    fn importer_body(&self, folders: Value) -> Value {
+        importer_body(self, folders, None)
+    }
+
+    fn slow_down(&self) {
+        self.add_fault(FaultRule {
+            kind: FaultKind::Latency { ms: 12 },
+            count: None,
+            rate: None,
+            path_prefix: "/v1.0/".into(),
+            method: None,
+            id: 0,
+        });
+    }
+
+    fn full_speed(&self) {
+        self.clear_faults();
+    }
+}
+
+/// A mailbox of its own on the test Dovecot.
+struct DovecotMailbox {
+    dovecot: Dovecot,
+    user: String,
+    password: String,
+}
+
+impl DovecotMailbox {
+    fn new() -> Self {
+        let dovecot = Dovecot::from_env();
+        let (user, password) = dovecot.new_user();
+        Self {
+            dovecot,
+            user,
+            password,
+        }
+    }
+}
+
+impl MailServer for DovecotMailbox {
+    fn name(&self) -> &'static str {
+        "IMAP"
+    }
+
+    fn places(&self) -> HashMap<String, Vec<String>> {
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        for (folder, shown) in [
+            ("INBOX", "Inbox"),
+            ("Exported", "Exported"),
+            ("Error", "Error"),
+        ] {
+            for m in self.dovecot.mails(&self.user, folder) {
+                out.entry(m.message_id).or_default().push(shown.to_owned());
+            }
+        }
+        out
+    }
+
+    fn deliver(&self, raw: &[u8]) {
+        self.dovecot.save(&self.user, "INBOX", raw);
+    }
+
+    fn importer_body(&self, folders: Value) -> Value {
+        let mut folders = folders;
+        if folders["inbox"] == "Inbox" {
+            folders["inbox"] = json!("INBOX");
+        }
+        json!({
+            "name": "Corpus over IMAP",
+            "protocol": "imap",
+            "host": self.dovecot.host,
+            "port": self.dovecot.imaps_port,
+            "security": "tls",
+            "tls_ca_pem": self.dovecot.ca_pem,
+            "username": self.user,
+            "password": self.password,
+            "folders": folders,
+            "attachments": corpus::attachment_rules_json(),
+            "rules": corpus::import_rules_json(),
+        })
+    }
 }
 
 fn sha(bytes: &[u8]) -> String {
@@ -162,7 +273,7 @@ async fn the_corpus_lands_where_the_rules_say_and_the_dry_run_predicted_it() {
     let predictions = body_json(response).await;
     let predictions = predictions.as_array().expect("a list");
     assert_eq!(predictions.len(), mails.len());
-    assert_eq!(inbox_count(&emu), mails.len(), "the dry run moved nothing");
+    assert_eq!(emu.inbox_count(), mails.len(), "the dry run moved nothing");
     assert!(
         app.store
             .ledger_entries(&importer_id)
@@ -201,7 +312,7 @@ async fn the_corpus_lands_where_the_rules_say_and_the_dry_run_predicted_it() {
         "{:?}",
         dry.log
     );
-    assert_eq!(inbox_count(&emu), mails.len());
+    assert_eq!(emu.inbox_count(), mails.len());
     let status_path = format!("/api/v2/importers/email/{importer_id}/status");
     let runs_path = format!("/api/v2/importers/email/{importer_id}/runs");
     let status = body_json(app.get(&status_path).await).await;
@@ -275,7 +386,7 @@ async fn the_corpus_lands_where_the_rules_say_and_the_dry_run_predicted_it() {
     assert_eq!(last["left_for_retry"], 0, "{status}");
     assert_eq!(last["dry_run"], false, "{status}");
 
-    let where_now = places(&emu);
+    let where_now = emu.places();
     let docs = app
         .store
         .list_documents(&app.client_id, Some(&importer_id), 1000, 0)
@@ -506,7 +617,7 @@ async fn ambiguous_or_missing_folders_stop_the_run_before_any_mail_is_touched() 
         &corpus::numbered_mail(99, None).1,
     )
     .expect("add");
-    let before = places(&emu);
+    let before = emu.places();
     for (folders, needles) in [
         (default_folders(), vec!["Exported", "Archive/Exported"]),
         (
@@ -568,7 +679,7 @@ async fn ambiguous_or_missing_folders_stop_the_run_before_any_mail_is_touched() 
             .unwrap_or_default()
             .to_owned();
         assert!(detail.contains(needles[0]), "{detail}");
-        assert_eq!(places(&emu), before, "no mail moved");
+        assert_eq!(emu.places(), before, "no mail moved");
         assert!(
             app.store
                 .ledger_entries(&id)
@@ -651,7 +762,7 @@ async fn throttling_and_server_errors_slow_the_import_but_lose_nothing() {
         Some("GET"),
     ));
     let mut runs = 0;
-    while inbox_count(&emu) > 0 && runs < 4 {
+    while emu.inbox_count() > 0 && runs < 4 {
         let run = run_import(
             &app.store,
             app.clock.clone(),
@@ -669,7 +780,7 @@ async fn throttling_and_server_errors_slow_the_import_but_lose_nothing() {
         emu.counters().faults_fired
     );
     assert_eq!(
-        inbox_count(&emu),
+        emu.inbox_count(),
         0,
         "every mail handled within {runs} runs"
     );
@@ -692,7 +803,7 @@ async fn throttling_and_server_errors_slow_the_import_but_lose_nothing() {
 /// store and the data directory's spool.
 #[derive(Clone, Copy)]
 struct Installation<'a> {
-    emu: &'a EmulatorHandle,
+    emu: &'a dyn MailServer,
     store: &'a Store,
     client_id: &'a str,
     importer_id: &'a str,
@@ -715,7 +826,7 @@ async fn check_nothing_lost_nothing_twice(
         importer_id,
         data_dir,
     } = at;
-    let where_now = places(emu);
+    let where_now = emu.places();
     let docs = store
         .list_documents(client_id, Some(importer_id), 1000, 0)
         .await
@@ -804,13 +915,13 @@ struct ChildSetup {
 }
 
 impl ChildSetup {
-    async fn new(emu: &EmulatorHandle) -> Self {
+    async fn new(server: &dyn MailServer) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Self::open(dir.path()).await;
         let now = SystemClock.now();
         let client = store.ensure_default_client(now).await.expect("client");
         let input: domain::importer::ImporterInput =
-            serde_json::from_value(importer_body(emu, default_folders(), None)).expect("input");
+            serde_json::from_value(server.importer_body(default_folders())).expect("input");
         let importer = store
             .create_importer(&client.id, &input.validate(None).expect("valid"), now)
             .await
@@ -866,8 +977,16 @@ impl ChildSetup {
 
 #[tokio::test]
 async fn a_crash_at_every_step_loses_nothing_and_stores_nothing_twice() {
-    let emu = empty_demo_emulator().await;
-    let setup = ChildSetup::new(&emu).await;
+    crash_at_every_step(&empty_demo_emulator().await).await;
+}
+
+#[tokio::test]
+async fn a_crash_at_every_step_loses_nothing_and_stores_nothing_twice_over_imap() {
+    crash_at_every_step(&DovecotMailbox::new()).await;
+}
+
+async fn crash_at_every_step(emu: &dyn MailServer) {
+    let setup = ChildSetup::new(emu).await;
     let mut mails: Vec<(String, Vec<u8>, bool)> = Vec::new();
     let mut n = 0;
     for step in import::failpoint::STEPS {
@@ -876,12 +995,13 @@ async fn a_crash_at_every_step_loses_nothing_and_stores_nothing_twice() {
         for k in 0..6 {
             let importable = k % 2 == 0;
             let (imid, raw) = corpus::numbered_mail(n, importable.then_some(1_000));
-            emu.add_message(demo::ALICE, "Inbox", &raw).expect("add");
+            emu.deliver(&raw);
             mails.push((imid, raw, importable));
             n += 1;
         }
         let (ok, out) = setup.run(Some(&format!("{step}:2"))).await;
-        assert!(!ok, "{step}: the run aborted: {out}");
+        let server = emu.name();
+        assert!(!ok, "{server} {step}: the run aborted: {out}");
         assert!(
             out.contains(&format!("aborting at {step} #2")),
             "{step}: the fail point fired: {out}"
@@ -892,7 +1012,7 @@ async fn a_crash_at_every_step_loses_nothing_and_stores_nothing_twice() {
         let store = ChildSetup::open(setup.dir.path()).await;
         check_nothing_lost_nothing_twice(
             Installation {
-                emu: &emu,
+                emu,
                 store: &store,
                 client_id: &setup.client_id,
                 importer_id: &setup.importer_id,
@@ -969,7 +1089,7 @@ async fn the_cli_dry_run_lists_each_mail_and_touches_nothing() {
     assert_eq!(text.matches("would import").count(), 2, "{text}");
     assert_eq!(text.matches("would error").count(), 2, "{text}");
     assert!(text.contains("no_importable_attachment"), "{text}");
-    assert_eq!(inbox_count(&emu), 4, "nothing moved");
+    assert_eq!(emu.inbox_count(), 4, "nothing moved");
     let store = ChildSetup::open(setup.dir.path()).await;
     assert_eq!(
         store
@@ -994,11 +1114,19 @@ fn delays() -> impl Iterator<Item = Duration> {
 
 #[tokio::test]
 async fn repeated_sigkills_lose_nothing_and_duplicate_nothing() {
-    const MAILS: usize = 300;
+    repeated_sigkills(&empty_demo_emulator().await, 300).await;
+}
+
+#[tokio::test]
+async fn repeated_sigkills_lose_nothing_and_duplicate_nothing_over_imap() {
+    // IMAP on loopback is fast: more mails keep the kills mid-import.
+    repeated_sigkills(&DovecotMailbox::new(), 900).await;
+}
+
+async fn repeated_sigkills(emu: &dyn MailServer, mails_count: usize) {
     const KILLS: usize = 20;
-    let emu = empty_demo_emulator().await;
-    let setup = ChildSetup::new(&emu).await;
-    let mails: Vec<(String, Vec<u8>, bool)> = (0..MAILS)
+    let setup = ChildSetup::new(emu).await;
+    let mails: Vec<(String, Vec<u8>, bool)> = (0..mails_count)
         .map(|n| {
             let importable = n % 10 != 3;
             let (imid, raw) = corpus::numbered_mail(n, importable.then_some(3_000 + n * 7));
@@ -1006,18 +1134,11 @@ async fn repeated_sigkills_lose_nothing_and_duplicate_nothing() {
         })
         .collect();
     for (_, raw, _) in &mails {
-        emu.add_message(demo::ALICE, "Inbox", raw).expect("add");
+        emu.deliver(raw);
     }
-    // Graph a little slower than loopback, so the kills land mid-import
-    // rather than after it finished.
-    emu.add_fault(FaultRule {
-        kind: FaultKind::Latency { ms: 12 },
-        count: None,
-        rate: None,
-        path_prefix: "/v1.0/".into(),
-        method: None,
-        id: 0,
-    });
+    // A little slower than loopback, so the kills land mid-import rather
+    // than after it finished.
+    emu.slow_down();
     let started = Instant::now();
     let mut kills = 0;
     let mut runs = 0;
@@ -1039,16 +1160,16 @@ async fn repeated_sigkills_lose_nothing_and_duplicate_nothing() {
             kills += 1;
         }
         child.wait().expect("reaped");
-        if inbox_count(&emu) == 0 {
+        if emu.inbox_count() == 0 {
             break;
         }
     }
-    let inbox_after_kills = inbox_count(&emu);
+    let inbox_after_kills = emu.inbox_count();
     {
         let store = ChildSetup::open(setup.dir.path()).await;
         check_nothing_lost_nothing_twice(
             Installation {
-                emu: &emu,
+                emu,
                 store: &store,
                 client_id: &setup.client_id,
                 importer_id: &setup.importer_id,
@@ -1060,11 +1181,12 @@ async fn repeated_sigkills_lose_nothing_and_duplicate_nothing() {
         .await;
         store.close().await;
     }
-    emu.clear_faults();
+    emu.full_speed();
     let (ok, out) = setup.run(None).await;
     assert!(ok, "the final run finished: {out}");
     eprintln!(
-        "SIGKILL test: {kills} kills over {runs} runs, {MAILS} mails ({inbox_after_kills} still in the Inbox before the final run), {:?} in all",
+        "SIGKILL test ({}): {kills} kills over {runs} runs, {mails_count} mails ({inbox_after_kills} still in the Inbox before the final run), {:?} in all",
+        emu.name(),
         started.elapsed()
     );
     assert!(
@@ -1074,7 +1196,7 @@ async fn repeated_sigkills_lose_nothing_and_duplicate_nothing() {
     let store = ChildSetup::open(setup.dir.path()).await;
     check_nothing_lost_nothing_twice(
         Installation {
-            emu: &emu,
+            emu,
             store: &store,
             client_id: &setup.client_id,
             importer_id: &setup.importer_id,
@@ -1187,7 +1309,7 @@ async fn the_webhook_sink_gets_each_document_once_and_refusals_leave_mail_in_the
         run.log
     );
     assert_eq!(
-        inbox_count(&emu),
+        emu.inbox_count(),
         5,
         "refused documents leave their mail in the Inbox"
     );

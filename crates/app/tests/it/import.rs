@@ -1216,6 +1216,62 @@ async fn repeated_sigkills(emu: &dyn MailServer, mails_count: usize) {
     );
 }
 
+/// The IMAP server restarts in the middle of a run (every connection it
+/// had is cut): the run stops or leaves mails for later, and the next run
+/// imports the rest; nothing is lost, nothing is stored twice.
+#[tokio::test]
+async fn an_imap_server_restart_mid_run_loses_nothing() {
+    let server = DovecotMailbox::new();
+    let setup = ChildSetup::new(&server).await;
+    let mails: Vec<(String, Vec<u8>, bool)> = (0..400)
+        .map(|n| {
+            let importable = n % 7 != 3;
+            let (imid, raw) = corpus::numbered_mail(n, importable.then_some(20_000));
+            (imid, raw, importable)
+        })
+        .collect();
+    for (_, raw, _) in &mails {
+        server.deliver(raw);
+    }
+    let mut child = setup
+        .command(None)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mailferry");
+    // Once the run is under way, the server goes away and comes back.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.inbox_count() == mails.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.dovecot.ctl("restart");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("the run ends");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        server.inbox_count() > 0,
+        "the restart came after the run had finished: {text}"
+    );
+    let (ok, out) = setup.run(None).await;
+    assert!(ok, "the next run finished: {out}");
+    let store = ChildSetup::open(setup.dir.path()).await;
+    check_nothing_lost_nothing_twice(
+        Installation {
+            emu: &server,
+            store: &store,
+            client_id: &setup.client_id,
+            importer_id: &setup.importer_id,
+            data_dir: &setup.data_dir(),
+        },
+        &mails,
+        false,
+    )
+    .await;
+    store.close().await;
+}
+
 /// (Idempotency-Key, answered 2xx, body)
 type Delivery = (String, bool, Vec<u8>);
 

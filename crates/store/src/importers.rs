@@ -287,31 +287,30 @@ impl Store {
 
     /// Opens the importer's sealed secret (client secret or IMAP password).
     pub async fn importer_secret(&self, client_id: &str, id: &str) -> Result<Option<SecretString>> {
-        let row: Option<(Option<Vec<u8>>,)> =
-            sqlx::query_as("SELECT secret_sealed FROM importers WHERE client_id = $1 AND id = $2")
-                .bind(client_id)
-                .bind(id)
-                .fetch_optional(self.pool())
-                .await?;
-        match row {
-            Some((Some(sealed),)) => Ok(Some(self.keyring().open(secret_field(id), &sealed)?)),
-            _ => Ok(None),
-        }
+        self.open_sealed(client_id, secret_field(id)).await
     }
-}
 
-impl Store {
     /// Opens the sink's own sealed credential (a webhook's token).
     pub async fn sink_secret(&self, client_id: &str, id: &str) -> Result<Option<SecretString>> {
-        let row: Option<(Option<Vec<u8>>,)> = sqlx::query_as(
-            "SELECT sink_secret_sealed FROM importers WHERE client_id = $1 AND id = $2",
-        )
+        self.open_sealed(client_id, sink_secret_field(id)).await
+    }
+
+    /// Opens one sealed column of an importer of `client_id`.
+    async fn open_sealed(
+        &self,
+        client_id: &str,
+        field: SealedField<'_>,
+    ) -> Result<Option<SecretString>> {
+        let row: Option<(Option<Vec<u8>>,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM importers WHERE client_id = $1 AND id = $2",
+            field.column
+        )))
         .bind(client_id)
-        .bind(id)
+        .bind(field.row_id)
         .fetch_optional(self.pool())
         .await?;
         match row {
-            Some((Some(sealed),)) => Ok(Some(self.keyring().open(sink_secret_field(id), &sealed)?)),
+            Some((Some(sealed),)) => Ok(Some(self.keyring().open(field, &sealed)?)),
             _ => Ok(None),
         }
     }

@@ -291,14 +291,8 @@ impl Store {
         importer_id: &str,
         source_key: &str,
     ) -> Result<Option<LedgerEntry>> {
-        let row: Option<LedgerRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "{SELECT} WHERE importer_id = $1 AND source_key = $2"
-        )))
-        .bind(importer_id)
-        .bind(source_key)
-        .fetch_optional(self.pool())
-        .await?;
-        row.map(entry_from_row).transpose()
+        self.one_ledger_entry(importer_id, "source_key", source_key)
+            .await
     }
 
     /// One mail of an importer by its `mail_id`.
@@ -307,11 +301,21 @@ impl Store {
         importer_id: &str,
         mail_id: &str,
     ) -> Result<Option<LedgerEntry>> {
+        self.one_ledger_entry(importer_id, "mail_id", mail_id).await
+    }
+
+    /// The row of `importer_id` whose unique `column` is `value`.
+    async fn one_ledger_entry(
+        &self,
+        importer_id: &str,
+        column: &'static str,
+        value: &str,
+    ) -> Result<Option<LedgerEntry>> {
         let row: Option<LedgerRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "{SELECT} WHERE importer_id = $1 AND mail_id = $2"
+            "{SELECT} WHERE importer_id = $1 AND {column} = $2"
         )))
         .bind(importer_id)
-        .bind(mail_id)
+        .bind(value)
         .fetch_optional(self.pool())
         .await?;
         row.map(entry_from_row).transpose()

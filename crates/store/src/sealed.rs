@@ -68,14 +68,17 @@ struct MasterKey {
     cipher: XChaCha20Poly1305,
 }
 
-/// The master keys, newest last.
+/// The master keys: never none, the newest seals.
 pub struct Keyring {
-    keys: Vec<MasterKey>,
+    /// The key file's last key: it seals, and opens.
+    current: MasterKey,
+    /// The file's earlier keys, oldest first: they only open.
+    older: Vec<MasterKey>,
 }
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ids: Vec<&str> = self.keys.iter().map(|k| k.id.as_str()).collect();
+        let ids: Vec<&str> = self.keys().map(|k| k.id.as_str()).collect();
         f.debug_struct("Keyring").field("key_ids", &ids).finish()
     }
 }
@@ -147,10 +150,13 @@ impl Keyring {
                 cipher,
             });
         }
-        if keys.is_empty() {
+        let Some(current) = keys.pop() else {
             return Err(SealError::Empty(path.to_owned()));
-        }
-        Ok(Self { keys })
+        };
+        Ok(Self {
+            current,
+            older: keys,
+        })
     }
 
     /// Appends a freshly generated key, which becomes the sealing key.
@@ -164,7 +170,7 @@ impl Keyring {
             fs::create_dir_all(dir).map_err(create)?;
         }
         let existing = if path.exists() {
-            Self::load(path)?.keys.len()
+            Self::load(path)?.keys().count()
         } else {
             0
         };
@@ -187,8 +193,12 @@ impl Keyring {
     }
 
     fn current(&self) -> &MasterKey {
-        // `load` guarantees at least one key.
-        &self.keys[self.keys.len() - 1]
+        &self.current
+    }
+
+    /// Every key, oldest first.
+    fn keys(&self) -> impl Iterator<Item = &MasterKey> {
+        self.older.iter().chain(std::iter::once(&self.current))
     }
 
     pub fn seal(&self, field: SealedField<'_>, secret: &SecretString) -> Vec<u8> {
@@ -243,8 +253,7 @@ impl Keyring {
         let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
         let id = std::str::from_utf8(id).map_err(|_| SealError::Damaged("bad key id"))?;
         let key = self
-            .keys
-            .iter()
+            .keys()
             .find(|k| k.id == id)
             .ok_or_else(|| SealError::UnknownKey(id.to_owned()))?;
         let nonce = XNonce::try_from(nonce).map_err(|_| SealError::Damaged("bad nonce"))?;

@@ -2,11 +2,20 @@
 //! and a real PostgreSQL (started by `scripts/test.sh`, which exports
 //! `MAILFERRY_TEST_POSTGRES_URL`).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests: a failed expectation is the test failing"
+)]
+
 use domain::importer::{ImporterInput, SecretKind, ValidImporter};
 use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
 use store::grants::{Grant, GrantState};
 use store::{Keyring, Store, StoreError};
+use test_support::{Db, fresh_database, key_file, open_store, sqlite_file};
 
 struct TestDb {
     store: Store,
@@ -16,53 +25,25 @@ struct TestDb {
     _dir: tempfile::TempDir,
 }
 
-async fn sqlite() -> TestDb {
+async fn test_db(db: Db) -> TestDb {
     let dir = tempfile::tempdir().expect("tempdir");
-    let key_path = dir.path().join("master.key");
-    let path = dir.path().join("mailferry.db");
-    let url = format!("sqlite://{}", path.display());
-    let store = Store::connect(&url, Keyring::load_or_create(&key_path).expect("key"))
-        .await
-        .expect("connect");
+    let url = fresh_database(db, dir.path()).await;
+    let store = open_store(&url, dir.path()).await;
     TestDb {
         store,
-        key_path,
-        sqlite_path: Some(path),
+        key_path: key_file(dir.path()),
+        sqlite_path: (db == Db::Sqlite).then(|| sqlite_file(dir.path())),
         url,
         _dir: dir,
     }
 }
 
+async fn sqlite() -> TestDb {
+    test_db(Db::Sqlite).await
+}
+
 async fn postgres() -> TestDb {
-    let admin_url = std::env::var("MAILFERRY_TEST_POSTGRES_URL").expect(
-        "MAILFERRY_TEST_POSTGRES_URL is not set: run the tests with scripts/test.sh, which starts a PostgreSQL for them",
-    );
-    sqlx::any::install_default_drivers();
-    let name = format!("mf_story_{}", uuid::Uuid::new_v4().simple());
-    let admin = sqlx::AnyPool::connect(&admin_url)
-        .await
-        .expect("connect to the test PostgreSQL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .expect("create database");
-    admin.close().await;
-    let url = match admin_url.rsplit_once('/') {
-        Some((base, _)) => format!("{base}/{name}"),
-        None => panic!("MAILFERRY_TEST_POSTGRES_URL must end in /DATABASE"),
-    };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let key_path = dir.path().join("master.key");
-    let store = Store::connect(&url, Keyring::load_or_create(&key_path).expect("key"))
-        .await
-        .expect("connect");
-    TestDb {
-        store,
-        key_path,
-        sqlite_path: None,
-        url,
-        _dir: dir,
-    }
+    test_db(Db::Postgres).await
 }
 
 macro_rules! on_both_backends {
@@ -729,7 +710,8 @@ async fn a_pending_account_change_is_sealed_and_confirmed_once(db: TestDb) {
         StateLookup::AlreadyUsed { used_at } if used_at == minutes(1)
     ));
     // Once used, no copy of its tokens stays behind.
-    let left: Vec<(Option<Vec<u8>>, Option<Vec<u8>>)> =
+    type SealedTokens = (Option<Vec<u8>>, Option<Vec<u8>>);
+    let left: Vec<SealedTokens> =
         sqlx::query_as("SELECT access_token_sealed, refresh_token_sealed FROM pending_grants")
             .fetch_all(s.pool())
             .await
@@ -1877,7 +1859,7 @@ async fn import_runs_are_recorded_per_importer_and_read_newest_first(db: TestDb)
         s.import_runs(&client.id, invoices, 1, 1)
             .await
             .expect("page"),
-        [first.clone()]
+        std::slice::from_ref(&first)
     );
     assert_eq!(
         s.import_runs(&client.id, receipts, 10, 0)

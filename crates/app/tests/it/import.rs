@@ -1233,7 +1233,7 @@ async fn an_imap_server_restart_mid_run_loses_nothing() {
     for (_, raw, _) in &mails {
         server.deliver(raw);
     }
-    let mut child = setup
+    let child = setup
         .command(None)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

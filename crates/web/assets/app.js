@@ -118,7 +118,10 @@ function importerForm(imp) {
       <label>Security <select data-field="security">${["tls", "starttls", "none"].map((s) => `<option ${s === (imp.security || "tls") ? "selected" : ""}>${s}</option>`).join("")}</select></label>
       ${input("username", "Username", imp.username)}
       ${input("password", "Password", "", { type: "password", hint: imp.password_set ? "stored — leave empty to keep it" : "", extra: 'autocomplete="new-password"' })}
-    </div></div>
+    </div>
+    <label data-wrap="tls_ca_pem">Trusted certificate (PEM) <span class="hint">only for a private CA or a self-signed server certificate; empty trusts the system's CAs</span>
+      <textarea data-field="tls_ca_pem" rows="3" placeholder="-----BEGIN CERTIFICATE-----">${esc(imp.tls_ca_pem || "")}</textarea>
+      <span class="field-error" data-error="tls_ca_pem"></span></label></div>
     <h3>Folders</h3>
     <div class="grid3">${folderInput("inbox", f.inbox, !isNew)}${folderInput("exported", f.exported, !isNew)}${folderInput("error", f.error, !isNew)}</div>
     <div id="folder-picker"></div>
@@ -190,6 +193,7 @@ function readForm(form, isNew) {
     Object.assign(body, { host: val("host"), security: val("security"), username: val("username") });
     if (val("port")) body.port = Number(val("port"));
     if (val("password")) body.password = val("password");
+    if (val("tls_ca_pem").trim()) body.tls_ca_pem = val("tls_ca_pem");
   } else {
     Object.assign(body, { client_id: val("client_id"), tenant_id: val("tenant_id"), mailbox: val("mailbox"), cloud: val("cloud") });
     if (val("client_secret")) body.client_secret = val("client_secret");
@@ -281,7 +285,8 @@ async function loadStatus(imp) {
   const res = await api("GET", `/api/v2/importers/email/${encodeURIComponent(imp.id)}/status`);
   if (!res.ok) { box.innerHTML = `<h2>Status</h2>${unavailable(res, "The status")}`; return; }
   const a = res.data.auth || {};
-  const badge = { authorized: "ok", reauth_required: "bad", unauthenticated: "warn", not_applicable: "neutral" }[a.state] || "neutral";
+  const badge = { authorized: "ok", reauth_required: "bad", mailbox_denied: "bad", unauthenticated: "warn", not_applicable: "neutral" }[a.state] || "neutral";
+  const last = res.data.last_import;
   const warnings = [...(res.data.warnings || []), ...(imp.warnings || [])];
   box.innerHTML = `<h2>Status</h2>
     <p>Authorization: <span class="badge ${badge}" id="auth-state">${esc(a.state)}</span> ${a.account ? `as <strong>${esc(a.account)}</strong>` : ""}</p>
@@ -289,7 +294,7 @@ async function loadStatus(imp) {
       <tr><th>Access token expires</th><td>${when(a.access_token_expires_at)}</td></tr>
       <tr><th>Last refresh</th><td>${when(a.last_refresh_at)}</td></tr>
       <tr><th>Last error</th><td>${esc(a.last_error || "–")}</td></tr>
-      <tr><th>Last import</th><td>${res.data.last_import ? esc(JSON.stringify(res.data.last_import)) : "–"}</td></tr>
+      <tr><th>Last import</th><td id="last-import">${last ? `${esc(last.summary || last.status || "")}${last.finished_at ? ` · ${when(last.finished_at)}` : ""}` : "–"}</td></tr>
     </tbody></table>
     ${[...new Set(warnings)].map((w) => `<div class="notice">${esc(w)}</div>`).join("")}`;
 }

@@ -8,6 +8,14 @@
 //!
 //! `cargo run --release -p mailferry --example import_bench -- [MAILS]` (or `bench/import.sh`).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a benchmark: a failed setup step ends it with its message, like a test"
+)]
+
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -117,8 +117,12 @@ pub enum KeysCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Where the emulated Microsoft 365 listens.
-    #[arg(long, default_value = "127.0.0.1:8081")]
+    /// Where the emulated Microsoft 365 listens (`:0` picks a free port).
+    #[arg(
+        long,
+        env = "MAILFERRY_EMULATOR_LISTEN",
+        default_value = "127.0.0.1:8081"
+    )]
     pub emulator_listen: std::net::SocketAddr,
 }
 

@@ -90,24 +90,45 @@ pub async fn serve(
     clock: Arc<dyn Clock>,
     on_ready: Option<OnReady>,
 ) -> anyhow::Result<()> {
-    let store = open_store(&settings, clock.as_ref()).await?;
-    let listener = tokio::net::TcpListener::bind(&settings.listen)
+    let listener = bind(&settings).await?;
+    serve_on(listener, settings, clock, on_ready).await
+}
+
+/// Binds the service's address (`MAILFERRY_LISTEN`).
+pub async fn bind(settings: &Settings) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| {
             format!(
                 "cannot listen on {}: is another process using it? Set MAILFERRY_LISTEN",
                 settings.listen
             )
-        })?;
-    let bound = listener.local_addr().context("reading the bound address")?;
-    // Port 0 means "any free port": the public URL then names the real one.
-    let public_url = if settings.listen.ends_with(":0")
+        })
+}
+
+/// The base URL users and Microsoft reach the service under. Port 0 means
+/// "any free port": the public URL then names the port actually bound.
+pub fn public_url(settings: &Settings, bound: std::net::SocketAddr) -> String {
+    if settings.listen.ends_with(":0")
         && settings.public_url == format!("http://{}", settings.listen)
     {
         format!("http://{bound}")
     } else {
         settings.public_url.clone()
-    };
+    }
+}
+
+/// Serves on a listener already bound (the demo binds first, so the
+/// emulator learns the redirect URI with the real port).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    on_ready: Option<OnReady>,
+) -> anyhow::Result<()> {
+    let store = open_store(&settings, clock.as_ref()).await?;
+    let bound = listener.local_addr().context("reading the bound address")?;
+    let public_url = public_url(&settings, bound);
     tracing::info!(listen = %bound, public_url = %public_url, database = %store::redact_url(&settings.database_url), "mailferry is serving");
     let connector = runtime::Connector::new(store.clone(), clock.clone(), &settings.data_dir)
         .context("building the HTTP clients for Microsoft")?;

@@ -37,9 +37,13 @@ pub async fn run_emulator(listen: Option<&str>, args: &MsemuArgs) -> anyhow::Res
 }
 
 pub async fn run(settings: Settings, clock: Arc<dyn Clock>, args: &DemoArgs) -> anyhow::Result<()> {
+    // Bound first, so that with `MAILFERRY_LISTEN=…:0` the redirect URI the
+    // emulator accepts names the port actually bound.
+    let service = commands::bind(&settings).await?;
+    let bound = service.local_addr().context("reading the bound address")?;
     let redirect_uri = format!(
         "{}/api/v2/importers/email/authenticate/end",
-        settings.public_url
+        commands::public_url(&settings, bound)
     );
     let mut demo_seed = msemu::Seed::demo();
     for app in demo_seed.tenants.iter_mut().flat_map(|t| t.apps.iter_mut()) {
@@ -51,7 +55,7 @@ pub async fn run(settings: Settings, clock: Arc<dyn Clock>, args: &DemoArgs) -> 
         .await
         .with_context(|| {
             format!(
-                "cannot listen on {} for the emulator: pass --emulator-listen",
+                "cannot listen on {} for the emulator: set MAILFERRY_EMULATOR_LISTEN or --emulator-listen",
                 args.emulator_listen
             )
         })?;
@@ -61,7 +65,7 @@ pub async fn run(settings: Settings, clock: Arc<dyn Clock>, args: &DemoArgs) -> 
     let emulator_url = emulator.base_url();
     let on_ready: OnReady =
         Box::new(move |state: web::AppState| Box::pin(prepare(state, emulator_url)));
-    let result = commands::serve(settings, clock, Some(on_ready)).await;
+    let result = commands::serve_on(service, settings, clock, Some(on_ready)).await;
     emulator.shutdown().await;
     result
 }

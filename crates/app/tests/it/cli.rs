@@ -327,38 +327,12 @@ async fn the_demo_serves_an_importer_against_the_built_in_emulator() {
     crate::support::install_crypto();
     let dir = tempfile::tempdir().expect("tempdir");
     let (port, emulator_port) = (free_port(), free_port());
-    let mut child = Command::new(mailferry_bin())
-        .args([
-            "demo",
-            "--emulator-listen",
-            &format!("127.0.0.1:{emulator_port}"),
-        ])
-        .env("MAILFERRY_DATA_DIR", dir.path())
-        .env("MAILFERRY_LISTEN", format!("127.0.0.1:{port}"))
-        .env_remove("MAILFERRY_DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn mailferry demo");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut printed = String::new();
-    while !printed.contains("API token:") || !printed.contains("Demo importer:") {
-        let line = lines
-            .next()
-            .expect("demo exited before it was ready")
-            .expect("read");
-        printed.push_str(&line);
-        printed.push('\n');
-    }
-    let field = |label: &str| {
-        printed
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(label))
-            .and_then(|rest| rest.split_whitespace().next())
-            .map(str::to_owned)
-            .expect("printed field")
-    };
+    let (mut child, printed) = spawn_demo(
+        dir.path(),
+        &format!("127.0.0.1:{port}"),
+        &format!("127.0.0.1:{emulator_port}"),
+    );
+    let field = |label: &str| printed_field(&printed, label);
     let (token, importer) = (field("API token:"), field("Demo importer:"));
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::builder()
@@ -421,6 +395,105 @@ async fn the_demo_serves_an_importer_against_the_built_in_emulator() {
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let _ = child.wait();
     result
+}
+
+/// Starts `mailferry demo` on `listen` with its emulator on `emulator`
+/// (the variables, as a user sets them) and reads its printout up to the
+/// emulator's address.
+fn spawn_demo(data: &std::path::Path, listen: &str, emulator: &str) -> (Child, String) {
+    let mut child = Command::new(mailferry_bin())
+        .arg("demo")
+        .env("MAILFERRY_DATA_DIR", data)
+        .env("MAILFERRY_LISTEN", listen)
+        .env("MAILFERRY_EMULATOR_LISTEN", emulator)
+        .env_remove("MAILFERRY_DATABASE_URL")
+        .env_remove("MAILFERRY_PUBLIC_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn mailferry demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut printed = String::new();
+    while !printed.contains("Demo importer:") || !printed.contains("Emulated Microsoft:") {
+        let line = lines
+            .next()
+            .expect("demo exited before it was ready")
+            .expect("read");
+        printed.push_str(&line);
+        printed.push('\n');
+    }
+    (child, printed)
+}
+
+/// The first word after `label` in the demo's printout.
+fn printed_field(printed: &str, label: &str) -> String {
+    printed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("`{label}` in {printed}"))
+}
+
+/// With `:0` for both addresses (the README says it picks a free port),
+/// the printout names the ports bound, and Microsoft's sign-in accepts the
+/// redirect URI with the service's real port.
+#[tokio::test]
+async fn the_demo_on_free_ports_signs_in_with_the_port_it_bound() {
+    crate::support::install_crypto();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, printed) = spawn_demo(dir.path(), "127.0.0.1:0", "127.0.0.1:0");
+    let base = printed_field(&printed, "Service:");
+    let emulator = printed_field(&printed, "Emulated Microsoft:");
+    let (token, importer) = (
+        printed_field(&printed, "API token:"),
+        printed_field(&printed, "Demo importer:"),
+    );
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let result = async {
+        assert!(
+            !base.ends_with(":0") && !emulator.ends_with(":0"),
+            "{printed}"
+        );
+        let auth = http
+            .get(format!(
+                "{base}/api/v2/importers/email/{importer}/authenticate"
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("authenticate");
+        assert_eq!(auth.status(), 302);
+        let location = auth.headers()["location"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert!(location.starts_with(&emulator), "{location}");
+        assert!(
+            location.contains(&url_encoded(&format!(
+                "{base}/api/v2/importers/email/authenticate/end"
+            ))),
+            "{location}"
+        );
+        let sign_in_page = http.get(&location).send().await.expect("emulator");
+        assert_eq!(
+            sign_in_page.status(),
+            200,
+            "the emulator accepts the redirect URI with the bound port"
+        );
+    }
+    .await;
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    result
+}
+
+fn url_encoded(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 /// Secrets never reach the logs: not the client secret of an importer, not

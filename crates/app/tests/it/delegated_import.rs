@@ -21,7 +21,7 @@ use msemu::{EmulatorHandle, Seed, demo};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{install_crypto, mailferry_bin};
+use crate::support::{TestMail, install_crypto, mailferry_bin, start_emulator};
 
 const CALLBACK: &str = "/api/v2/importers/email/authenticate/end";
 
@@ -223,62 +223,31 @@ fn location(response: &reqwest::Response) -> String {
         .to_owned()
 }
 
-/// A mail with a PDF and a text file attached (7bit, so the decoded bytes
-/// are exactly the part bodies); only the PDF is importable.
+/// A mail with a PDF and a text file attached; only the PDF is importable.
 fn mixed_mail() -> (String, Vec<u8>, Vec<u8>) {
     let pdf = b"%PDF-1.4\r\n% invoice 77 from Fabrikam\r\n%%EOF".to_vec();
-    let mut raw = b"From: Fabrikam Billing <billing@fabrikam.example>\r\n\
-To: Alice Example <alice@contoso.example>\r\n\
-Subject: Invoice 77 and delivery notes\r\n\
-Date: Mon, 02 Mar 2026 09:00:00 +0000\r\n\
-Message-ID: <mixed-77@fabrikam.example>\r\n\
-MIME-Version: 1.0\r\n\
-Content-Type: multipart/mixed; boundary=\"mix77\"\r\n\
-\r\n\
---mix77\r\n\
-Content-Type: text/plain; charset=utf-8\r\n\
-\r\n\
-Invoice 77 and the delivery notes.\r\n\
---mix77\r\n\
-Content-Type: application/pdf; name=\"invoice-77.pdf\"\r\n\
-Content-Disposition: attachment; filename=\"invoice-77.pdf\"\r\n\
-Content-Transfer-Encoding: 7bit\r\n\
-\r\n"
-        .to_vec();
-    raw.extend_from_slice(&pdf);
-    raw.extend_from_slice(
-        b"\r\n--mix77\r\n\
-Content-Type: text/plain; name=\"delivery-notes.txt\"\r\n\
-Content-Disposition: attachment; filename=\"delivery-notes.txt\"\r\n\
-\r\n\
-Delivered on 1 March.\r\n\
---mix77--\r\n",
-    );
-    ("<mixed-77@fabrikam.example>".to_owned(), raw, pdf)
+    let imid = "<mixed-77@fabrikam.example>";
+    let raw = TestMail::new("Invoice 77 and delivery notes")
+        .to(Some("Alice Example"), "alice@contoso.example")
+        .message_id(imid)
+        .text("Invoice 77 and the delivery notes.")
+        .attach("application/pdf", "invoice-77.pdf", &pdf)
+        .attach("text/plain", "delivery-notes.txt", b"Delivered on 1 March.")
+        .build();
+    (imid.to_owned(), raw, pdf)
 }
 
 /// A mail whose only attachment is a text file: not importable.
 fn notes_only_mail() -> (String, Vec<u8>) {
-    let raw = b"From: Fabrikam Billing <billing@fabrikam.example>\r\n\
-To: Alice Example <alice@contoso.example>\r\n\
-Subject: Delivery notes 78\r\n\
-Date: Mon, 02 Mar 2026 10:00:00 +0000\r\n\
-Message-ID: <notes-78@fabrikam.example>\r\n\
-MIME-Version: 1.0\r\n\
-Content-Type: multipart/mixed; boundary=\"n78\"\r\n\
-\r\n\
---n78\r\n\
-Content-Type: text/plain; charset=utf-8\r\n\
-\r\n\
-The delivery notes.\r\n\
---n78\r\n\
-Content-Type: text/plain; name=\"notes-78.txt\"\r\n\
-Content-Disposition: attachment; filename=\"notes-78.txt\"\r\n\
-\r\n\
-Delivered on 2 March.\r\n\
---n78--\r\n"
-        .to_vec();
-    ("<notes-78@fabrikam.example>".to_owned(), raw)
+    let imid = "<notes-78@fabrikam.example>";
+    let raw = TestMail::new("Delivery notes 78")
+        .to(Some("Alice Example"), "alice@contoso.example")
+        .date("2026-03-02T10:00:00Z")
+        .message_id(imid)
+        .text("The delivery notes.")
+        .attach("text/plain", "notes-78.txt", b"Delivered on 2 March.")
+        .build();
+    (imid.to_owned(), raw)
 }
 
 /// What a mail should become.
@@ -487,12 +456,7 @@ async fn a_delegated_grant_imports_the_signed_in_users_mailbox_end_to_end() {
         from: "billing@fabrikam.example",
         want: Want::Error,
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind emulator");
-    let emu = msemu::Emulator::start(seed, msemu::Options::default(), listener, None)
-        .await
-        .expect("start emulator");
+    let emu = start_emulator(seed, msemu::Options::default()).await;
     for mail in &mails[3..] {
         emu.add_message(demo::ALICE, "Inbox", &mail.raw)
             .expect("the emulator takes the mail");

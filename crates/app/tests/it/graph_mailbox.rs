@@ -13,11 +13,11 @@ use domain::mailbox::{
     FolderError, FolderTree, Mailbox, MailboxErrorKind, MatchedBy, PageCursor, resolve_folder,
 };
 use microsoft::graph::{AuthMode, GraphConfig, GraphMailbox, RetryPolicy, StaticToken};
-use msemu::{Emulator, EmulatorHandle, FaultKind, FaultRule, Options, Seed, SeedFolder, demo};
+use msemu::{EmulatorHandle, FaultKind, FaultRule, Options, Seed, SeedFolder, demo};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, install_crypto, json as body_json};
+use crate::support::{TestApp, install_crypto, json as body_json, start_emulator};
 
 const GRAPH_RESOURCE: &str = "https://graph.microsoft.com";
 
@@ -79,21 +79,14 @@ fn seed() -> Seed {
 }
 
 async fn emulator() -> EmulatorHandle {
-    install_crypto();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    Emulator::start(
+    start_emulator(
         seed(),
         Options {
             auto_consent: true,
             ..Options::default()
         },
-        listener,
-        None,
     )
     .await
-    .expect("emulator starts")
 }
 
 fn http() -> reqwest::Client {

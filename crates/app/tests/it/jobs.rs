@@ -340,12 +340,7 @@ fn mailferry_run(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
 
 /// A delegated importer whose grant Microsoft revoked, in `dir`'s database.
 async fn revoked_grant_in(dir: &std::path::Path) {
-    let store = store::Store::connect(
-        &format!("sqlite://{}", dir.join("mailferry.db").display()),
-        store::Keyring::load_or_create(&dir.join("master.key")).expect("key"),
-    )
-    .await
-    .expect("store");
+    let store = crate::support::data_dir_store(dir).await;
     let now = jiff::Timestamp::now();
     let client = store.ensure_default_client(now).await.expect("client");
     let input: domain::importer::ImporterInput =

@@ -15,31 +15,14 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use msemu::{Emulator, EmulatorHandle, FaultKind, FaultRule, MessageInfo, Options, Seed, demo};
+use msemu::{EmulatorHandle, FaultKind, FaultRule, MessageInfo, demo};
 use scheduler::{Runner, RunnerConfig};
 use serde_json::{Value, json};
 use store::executions::{Execution, ExecutionStatus, TriggerKind};
 
-use crate::support::{TestApp, install_crypto, json as body_json};
+use crate::support::{TestApp, empty_demo_emulator, invoice_mail, json as body_json};
 
 // ---------------------------------------------------------------- harness
-
-/// The demo tenant with every folder empty: each mail a test sees is one it added.
-async fn emulator() -> EmulatorHandle {
-    install_crypto();
-    let mut seed = Seed::demo();
-    for user in &mut seed.tenants[0].users {
-        for folder in &mut user.folders {
-            folder.messages.clear();
-        }
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    Emulator::start(seed, Options::default(), listener, None)
-        .await
-        .expect("emulator starts")
-}
 
 /// An app-only importer on Alice's mailbox that imports PDFs; `extra`'s
 /// fields are added (rules, sink, limits).
@@ -302,64 +285,6 @@ impl Outlook {
 
 // ------------------------------------------------------------------ mails
 
-const ENCODE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Base64 in 76-character lines, as mail writers send attachments.
-fn base64_lines(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ENCODE[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    let mut lines = String::new();
-    for (i, c) in out.chars().enumerate() {
-        if i > 0 && i % 76 == 0 {
-            lines.push_str("\r\n");
-        }
-        lines.push(c);
-    }
-    lines
-}
-
-/// An invoice mail from an ERP: fixed sender and date, a text body and
-/// one PDF `invoice.pdf`.
-fn invoice_mail(message_id: &str, subject: &str, pdf: &[u8]) -> Vec<u8> {
-    format!(
-        "From: Fabrikam Billing <billing@fabrikam.example>\r\n\
-         To: Invoices <invoices@contoso.example>\r\n\
-         Subject: {subject}\r\n\
-         Date: Mon, 02 Mar 2026 09:00:00 +0000\r\n\
-         Message-ID: {message_id}\r\n\
-         MIME-Version: 1.0\r\n\
-         Content-Type: multipart/mixed; boundary=\"mf-part-boundary\"\r\n\
-         \r\n\
-         --mf-part-boundary\r\n\
-         Content-Type: text/plain; charset=utf-8\r\n\
-         \r\n\
-         Please find the invoice attached.\r\n\
-         --mf-part-boundary\r\n\
-         Content-Type: application/pdf; name=\"invoice.pdf\"\r\n\
-         Content-Disposition: attachment; filename=\"invoice.pdf\"\r\n\
-         Content-Transfer-Encoding: base64\r\n\
-         \r\n\
-         {}\r\n\
-         --mf-part-boundary--\r\n",
-        base64_lines(pdf)
-    )
-    .into_bytes()
-}
-
 fn pdf(len: usize, seed: u64) -> Vec<u8> {
     import::corpus::file_bytes("pdf", len, seed)
 }
@@ -388,7 +313,7 @@ fn only_attachment(doc: &Value) -> Vec<u8> {
 #[tokio::test]
 async fn two_mails_sharing_a_message_id_make_two_documents_and_the_same_mail_again_makes_none() {
     let app = TestApp::spawn().await;
-    let emu = emulator().await;
+    let emu = empty_demo_emulator().await;
     // An ERP that reuses one Message-ID: same sender, subject, date and
     // text, only the PDF differs.
     let (pdf1, pdf2) = (pdf(4_000, 1), pdf(4_000, 2));
@@ -475,7 +400,7 @@ async fn two_mails_sharing_a_message_id_make_two_documents_and_the_same_mail_aga
 #[tokio::test]
 async fn an_oversized_mail_goes_to_error_as_too_large_without_being_downloaded() {
     let app = TestApp::spawn().await;
-    let emu = emulator().await;
+    let emu = empty_demo_emulator().await;
     let big_pdf = pdf(36_000, 7);
     let big_raw = invoice_mail("<big-scan@erp.fabrikam.example>", "Big scan", &big_pdf);
     assert!(
@@ -579,7 +504,7 @@ async fn refuse(
 #[tokio::test]
 async fn a_webhook_answering_422_sends_the_mail_to_error_as_sink_rejected_after_one_post() {
     let app = TestApp::spawn().await;
-    let emu = emulator().await;
+    let emu = empty_demo_emulator().await;
     let requests: Requests = Arc::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -630,7 +555,7 @@ async fn a_webhook_answering_422_sends_the_mail_to_error_as_sink_rejected_after_
 #[tokio::test]
 async fn a_download_failing_in_max_attempts_runs_goes_to_error_as_retries_exhausted() {
     let app = TestApp::spawn().await;
-    let emu = emulator().await;
+    let emu = empty_demo_emulator().await;
     let failing_raw = invoice_mail(
         "<flaky@erp.fabrikam.example>",
         "Invoice 503",
@@ -710,7 +635,7 @@ impl Newsletters {
     /// user's own category `Red`. After the first run all are in Error.
     async fn in_error(subjects: &[&str]) -> Self {
         let app = TestApp::spawn().await;
-        let emu = emulator().await;
+        let emu = empty_demo_emulator().await;
         let outlook = Outlook::connect(&emu).await;
         let mut mails = Vec::new();
         for (n, subject) in subjects.iter().enumerate() {

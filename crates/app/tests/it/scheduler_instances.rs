@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use domain::schedule::CronSchedule;
 use jiff::{SignedDuration, Timestamp};
+use store::Store;
 use store::jobs::JobSpec;
-use store::{Keyring, Store};
 
-use crate::support::{Db, fresh_database, mailferry_bin};
+use crate::support::{Db, fresh_database, key_file, mailferry_bin, open_store};
 
 const EVERY_TWO_SECONDS: &str = "*/2 * * * * *";
 
@@ -104,10 +104,8 @@ async fn runs_of(store: &Store, job_id: &str) -> Vec<Run> {
 async fn three_instances_run_every_due_slot_exactly_once_even_when_one_is_killed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = fresh_database(Db::Postgres, dir.path()).await;
-    let key_file = dir.path().join("master.key");
-    let store = Store::connect(&url, Keyring::load_or_create(&key_file).expect("key"))
-        .await
-        .expect("store");
+    let key_file = key_file(dir.path());
+    let store = open_store(&url, dir.path()).await;
     let now = Timestamp::now();
     let client = store.ensure_default_client(now).await.expect("client");
     let mut params = serde_json::Map::new();

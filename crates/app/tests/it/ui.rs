@@ -8,7 +8,7 @@ use std::process::Command;
 
 use secrecy::SecretString;
 
-use crate::support::TestApp;
+use crate::support::{TestApp, TestMail, empty_demo_emulator, start_emulator};
 
 const UI_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ui");
 const ADMIN_PASSWORD: &str = "correct horse battery staple";
@@ -176,12 +176,7 @@ async fn the_seed_flow_authenticate_sign_in_and_test_the_connection() {
     seed.tenants[0].apps[0]
         .redirect_uris
         .push(app.url("/api/v2/importers/email/authenticate/end"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let emu = msemu::Emulator::start(seed, msemu::Options::default(), listener, None)
-        .await
-        .expect("emulator");
+    let emu = start_emulator(seed, msemu::Options::default()).await;
     let created = app
         .post_json(
             "/api/v2/importers/email",
@@ -317,38 +312,24 @@ const NEWSLETTER_SUBJECT: &str = "Fabrikam <b>Newsletter</b> & March invoice";
 /// A newsletter (stopped by the importer's `*newsletter*` rule) with a PDF,
 /// and a delivery note without any attachment (nothing to import).
 fn error_mails() -> (Vec<u8>, Vec<u8>) {
-    let newsletter = format!(
-        "From: Fabrikam Billing <billing@fabrikam.example>\r\n\
-To: Alice Example <alice@contoso.example>\r\n\
-Subject: {NEWSLETTER_SUBJECT}\r\n\
-Date: Mon, 02 Mar 2026 09:00:00 +0000\r\n\
-Message-ID: <newsletter-3@fabrikam.example>\r\n\
-MIME-Version: 1.0\r\n\
-Content-Type: multipart/mixed; boundary=\"nl3\"\r\n\
-\r\n\
---nl3\r\n\
-Content-Type: text/plain; charset=utf-8\r\n\
-\r\n\
-Our news, and the March invoice attached.\r\n\
---nl3\r\n\
-Content-Type: application/pdf; name=\"invoice-march.pdf\"\r\n\
-Content-Disposition: attachment; filename=\"invoice-march.pdf\"\r\n\
-Content-Transfer-Encoding: 7bit\r\n\
-\r\n\
-%PDF-1.4\r\n% the March invoice of Fabrikam\r\n%%EOF\r\n\
---nl3--\r\n"
-    );
-    let note = b"From: Contoso Logistics <logistics@contoso.com>\r\n\
-To: Alice Example <alice@contoso.example>\r\n\
-Subject: Delivery note 12\r\n\
-Date: Mon, 02 Mar 2026 10:00:00 +0000\r\n\
-Message-ID: <note-12@contoso.com>\r\n\
-MIME-Version: 1.0\r\n\
-Content-Type: text/plain; charset=utf-8\r\n\
-\r\n\
-Delivered today, no paperwork attached.\r\n"
-        .to_vec();
-    (newsletter.into_bytes(), note)
+    let newsletter = TestMail::new(NEWSLETTER_SUBJECT)
+        .to(Some("Alice Example"), "alice@contoso.example")
+        .message_id("<newsletter-3@fabrikam.example>")
+        .text("Our news, and the March invoice attached.")
+        .attach(
+            "application/pdf",
+            "invoice-march.pdf",
+            b"%PDF-1.4\r\n% the March invoice of Fabrikam\r\n%%EOF",
+        )
+        .build();
+    let note = TestMail::new("Delivery note 12")
+        .from(Some("Contoso Logistics"), "logistics@contoso.com")
+        .to(Some("Alice Example"), "alice@contoso.example")
+        .date("2026-03-02T10:00:00Z")
+        .message_id("<note-12@contoso.com>")
+        .text("Delivered today, no paperwork attached.")
+        .build();
+    (newsletter, note)
 }
 
 /// The issue's story in the browser: an importer's page lists its mails in
@@ -363,18 +344,7 @@ async fn an_admin_reprocesses_a_mail_in_error_and_follows_a_document_to_its_mail
     let base_url = app.base_url.clone();
 
     // the demo tenant with Alice's folders emptied, then the two mails
-    let mut seed = msemu::Seed::demo();
-    for user in &mut seed.tenants[0].users {
-        for folder in &mut user.folders {
-            folder.messages.clear();
-        }
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let emu = msemu::Emulator::start(seed, msemu::Options::default(), listener, None)
-        .await
-        .expect("emulator");
+    let emu = empty_demo_emulator().await;
     let (newsletter, note) = error_mails();
     emu.add_message(msemu::demo::ALICE, "Inbox", &newsletter)
         .expect("add");

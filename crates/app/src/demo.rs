@@ -11,6 +11,8 @@ use msemu::demo as seed;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::cli::{DemoArgs, MsemuArgs};
+
+mod mails;
 use crate::commands::{self, OnReady};
 use crate::settings::Settings;
 
@@ -46,6 +48,21 @@ pub async fn run(settings: Settings, clock: Arc<dyn Clock>, args: &DemoArgs) -> 
         commands::public_url(&settings, bound)
     );
     let mut demo_seed = msemu::Seed::demo();
+    let alice_inbox = demo_seed
+        .tenants
+        .iter_mut()
+        .flat_map(|t| t.users.iter_mut())
+        .filter(|u| u.user_principal_name == seed::ALICE)
+        .flat_map(|u| u.folders.iter_mut())
+        .find(|f| f.display_name == "Inbox");
+    if let Some(inbox) = alice_inbox {
+        inbox
+            .messages
+            .extend(mails::mails().into_iter().map(|m| msemu::SeedMessage {
+                mime: Some(m.mime),
+                ..msemu::SeedMessage::default()
+            }));
+    }
     for app in demo_seed.tenants.iter_mut().flat_map(|t| t.apps.iter_mut()) {
         if app.client_id == seed::CLIENT_ID && !app.redirect_uris.contains(&redirect_uri) {
             app.redirect_uris.push(redirect_uri.clone());
@@ -90,7 +107,8 @@ async fn prepare(state: web::AppState, emulator_url: String) -> anyhow::Result<(
                 "mailbox": "",
                 "folders": { "inbox": "Inbox", "exported": "Exported", "error": "Error" },
                 "endpoints": { "authority": emulator_url, "graph": emulator_url },
-                "attachments": { "allowed_types": ["application/pdf", "image/*"] }
+                "attachments": { "allowed_types": mails::allowed_types() },
+                "rules": mails::importer_rules()
             }))?;
             let valid = input
                 .validate(None)
@@ -116,6 +134,12 @@ async fn prepare(state: web::AppState, emulator_url: String) -> anyhow::Result<(
         .create_api_token(&client.id, "demo", now)
         .await?;
     let base = &state.config.public_url;
+    let extra = mails::mails();
+    let demo_total = extra.len();
+    let demo_imports = extra
+        .iter()
+        .filter(|m| m.fate == mails::Fate::Import)
+        .count();
     println!(
         "\nmailferry demo is running.\n\
          \n  Admin UI:           {base}/ui/  (sign in as {admin}, password {admin_password})\
@@ -123,9 +147,16 @@ async fn prepare(state: web::AppState, emulator_url: String) -> anyhow::Result<(
          \n  API token:          {token}\
          \n  Demo importer:      {id}\
          \n  Emulated Microsoft: {emulator_url}  (user {alice}, password {password})\
-         \n\nTry: open the importer in the UI, press Authenticate and sign in at the emulated\
-         \nMicrosoft as {alice}; then run the Mail connection test. The API:\
+         \n\nTry: open the importer in the UI ({base}/ui/#/importers/{id}), press Authenticate and\
+         \nsign in at the emulated Microsoft as {alice}; then run the Mail connection test.\
+         \nThen import: Scripts → import-emails → Run now (or wait: the job runs every 5\
+         \nminutes). {imports} of the Inbox's {total} mails become documents ({base}/ui/#/documents),\
+         \n{errors} go to Error with their reason (the importer's page → Mails in Error, with\
+         \nReprocess once you changed a rule). The API:\
          \n  curl -H 'Authorization: Bearer {token}' {base}/api/v2/importers/email\n",
+        imports = demo_imports + 3,
+        total = demo_total + 3,
+        errors = demo_total - demo_imports,
         token = token.expose_secret(),
         id = importer.id,
         alice = seed::ALICE,

@@ -423,6 +423,8 @@ fn spawn_demo(data: &std::path::Path, listen: &str, emulator: &str) -> (Child, S
         printed.push_str(&line);
         printed.push('\n');
     }
+    // Keep reading, so the demo's later lines never hit a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     (child, printed)
 }
 

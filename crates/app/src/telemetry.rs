@@ -8,6 +8,13 @@ use crate::settings::LogFormat;
 pub fn init(format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    // async-imap traces every command it sends, LOGIN and its password
+    // included, and whole mails: never let that reach the log, whatever
+    // RUST_LOG asks for.
+    let filter = match "async_imap=off".parse() {
+        Ok(quiet) => filter.add_directive(quiet),
+        Err(_) => filter,
+    };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

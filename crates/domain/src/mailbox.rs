@@ -66,8 +66,9 @@ pub struct LocateHint<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageLocation {
-    /// In the folder with this id.
-    Folder(String),
+    /// In the folder `folder`, under the id `message_id` (the same id, or
+    /// the one a move gave it).
+    Folder { folder: String, message_id: String },
     /// No message has this id (deleted, or its id changed on a move where
     /// the protocol does not keep ids stable).
     Gone,

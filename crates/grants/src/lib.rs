@@ -15,7 +15,7 @@ pub mod refresh;
 pub mod script;
 pub mod tokens;
 
-pub use refresh::{RefreshOutcome, RefreshPolicy, refresh_grant};
+pub use refresh::{RefreshContext, RefreshOutcome, RefreshPolicy, refresh_grant};
 pub use script::RefreshTokens;
 pub use tokens::AccessTokens;
 

@@ -121,19 +121,34 @@ pub(crate) fn fix_text(
     format!("{}. Fix: {fix}", e.reason())
 }
 
+/// What refreshing one delegated importer's grant works with.
+#[derive(Clone, Copy)]
+pub struct RefreshContext<'a> {
+    pub store: &'a Store,
+    pub identity: &'a IdentityClient,
+    pub settings: &'a ImporterSettings,
+    pub importer_id: &'a str,
+    pub clock: &'a dyn domain::clock::Clock,
+    pub policy: &'a RefreshPolicy,
+    /// Refresh when the access token expires within this (the policy's
+    /// margin for the script, a shorter one on demand).
+    pub margin: SignedDuration,
+}
+
 /// Refreshes the grant of a delegated importer if `force` or the policy
-/// says it is due (with `margin`). `owner` names this run in the claim.
-#[allow(clippy::too_many_arguments)]
+/// says it is due (with `cx.margin`). `owner` names this run in the claim.
 pub async fn refresh_grant(
-    store: &Store,
-    identity: &IdentityClient,
-    settings: &ImporterSettings,
-    importer_id: &str,
-    clock: &dyn domain::clock::Clock,
-    policy: &RefreshPolicy,
-    margin: SignedDuration,
+    cx: RefreshContext<'_>,
     owner: &str,
 ) -> Result<RefreshOutcome, store::StoreError> {
+    let RefreshContext {
+        store,
+        importer_id,
+        clock,
+        policy,
+        margin,
+        ..
+    } = cx;
     let Some(grant) = store.grant(importer_id).await? else {
         return Ok(RefreshOutcome::NotAuthorized);
     };
@@ -159,7 +174,17 @@ pub async fn refresh_grant(
     {
         return Ok(RefreshOutcome::Busy);
     }
-    let outcome = refresh_claimed(
+    let outcome = refresh_claimed(cx, grant).await;
+    // Released even after a failure; a crash leaves the claim to lapse.
+    store.release_refresh_claim(importer_id, owner).await?;
+    outcome
+}
+
+async fn refresh_claimed(
+    cx: RefreshContext<'_>,
+    seen: Grant,
+) -> Result<RefreshOutcome, store::StoreError> {
+    let RefreshContext {
         store,
         identity,
         settings,
@@ -167,25 +192,7 @@ pub async fn refresh_grant(
         clock,
         policy,
         margin,
-        grant,
-    )
-    .await;
-    // Released even after a failure; a crash leaves the claim to lapse.
-    store.release_refresh_claim(importer_id, owner).await?;
-    outcome
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn refresh_claimed(
-    store: &Store,
-    identity: &IdentityClient,
-    settings: &ImporterSettings,
-    importer_id: &str,
-    clock: &dyn domain::clock::Clock,
-    policy: &RefreshPolicy,
-    margin: SignedDuration,
-    seen: Grant,
-) -> Result<RefreshOutcome, store::StoreError> {
+    } = cx;
     // Re-read under the claim: the previous holder may just have finished.
     let Some(grant) = store.grant(importer_id).await? else {
         return Ok(RefreshOutcome::NotAuthorized);

@@ -12,7 +12,7 @@ use scheduler::{ParamKind, ParamSpec, Script, ScriptContext, ScriptError, Script
 
 use domain::importer::Protocol;
 
-use crate::refresh::{RefreshOutcome, RefreshPolicy, refresh_grant};
+use crate::refresh::{RefreshContext, RefreshOutcome, RefreshPolicy, refresh_grant};
 
 pub const NAME: &str = "refresh-tokens";
 
@@ -104,13 +104,15 @@ impl RefreshTokens {
                 .map_err(|e| ScriptError::new(e.to_string()))?;
             let identity = IdentityClient::new(http.clone(), &graph, secret);
             let outcome = refresh_grant(
-                &ctx.store,
-                &identity,
-                &record.settings,
-                &record.id,
-                ctx.clock.as_ref(),
-                &policy,
-                margin,
+                RefreshContext {
+                    store: &ctx.store,
+                    identity: &identity,
+                    settings: &record.settings,
+                    importer_id: &record.id,
+                    clock: ctx.clock.as_ref(),
+                    policy: &policy,
+                    margin,
+                },
                 &owner,
             )
             .await

@@ -17,7 +17,7 @@ use store::Store;
 use store::importers::ImporterRecord;
 
 use crate::TokenError;
-use crate::refresh::{RefreshOutcome, RefreshPolicy, refresh_grant};
+use crate::refresh::{RefreshContext, RefreshOutcome, RefreshPolicy, refresh_grant};
 
 /// A token is handed out only if it stays valid at least this long.
 pub const ON_DEMAND_MARGIN: SignedDuration = SignedDuration::from_mins(5);
@@ -100,13 +100,15 @@ impl AccessTokens {
                 let identity = IdentityClient::new(self.http.clone(), graph, secret);
                 let owner = format!("on-demand:{}", uuid::Uuid::now_v7());
                 let outcome = refresh_grant(
-                    store,
-                    &identity,
-                    &record.settings,
-                    &record.id,
-                    clock,
-                    &self.policy,
-                    ON_DEMAND_MARGIN,
+                    RefreshContext {
+                        store,
+                        identity: &identity,
+                        settings: &record.settings,
+                        importer_id: &record.id,
+                        clock,
+                        policy: &self.policy,
+                        margin: ON_DEMAND_MARGIN,
+                    },
                     &owner,
                 )
                 .await?;

@@ -228,6 +228,20 @@ impl Connection {
         Ok(uids.into_iter().collect())
     }
 
+    /// Fails with NotFound unless the message's UID is in its folder:
+    /// commands on a missing UID succeed silently (RFC 3501 §6.4.8).
+    async fn require(&mut self, id: &MessageId) -> Result<(), ImapError> {
+        if self
+            .search(&format!("UID {}", id.uid))
+            .await?
+            .contains(&id.uid)
+        {
+            Ok(())
+        } else {
+            Err(gone(id))
+        }
+    }
+
     /// Sets or removes flags on one UID of the selected folder.
     async fn store(&mut self, uid: u32, change: &str) -> Result<(), ImapError> {
         let stream = self
@@ -238,6 +252,14 @@ impl Connection {
         let _: Vec<Fetch> = stream.try_collect().await.map_err(ImapError::from_imap)?;
         Ok(())
     }
+}
+
+fn gone(id: &MessageId) -> ImapError {
+    ImapError::NotFound(format!(
+        "there is no mail with UID {} in `{}` any more",
+        id.uid,
+        folders::display(&id.folder)
+    ))
 }
 
 /// The keywords mailferry set on a mail.
@@ -367,13 +389,7 @@ impl Mailbox for ImapMailbox {
                     .iter()
                     .find(|f| f.uid == Some(id.uid))
                     .and_then(|f| f.body().map(<[u8]>::to_vec))
-                    .ok_or_else(|| {
-                        ImapError::NotFound(format!(
-                            "there is no mail with UID {} in `{}` any more",
-                            id.uid,
-                            folders::display(&id.folder)
-                        ))
-                    })
+                    .ok_or_else(|| gone(&id))
             })
         })
         .await
@@ -389,6 +405,7 @@ impl Mailbox for ImapMailbox {
         self.with(move |c| {
             Box::pin(async move {
                 c.select_message(&id).await?;
+                c.require(&id).await?;
                 let uid = id.uid.to_string();
                 if c.capabilities.r#move {
                     c.session
@@ -441,6 +458,9 @@ impl Mailbox for ImapMailbox {
                     return Ok(());
                 }
                 let current = c.fetch(&id.uid.to_string(), "(UID FLAGS)").await?;
+                if !current.iter().any(|f| f.uid == Some(id.uid)) {
+                    return Err(gone(&id));
+                }
                 let have: Vec<String> = current.iter().flat_map(own_keywords).collect();
                 let stale: Vec<&String> = have.iter().filter(|k| !wanted.contains(k)).collect();
                 if !stale.is_empty() {
@@ -479,20 +499,33 @@ impl Mailbox for ImapMailbox {
                 // Still where it was listed?
                 let validity = c.select(&id.folder).await?;
                 if validity == id.uid_validity
-                    && !c.search(&format!("UID {}", id.uid)).await?.is_empty()
+                    && c.search(&format!("UID {}", id.uid))
+                        .await?
+                        .contains(&id.uid)
                 {
-                    return Ok(MessageLocation::Folder(id.folder.clone()));
+                    return Ok(MessageLocation::Folder {
+                        folder: id.folder.clone(),
+                        message_id: id.to_string(),
+                    });
                 }
                 // A move gives the mail a new UID in its new folder: find it
                 // by its Message-ID in the folders it may have gone to.
                 let Some(mid) = internet_message_id else {
                     return Ok(MessageLocation::Gone);
                 };
-                for folder in candidates.iter().filter(|f| **f != id.folder) {
-                    c.select(folder).await?;
+                for folder in &candidates {
+                    let validity = c.select(folder).await?;
                     let query = format!("HEADER Message-ID {}", quoted(&mid));
-                    if !c.search(&query).await?.is_empty() {
-                        return Ok(MessageLocation::Folder(folder.clone()));
+                    if let Some(uid) = c.search(&query).await?.into_iter().next_back() {
+                        return Ok(MessageLocation::Folder {
+                            folder: folder.clone(),
+                            message_id: MessageId {
+                                uid_validity: validity,
+                                uid,
+                                folder: folder.clone(),
+                            }
+                            .to_string(),
+                        });
                     }
                 }
                 Ok(MessageLocation::Gone)

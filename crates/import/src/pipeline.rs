@@ -179,6 +179,10 @@ pub enum ImportError {
         "another run is importing for this importer ({0}); this run did nothing: wait for it to finish"
     )]
     Busy(String),
+    #[error(
+        "this run lost its lease on the importer (it stalled past the lease, or the clocks of two instances disagree) and stopped; nothing is lost: the next run continues"
+    )]
+    LeaseLost,
     #[error("the mailbox cannot be used: {0}")]
     Mailbox(MailboxError),
     #[error("{0}")]
@@ -205,6 +209,9 @@ pub enum Verdict {
         reason: Reason,
         mail: Option<Box<Fetched>>,
     },
+    /// It left the Inbox between the listing and its download (someone
+    /// moved or deleted it): nothing to do, nothing to record.
+    Gone(String),
     /// A transient failure: it stays in the Inbox for the next run, unless
     /// this was its last attempt (see [`retries_exhausted`]).
     Retry {
@@ -275,6 +282,8 @@ pub enum ImportOutcome {
     /// Moved to Error, with the reason code.
     MovedToError(String),
     LeftForRetry(String),
+    /// It left the Inbox before it could be fetched.
+    Skipped(String),
 }
 
 /// The reason to give up on a mail whose import failed transiently in
@@ -409,7 +418,12 @@ impl<M: Mailbox> ImportRun<'_, M> {
                 let outcome = self.import_one(msg, &folders).await?;
                 metrics::histogram!("mailferry_import_mail_seconds")
                     .record(started.elapsed().as_secs_f64());
-                moved_any |= !matches!(outcome, ImportOutcome::LeftForRetry(_));
+                moved_any |= matches!(
+                    outcome,
+                    ImportOutcome::Imported { .. }
+                        | ImportOutcome::Completed
+                        | ImportOutcome::MovedToError(_)
+                );
                 summary.count(msg, outcome, self.log);
                 handled += 1;
                 if handled.is_multiple_of(PROGRESS_EVERY) {
@@ -437,7 +451,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
         {
             Ok(())
         } else {
-            Err(ImportError::Busy("the lease was taken over".to_owned()))
+            Err(ImportError::LeaseLost)
         }
     }
 
@@ -465,9 +479,18 @@ impl<M: Mailbox> ImportRun<'_, M> {
                 under_another_id,
             } => {
                 let entry = if under_another_id {
+                    // Unfinished until this mail's own move is done.
+                    let state = if entry.document_id.is_some()
+                        && matches!(entry.state, LedgerState::Stored | LedgerState::Moved)
+                    {
+                        LedgerState::Stored
+                    } else {
+                        LedgerState::ToError
+                    };
                     let mine = LedgerEntry {
                         source_key: msg.id.clone(),
                         mail_id: LedgerEntry::new_mail_id(),
+                        state,
                         created_at: self.clock.now(),
                         updated_at: self.clock.now(),
                         ..*entry
@@ -479,6 +502,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
                 };
                 self.finish_decided(msg, &entry, folders).await
             }
+            Verdict::Gone(why) => Ok(ImportOutcome::Skipped(why)),
             Verdict::Retry { why, .. } => self.retry_or_give_up(msg, None, why, folders).await,
             Verdict::ToError { reason, mail } => {
                 self.send_to_error(msg, mail.as_deref(), &reason, 0, folders)
@@ -802,14 +826,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
                 summary.stopped_early = true;
                 return Ok(());
             }
-            let now = self.clock.now();
-            if !self
-                .store
-                .try_acquire_lease(lease, owner, now + LEASE_SPAN, now)
-                .await?
-            {
-                return Err(ImportError::Busy("the lease was taken over".to_owned()));
-            }
+            self.renew_lease(lease, owner).await?;
             let key = &entry.source_key;
             let state = entry.state.as_str();
             let candidates = [
@@ -822,7 +839,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
                 folders: &candidates,
             };
             let folder = match self.mailbox.locate_message(key, &hint).await {
-                Ok(MessageLocation::Folder(folder)) => folder,
+                Ok(MessageLocation::Folder { folder, .. }) => folder,
                 Ok(MessageLocation::Gone) => {
                     (self.log)(format!(
                         "ledger row {key} is `{state}` but the mailbox has no message with that id any more; left as it is"
@@ -893,6 +910,7 @@ impl Summary {
             ImportOutcome::Completed => "completed",
             ImportOutcome::MovedToError(_) => "error",
             ImportOutcome::LeftForRetry(_) => "retry",
+            ImportOutcome::Skipped(_) => "skipped",
         };
         metrics::counter!("mailferry_import_mails_total", "outcome" => label).increment(1);
         match outcome {
@@ -909,6 +927,9 @@ impl Summary {
                     describe(msg)
                 ));
                 self.left_for_retry.push((msg.id.clone(), why));
+            }
+            ImportOutcome::Skipped(why) => {
+                log(format!("skipped {}: {why}", describe(msg)));
             }
         }
     }
@@ -973,6 +994,8 @@ pub async fn assess<M: Mailbox>(
     let raw: Arc<[u8]> = match mailbox.fetch_mime(&msg.id).await {
         Ok(raw) => Arc::from(raw),
         Err(e) if is_run_stopping(&e) => return Err(ImportError::Mailbox(e)),
+        // Moved or deleted since it was listed: not this run's mail any more.
+        Err(e) if e.kind == MailboxErrorKind::NotFound => return Ok(Verdict::Gone(e.to_string())),
         Err(e) => {
             return Ok(Verdict::Retry {
                 why: e.to_string(),
@@ -1120,6 +1143,7 @@ impl<M: Mailbox> DryRun<'_, M> {
                 p.reason = Some(reason.code);
                 p.detail = Some(reason.detail);
             }
+            Verdict::Gone(why) => p.reason = Some(why),
             Verdict::Retry {
                 why,
                 attempts_before,

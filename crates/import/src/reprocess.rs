@@ -64,17 +64,16 @@ pub async fn reprocess<M: Mailbox>(
         folders: &candidates,
     };
     match mailbox.locate_message(&entry.source_key, &hint).await? {
-        MessageLocation::Folder(f) if f == folders.error.id => {
+        // Under its id now: an IMAP move gave it a new UID in Error.
+        MessageLocation::Folder { folder, message_id } if folder == folders.error.id => {
             // The mark first: on IMAP a keyword is set on the message
             // where it is, and a move gives it a new UID.
-            mailbox.mark_error_reason(&entry.source_key, None).await?;
-            mailbox
-                .move_message(&entry.source_key, &folders.inbox.id)
-                .await?;
+            mailbox.mark_error_reason(&message_id, None).await?;
+            mailbox.move_message(&message_id, &folders.inbox.id).await?;
         }
         // Already moved back by hand: only the ledger is left to do.
-        MessageLocation::Folder(f) if f == folders.inbox.id => {
-            mailbox.mark_error_reason(&entry.source_key, None).await?;
+        MessageLocation::Folder { folder, message_id } if folder == folders.inbox.id => {
+            mailbox.mark_error_reason(&message_id, None).await?;
         }
         _ => return Err(ReprocessError::NotInErrorFolder),
     }

@@ -157,7 +157,8 @@ impl WebhookSink {
             request = request.bearer_auth(token.expose_secret());
         }
         let response = request.multipart(form).send().await.map_err(|e| Failure {
-            message: format!("request failed: {e}"),
+            // Without the URL: its query may carry a credential.
+            message: format!("request failed: {}", e.without_url()),
             retry_after: None,
             refused: false,
         })?;

@@ -3,7 +3,7 @@
 //! nor repeats anything, and so that an admin can see every mail's fate.
 //!
 //! A row is keyed by the mailbox's id for the mail (`source_key`: the Graph
-//! immutable id, or `uidvalidity:uid` for IMAP) and carries the ids that
+//! immutable id, or `uidvalidity:uid:folder` for IMAP) and carries the ids that
 //! survive a move: the `Message-ID`, the SHA-256 of the MIME and the
 //! fingerprint of the mail's content (which tells two different mails with
 //! one `Message-ID` apart). `mail_id` is the row's own id for the API.
@@ -230,9 +230,11 @@ impl Store {
 
     /// Counts one more run in which a transient failure left the mail
     /// undecided, and returns how many there were. A row that was decided
-    /// before (a mail an admin moved back) starts counting again at 1.
+    /// before (a mail an admin moved back) starts counting again at 1; a
+    /// row with a document or on its way to Error is never reopened here
+    /// (0: nothing counted).
     pub async fn record_attempt(&self, entry: &LedgerEntry, error: &str) -> Result<u32> {
-        let (attempts,): (i64,) = sqlx::query_as(
+        let counted: Option<(i64,)> = sqlx::query_as(
             "INSERT INTO import_ledger (importer_id, source_key, mail_id, internet_message_id, mime_sha256, content_sha256, state, subject, sender, received_at, attempts, last_error, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, 1, $10, $11, $11) \
              ON CONFLICT (importer_id, source_key) DO UPDATE SET \
@@ -245,6 +247,7 @@ impl Store {
                sender = COALESCE(excluded.sender, import_ledger.sender), \
                received_at = COALESCE(excluded.received_at, import_ledger.received_at), \
                updated_at = excluded.updated_at \
+             WHERE import_ledger.state IN ('pending', 'moved_to_error') \
              RETURNING attempts",
         )
         .bind(&entry.importer_id)
@@ -258,9 +261,9 @@ impl Store {
         .bind(entry.received_at.map(to_millis))
         .bind(error)
         .bind(to_millis(entry.updated_at))
-        .fetch_one(self.pool())
+        .fetch_optional(self.pool())
         .await?;
-        Ok(u32::try_from(attempts.max(0)).unwrap_or(u32::MAX))
+        Ok(counted.map_or(0, |(n,)| u32::try_from(n.max(0)).unwrap_or(u32::MAX)))
     }
 
     /// Moves a mail's row to `state` (after its move succeeded).

@@ -987,6 +987,22 @@ async fn ledger_follows_a_mail_to_its_folder(db: TestDb) {
         1,
         "a mail moved back from Error counts afresh"
     );
+    assert_eq!(
+        s.record_attempt(&entry, "late failure")
+            .await
+            .expect("attempt"),
+        0,
+        "a mail with a document is never reopened by a failure"
+    );
+    let kept = s
+        .ledger_entry("imp-1", &entry.source_key)
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(
+        (kept.state, kept.document_id.as_deref()),
+        (LedgerState::Moved, Some("doc-1"))
+    );
 
     // Reprocessing reopens only a mail that is in Error.
     let reopen = |mail_id: String| async move {

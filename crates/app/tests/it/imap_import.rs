@@ -262,3 +262,59 @@ async fn a_wrong_password_or_certificate_is_named_with_its_fix() {
         "{test:#}"
     );
 }
+
+/// Reprocessing on IMAP: the mail in Error has a new UID there; it is found
+/// by its Message-ID, loses its keywords, goes back to the Inbox, and the
+/// next run decides it afresh with the changed rules.
+#[tokio::test]
+async fn a_mail_in_error_is_reprocessed_from_dovecot() {
+    let dovecot = Dovecot::from_env();
+    let (user, password) = dovecot.new_user();
+    let raw = crate::support::invoice_mail(
+        "<weekly-newsletter@supplier.example>",
+        "Weekly newsletter",
+        &corpus::file_bytes("pdf", 3_000, 7),
+    );
+    dovecot.save(&user, "INBOX", &raw);
+    let app = TestApp::spawn().await;
+    let mut body = importer_body(&dovecot, &user, &password, default_folders());
+    body["rules"] = json!({ "subject_block": ["*newsletter*"] });
+    let id = create_importer(&app, &body).await;
+    run_import(&app).await;
+    let in_error = dovecot.mails(&user, "Error");
+    assert_eq!(in_error.len(), 1);
+    assert!(in_error[0].flags.iter().any(|f| f == "$MailferryError"));
+
+    body.as_object_mut().expect("object").remove("password");
+    body["rules"] = json!({});
+    let put = app
+        .put_json(&format!("/api/v2/importers/email/{id}"), &body)
+        .await;
+    assert_eq!(put.status(), 200);
+    let mails = body_json(
+        app.get(&format!("/api/v2/importers/email/{id}/mails?state=error"))
+            .await,
+    )
+    .await;
+    let mail_id = mails[0]["mail_id"].as_str().expect("mail_id").to_owned();
+    let reprocess = format!("/api/v2/importers/email/{id}/mails/{mail_id}/reprocess");
+    let answer = app.post_json(&reprocess, &json!({})).await;
+    assert_eq!(answer.status(), 202);
+    assert!(dovecot.mails(&user, "Error").is_empty(), "out of Error");
+    let inbox = dovecot.mails(&user, "INBOX");
+    assert_eq!(inbox.len(), 1, "back in the Inbox");
+    assert!(
+        !inbox[0].flags.iter().any(|f| f.starts_with("$Mailferry")),
+        "without mailferry's keywords: {:?}",
+        inbox[0].flags
+    );
+    assert_eq!(app.post_json(&reprocess, &json!({})).await.status(), 409);
+    let run = run_import(&app).await;
+    assert!(
+        summary(&run).contains(": imported 1, to Error 0"),
+        "{}",
+        summary(&run)
+    );
+    assert_eq!(dovecot.mails(&user, "Exported").len(), 1);
+    assert_eq!(store_documents(&app).await.len(), 1);
+}

@@ -199,7 +199,10 @@ impl Mailbox for Fake {
             .iter()
             .find(|(_, mails)| mails.iter().any(|(id, _)| id == message_id))
             .map_or(MessageLocation::Gone, |(folder, _)| {
-                MessageLocation::Folder(folder.clone())
+                MessageLocation::Folder {
+                    folder: folder.clone(),
+                    message_id: message_id.to_owned(),
+                }
             }))
     }
 }

@@ -239,7 +239,10 @@ pub async fn locate(
     found
         .get("parentFolderId")
         .and_then(Value::as_str)
-        .map(|folder| MessageLocation::Folder(folder.to_owned()))
+        .map(|folder| MessageLocation::Folder {
+            folder: folder.to_owned(),
+            message_id: message_id.to_owned(),
+        })
         .ok_or_else(|| {
             MailboxError::new(
                 MailboxErrorKind::Permanent,

@@ -1,6 +1,14 @@
 //! The sinks against the real file system and a real HTTP receiver: one
 //! test binary (each binary costs a link step).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests: a failed expectation is the test failing"
+)]
+
 mod common;
 mod spool;
 mod webhook;

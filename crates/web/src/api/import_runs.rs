@@ -92,7 +92,9 @@ pub(crate) fn run_problem(e: ImportError) -> Problem {
             Problem::new(StatusCode::SERVICE_UNAVAILABLE, m.to_string())
         }
         ImportError::Mailbox(m) => Problem::new(StatusCode::CONFLICT, m.to_string()),
-        ImportError::Busy(_) => Problem::new(StatusCode::CONFLICT, e.to_string()),
+        ImportError::Busy(_) | ImportError::LeaseLost => {
+            Problem::new(StatusCode::CONFLICT, e.to_string())
+        }
         ImportError::Store(s) => s.into(),
     }
 }

@@ -61,6 +61,10 @@ use crate::mime::{Analysis, Decision, Extracted, Reason, analyze};
 
 /// How long a run holds its importer's lease without renewing it.
 const LEASE_SPAN: SignedDuration = SignedDuration::from_mins(10);
+/// After this many mails in a row left for retry the run stops: the
+/// mailbox is failing, and every further mail would only count an attempt
+/// against itself (and, at `max_attempts`, go to Error for an outage).
+const FAILURES_IN_A_ROW: u32 = 3;
 /// A progress line every this many mails.
 const PROGRESS_EVERY: u64 = 50;
 /// At most this many "where is this mail now" lookups per run: unconfirmed
@@ -102,6 +106,9 @@ pub struct Summary {
     pub left_for_retry: Vec<(String, String)>,
     pub bytes: u64,
     pub stopped_early: bool,
+    /// Why the run stopped before the end of the Inbox (the sink or the
+    /// mailbox failing for several mails in a row); the rest wait.
+    pub stopped_because: Option<String>,
 }
 
 impl Summary {
@@ -113,6 +120,7 @@ impl Summary {
             to_error: &self.to_error,
             left_for_retry: u64::try_from(self.left_for_retry.len()).unwrap_or(u64::MAX),
             stopped_early: self.stopped_early,
+            stopped_because: self.stopped_because.as_deref(),
         }
         .line()
     }
@@ -128,6 +136,7 @@ pub struct SummaryCounts<'a> {
     pub to_error: &'a BTreeMap<String, u64>,
     pub left_for_retry: u64,
     pub stopped_early: bool,
+    pub stopped_because: Option<&'a str>,
 }
 
 impl SummaryCounts<'_> {
@@ -166,6 +175,11 @@ impl SummaryCounts<'_> {
         if self.stopped_early {
             s.push_str(" (stopped early: shutting down)");
         }
+        if let Some(why) = self.stopped_because {
+            s.push_str(&format!(
+                " (stopped early: {why}; the other mails wait for the next run)"
+            ));
+        }
         s
     }
 }
@@ -185,6 +199,8 @@ pub enum ImportError {
     LeaseLost,
     #[error("the mailbox cannot be used: {0}")]
     Mailbox(MailboxError),
+    #[error("{0}")]
+    Sink(String),
     #[error("{0}")]
     Store(#[from] store::StoreError),
 }
@@ -284,6 +300,8 @@ pub enum ImportOutcome {
     LeftForRetry(String),
     /// It left the Inbox before it could be fetched.
     Skipped(String),
+    /// The sink could not take its document for now; the run stops.
+    SinkUnavailable(String),
 }
 
 /// The reason to give up on a mail whose import failed transiently in
@@ -388,6 +406,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
         let mut summary = Summary::default();
         let mut tried: HashSet<String> = HashSet::new();
         let mut handled = 0u64;
+        let mut failed_in_a_row = 0u32;
         let mut cursor: Option<PageCursor> = None;
         loop {
             let page = match self
@@ -405,6 +424,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
                 Err(e) => return Err(ImportError::Mailbox(e)),
             };
             let mut moved_any = false;
+            let mut stop: Option<String> = None;
             for msg in &page.messages {
                 if !tried.insert(msg.id.clone()) {
                     continue;
@@ -424,11 +444,32 @@ impl<M: Mailbox> ImportRun<'_, M> {
                         | ImportOutcome::Completed
                         | ImportOutcome::MovedToError(_)
                 );
+                failed_in_a_row = match &outcome {
+                    ImportOutcome::LeftForRetry(_) => failed_in_a_row + 1,
+                    _ => 0,
+                };
+                if let ImportOutcome::SinkUnavailable(why) = &outcome {
+                    stop = Some(format!("the sink is unavailable ({why})"));
+                } else if failed_in_a_row >= FAILURES_IN_A_ROW {
+                    stop = Some(format!(
+                        "{FAILURES_IN_A_ROW} mails in a row could not be worked (the mailbox seems unavailable)"
+                    ));
+                }
                 summary.count(msg, outcome, self.log);
                 handled += 1;
                 if handled.is_multiple_of(PROGRESS_EVERY) {
                     (self.log)(format!("progress: {handled} mails, {}", summary.line()));
                 }
+                if stop.is_some() {
+                    break;
+                }
+            }
+            if let Some(why) = stop {
+                (self.log)(format!(
+                    "stopped this run: {why}; the other mails wait for the next run"
+                ));
+                summary.stopped_because = Some(why);
+                break;
             }
             cursor = if moved_any { None } else { page.next };
             if cursor.is_none() && !moved_any {
@@ -534,11 +575,12 @@ impl<M: Mailbox> ImportRun<'_, M> {
             Ok(s) => s,
             Err(e) => {
                 let code = match e.kind {
+                    // Not this mail's fault: no attempt is counted against
+                    // it, and the run stops instead of failing every mail.
                     SinkErrorKind::Transient => {
-                        return self
-                            .retry_or_give_up(msg, Some(mail), e.message, folders)
-                            .await;
+                        return Ok(ImportOutcome::SinkUnavailable(e.message));
                     }
+                    SinkErrorKind::Misconfigured => return Err(ImportError::Sink(e.message)),
                     SinkErrorKind::Rejected => SINK_REJECTED,
                     SinkErrorKind::Unstorable => UNSTORABLE,
                 };
@@ -911,6 +953,7 @@ impl Summary {
             ImportOutcome::MovedToError(_) => "error",
             ImportOutcome::LeftForRetry(_) => "retry",
             ImportOutcome::Skipped(_) => "skipped",
+            ImportOutcome::SinkUnavailable(_) => "retry",
         };
         metrics::counter!("mailferry_import_mails_total", "outcome" => label).increment(1);
         match outcome {
@@ -930,6 +973,9 @@ impl Summary {
             }
             ImportOutcome::Skipped(why) => {
                 log(format!("skipped {}: {why}", describe(msg)));
+            }
+            ImportOutcome::SinkUnavailable(why) => {
+                self.left_for_retry.push((msg.id.clone(), why));
             }
         }
     }

@@ -38,6 +38,10 @@ pub enum SinkErrorKind {
     /// The document can never be written (e.g. a name the file system
     /// refuses): the mail goes to Error (`unstorable`).
     Unstorable,
+    /// The sink's own settings are wrong (a webhook answering 401, 403,
+    /// 404, 405 or 407: a bad token or URL): no mail is at fault, so the
+    /// run stops and every mail stays where it is.
+    Misconfigured,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,6 +62,13 @@ impl SinkError {
     pub fn rejected(message: impl Into<String>) -> Self {
         Self {
             kind: SinkErrorKind::Rejected,
+            message: message.into(),
+        }
+    }
+
+    pub fn misconfigured(message: impl Into<String>) -> Self {
+        Self {
+            kind: SinkErrorKind::Misconfigured,
             message: message.into(),
         }
     }

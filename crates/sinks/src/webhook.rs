@@ -90,6 +90,12 @@ impl WebhookSink {
                     retry_after,
                     refused,
                 }) => {
+                    if let Some(status) = misconfiguration(&message) {
+                        return Err(SinkError::misconfigured(format!(
+                            "the webhook {} answered {status}: check sink.url and sink.token on the importer; no mail was touched",
+                            self.location()
+                        )));
+                    }
                     if refused {
                         return Err(SinkError::rejected(format!(
                             "the webhook {} refused document {}: {message}; the mail goes to Error, fix the receiver and reprocess it",
@@ -186,6 +192,14 @@ impl WebhookSink {
             refused,
         })
     }
+}
+
+/// A status saying the sink's settings are wrong, not this document: 401
+/// and 403 (token), 404 and 405 (URL), 407 (proxy).
+fn misconfiguration(message: &str) -> Option<&'static str> {
+    ["401", "403", "404", "405", "407"]
+        .into_iter()
+        .find(|code| message.starts_with(&format!("it answered {code}")))
 }
 
 /// A 4xx says the receiver will never take this document, except the

@@ -986,3 +986,97 @@ async fn a_run_records_whether_the_account_may_open_the_mailbox() {
     run(&e, &mb).run().await.expect_err("denied");
     assert_eq!(state().await, GrantState::MailboxDenied);
 }
+
+#[tokio::test]
+async fn a_failing_mailbox_stops_the_run_instead_of_failing_every_mail() {
+    let e = env(default_folders()).await;
+    let mb = Fake {
+        keep_ids: true,
+        ..Fake::default()
+    };
+    let ids: Vec<String> = (0..6)
+        .map(|n| {
+            let (_, raw) = corpus::numbered_mail(n, Some(1_000));
+            mb.add("inbox", raw)
+        })
+        .collect();
+    for id in &ids {
+        mb.fail_fetch.lock().expect("lock").insert(id.clone(), 100);
+    }
+    let summary = run(&e, &mb).run().await.expect("run");
+    assert_eq!(summary.left_for_retry.len(), 3, "{summary:?}");
+    assert!(
+        summary
+            .stopped_because
+            .as_deref()
+            .is_some_and(|why| why.contains("3 mails in a row")),
+        "{summary:?}"
+    );
+    assert!(
+        summary
+            .line()
+            .contains("the other mails wait for the next run")
+    );
+    let rows = e
+        .store
+        .ledger_entries(&e.importer.id)
+        .await
+        .expect("ledger");
+    assert_eq!(rows.len(), 3, "no attempt counted for the mails not tried");
+    assert_eq!(
+        mb.in_folder("inbox").len(),
+        6,
+        "every mail stays in the Inbox"
+    );
+}
+
+/// A sink that is down: every document is a transient failure.
+#[derive(Debug)]
+struct DownSink;
+
+impl sinks::DocumentSink for DownSink {
+    fn kind(&self) -> &'static str {
+        "down"
+    }
+    fn store<'a>(&'a self, _doc: &'a sinks::Document) -> sinks::SinkFuture<'a, sinks::Stored> {
+        Box::pin(async { Err(sinks::SinkError::transient("the receiver is down")) })
+    }
+    fn remove<'a>(&'a self, _location: &'a str) -> sinks::SinkFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test]
+async fn a_sink_that_is_down_stops_the_run_and_counts_against_no_mail() {
+    let e = env(default_folders()).await;
+    let mb = Fake::default();
+    for n in 0..4 {
+        let (_, raw) = corpus::numbered_mail(n, Some(1_000));
+        mb.add("inbox", raw);
+    }
+    let down = DownSink;
+    let summary = ImportRun {
+        sink: &down,
+        ..run(&e, &mb)
+    }
+    .run()
+    .await
+    .expect("run");
+    assert_eq!(summary.left_for_retry.len(), 1, "{summary:?}");
+    assert!(
+        summary
+            .stopped_because
+            .as_deref()
+            .is_some_and(|why| why.contains("the sink is unavailable")),
+        "{summary:?}"
+    );
+    assert!(
+        e.store
+            .ledger_entries(&e.importer.id)
+            .await
+            .expect("ledger")
+            .is_empty(),
+        "an outage is no mail's attempt"
+    );
+    assert_eq!(mb.in_folder("inbox").len(), 4);
+}

@@ -175,7 +175,7 @@ async fn server_errors_are_retried_a_bounded_number_of_times() {
 
 #[tokio::test]
 async fn a_4xx_refusal_is_final_at_once_and_says_what_the_receiver_answered() {
-    for status in [400u16, 404, 409, 422] {
+    for status in [400u16, 409, 413, 422] {
         let (url, receiver) = start(&[status], Duration::ZERO).await;
         let err = sink(url, 3, Duration::from_secs(30))
             .store(&crate::common::document("d0c-rejected"))
@@ -185,6 +185,32 @@ async fn a_4xx_refusal_is_final_at_once_and_says_what_the_receiver_answered() {
         assert!(err.message.contains(&status.to_string()), "{err}");
         assert!(
             err.message.contains("refused by the test receiver"),
+            "{err}"
+        );
+        assert!(!err.message.contains("s3cret"), "{err}");
+        assert_eq!(
+            receiver.received.lock().expect("lock").len(),
+            1,
+            "{status}: no second try"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_answer_that_blames_the_sinks_settings_stops_at_once_and_names_them() {
+    for status in [401u16, 403, 404, 405] {
+        let (url, receiver) = start(&[status], Duration::ZERO).await;
+        let err = sink(url, 3, Duration::from_secs(30))
+            .store(&crate::common::document("d0c-misconfigured"))
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            err.kind,
+            sinks::SinkErrorKind::Misconfigured,
+            "{status}: {err}"
+        );
+        assert!(
+            err.message.contains("sink.url") && err.message.contains("sink.token"),
             "{err}"
         );
         assert!(!err.message.contains("s3cret"), "{err}");

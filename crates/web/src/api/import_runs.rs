@@ -92,7 +92,7 @@ pub(crate) fn run_problem(e: ImportError) -> Problem {
             Problem::new(StatusCode::SERVICE_UNAVAILABLE, m.to_string())
         }
         ImportError::Mailbox(m) => Problem::new(StatusCode::CONFLICT, m.to_string()),
-        ImportError::Busy(_) | ImportError::LeaseLost => {
+        ImportError::Busy(_) | ImportError::LeaseLost | ImportError::Sink(_) => {
             Problem::new(StatusCode::CONFLICT, e.to_string())
         }
         ImportError::Store(s) => s.into(),
@@ -163,6 +163,7 @@ fn summary_line(run: &ImportRunRecord) -> String {
             to_error: &run.to_error_by_reason,
             left_for_retry: run.left_for_retry,
             stopped_early: run.stopped_early,
+            stopped_because: None,
         }
         .line(),
     }

@@ -450,6 +450,55 @@ pub struct ValidImporter {
 
 const MAX_NAME_CHARS: usize = 200;
 
+impl ValidImporter {
+    /// A stored secret kept (omitted on update) only goes where it went
+    /// before: when the server it is sent to changes (the IMAP host or port,
+    /// Microsoft's authority or tenant, the webhook's origin), it must be
+    /// entered again, or anyone allowed to edit the importer could have it
+    /// sent to a server of theirs.
+    pub fn check_kept_secrets(
+        &self,
+        before: &ImporterSettings,
+        sink_secret_stored: bool,
+    ) -> Result<(), ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        if let Some((kind, SecretChange::Keep)) = &self.secret {
+            let moved = match (&before.connection, &self.settings.connection) {
+                (Connection::Imap(a), Connection::Imap(b)) => {
+                    (&a.host, a.port) != (&b.host, b.port)
+                }
+                // The client secret only ever goes to the authority's
+                // token endpoint: another tenant there is still Microsoft.
+                (Connection::Graph(a), Connection::Graph(b)) => {
+                    a.endpoints.authority != b.endpoints.authority
+                }
+                _ => true,
+            };
+            if moved {
+                errors.add(
+                    kind.field(),
+                    "is required again: the server it is sent to changed, and a stored secret only goes to the server it was entered for",
+                );
+            }
+        }
+        if sink_secret_stored && self.sink_secret == crate::sink::SinkSecretChange::Keep {
+            let origin = |s: &ImporterSettings| match &s.sink {
+                crate::sink::SinkSettings::Webhook { url, .. } => url::Url::parse(url)
+                    .ok()
+                    .map(|u| u.origin().ascii_serialization()),
+                crate::sink::SinkSettings::Spool => None,
+            };
+            if origin(before) != origin(&self.settings) {
+                errors.add(
+                    "sink.token",
+                    "is required again: the webhook's host changed, and a stored token only goes to the host it was entered for",
+                );
+            }
+        }
+        errors.into_result(())
+    }
+}
+
 impl ImporterInput {
     /// Parses the input into valid settings, collecting every problem.
     /// `stored_secret` is the kind of secret already sealed for this

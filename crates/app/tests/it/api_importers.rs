@@ -100,6 +100,16 @@ async fn a_webhook_token_is_write_only_sealed_kept_and_dropped_with_the_webhook(
         stored(&app, id.clone()).await.as_deref(),
         Some("Hook-Token~0001")
     );
+    // … but not to another host: it must be entered again …
+    body["sink"]["url"] = serde_json::json!("https://attacker.example/inbox");
+    let moved = app.put_json(&format!("{BASE}/{id}"), &body).await;
+    assert_eq!(moved.status(), 422);
+    assert!(json(moved).await.to_string().contains("sink.token"));
+    assert_eq!(
+        stored(&app, id.clone()).await.as_deref(),
+        Some("Hook-Token~0001")
+    );
+    body["sink"]["url"] = serde_json::json!("https://dms.example.com/inbox");
     // … a token on the spool is refused and changes nothing …
     body["sink"] = serde_json::json!({"kind": "spool", "token": "x"});
     let refused = app.put_json(&format!("{BASE}/{id}"), &body).await;
@@ -114,6 +124,35 @@ async fn a_webhook_token_is_write_only_sealed_kept_and_dropped_with_the_webhook(
     let spool = json(app.put_json(&format!("{BASE}/{id}"), &body).await).await;
     assert!(spool["sink"].get("token_set").is_none(), "{spool}");
     assert_eq!(stored(&app, id).await, None);
+}
+
+#[tokio::test]
+async fn a_kept_password_is_never_sent_to_another_server() {
+    let app = TestApp::spawn().await;
+    let mut body = serde_json::json!({
+        "name": "IMAP", "protocol": "imap", "host": "imap.contoso.example",
+        "username": "invoices", "password": "Imap-Password~0001",
+        "folders": { "inbox": "INBOX", "exported": "Exported", "error": "Error" }
+    });
+    let created = json(app.post_json(BASE, &body).await).await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    body.as_object_mut().expect("object").remove("password");
+    body["name"] = serde_json::json!("Renamed");
+    assert_eq!(
+        app.put_json(&format!("{BASE}/{id}"), &body).await.status(),
+        200,
+        "same server: the password is kept"
+    );
+    body["host"] = serde_json::json!("imap.attacker.example");
+    let moved = app.put_json(&format!("{BASE}/{id}"), &body).await;
+    assert_eq!(moved.status(), 422);
+    let problem = json(moved).await;
+    assert!(problem.to_string().contains("\"password\""), "{problem}");
+    body["password"] = serde_json::json!("their own password");
+    assert_eq!(
+        app.put_json(&format!("{BASE}/{id}"), &body).await.status(),
+        200
+    );
 }
 
 #[tokio::test]

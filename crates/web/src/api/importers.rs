@@ -310,6 +310,7 @@ pub async fn replace(
         .await?
         .ok_or_else(|| Problem::not_found("importer"))?;
     let valid = input.validate(existing.stored_secret)?;
+    valid.check_kept_secrets(&existing.settings, existing.sink_secret_set)?;
     let saved = state
         .store
         .update_importer(&caller.client_id, &id, &valid, state.clock.now())

@@ -12,8 +12,9 @@ pub enum SinkSettings {
     /// `DATA_DIR/documents/{client}/{importer}/{document}/`.
     #[default]
     Spool,
-    /// POST per document with `Idempotency-Key: {document_id}`; any answer
-    /// but 2xx leaves the mail in the Inbox for the next run.
+    /// POST per document with `Idempotency-Key: {document_id}`; a 2xx
+    /// stores it, a refusal of the document sends the mail to Error, and
+    /// anything else leaves it in the Inbox for the next run.
     Webhook {
         url: String,
         timeout_secs: u64,

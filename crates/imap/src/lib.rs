@@ -50,8 +50,6 @@ pub const REASON_KEYWORD_PREFIX: &str = "$Mailferry:";
 pub struct Capabilities {
     pub r#move: bool,
     pub uidplus: bool,
-    pub special_use: bool,
-    pub idle: bool,
 }
 
 struct Connection {
@@ -158,8 +156,6 @@ async fn read_capabilities(session: &mut connect::ImapSession) -> Result<Capabil
     Ok(Capabilities {
         r#move: caps.has_str("MOVE"),
         uidplus: caps.has_str("UIDPLUS"),
-        special_use: caps.has_str("SPECIAL-USE"),
-        idle: caps.has_str("IDLE"),
     })
 }
 
@@ -315,8 +311,8 @@ fn summary(folder: &str, uid_validity: u32, fetch: &Fetch) -> Option<MessageSumm
 const LIST_ITEMS: &str = "(UID RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK[HEADER])";
 
 impl Mailbox for ImapMailbox {
-    async fn folder_tree(&self, include_hidden: bool) -> Result<FolderTree, MailboxError> {
-        let _ = include_hidden;
+    /// IMAP has no hidden folders: `include_hidden` changes nothing.
+    async fn folder_tree(&self, _include_hidden: bool) -> Result<FolderTree, MailboxError> {
         let names = self
             .with(|c| {
                 Box::pin(async move {

@@ -625,6 +625,10 @@ impl<M: Mailbox> ImportRun<'_, M> {
             doc.metadata.document_id,
             doc.files.len()
         ));
+        // A document already there was written by an interrupted run.
+        if stored.already_present {
+            return Ok(ImportOutcome::Completed);
+        }
         Ok(ImportOutcome::Imported {
             bytes: doc.total_bytes(),
         })

@@ -25,6 +25,10 @@ pub enum ConnectError {
     ImapNotAvailable,
     #[error("the importer has no password: enter the IMAP password and save")]
     NoPassword,
+    #[error(
+        "the importer's settings are inconsistent ({0}): open the importer, check its fields and save it again"
+    )]
+    Settings(String),
     #[error("the importer's sink cannot be used: {0}")]
     Sink(SinkError),
     #[error("the HTTP client could not be built: {0}; check the system's TLS configuration")]
@@ -82,7 +86,9 @@ impl Connector {
             Protocol::Imap => self.imap_mailbox(record, patience).await,
             Protocol::GraphDelegated | Protocol::GraphClientCredentials => {
                 let Some(mut config) = GraphConfig::for_importer(&record.settings) else {
-                    return Err(ConnectError::ImapNotAvailable);
+                    return Err(ConnectError::Settings(
+                        "a Microsoft Graph importer without Graph settings".to_owned(),
+                    ));
                 };
                 config.clock = self.clock.clone();
                 // Names the own mailbox in messages, and gives each account

@@ -6,13 +6,16 @@
 #               ledger, UID MOVE to Exported — the whole import;
 #   mbsync      Debian isync: INBOX → a local Maildir (fsync per mail, no move);
 #   imaplib     bench/imap_fetch_move.py: UID FETCH BODY.PEEK[] in batches of
-#               100, write each mail to a file, UID MOVE the batch to Exported;
+#               100, write each mail to a file (no fsync), UID MOVE the batch;
 # each on a Dovecot user of its own whose INBOX was just filled by hard-linking
 # a Maildir built once. Prints wall seconds, mails/s, MB/s (MIME bytes, 10^6),
 # the tool's CPU (user+sys) and peak RSS (from /usr/bin/time -v), the CPU
 # Dovecot spent serving it, and mailferry's rate over the faster peer's.
 #
 #   bench/imap.sh [MAILS...]
+# Mails are made by bench/imap_make_mails.py (1.2 GB for 10,000; spools are
+# deleted after each run). While mailferry moves one mail per UID MOVE, the
+# 10,000-mail run takes about 15 minutes: `bench/imap.sh 1000` takes about one.
 # Environment:
 #   BENCH_SECURITY=tls   tls (default: implicit TLS, the test CA as tls_ca_pem /
 #                        CertificateFile / cafile) or none (the plain port, for all three)
@@ -20,13 +23,14 @@
 #   MAILFERRY_BIN=…      use this binary instead of `cargo build --release -p mailferry`
 #   BENCH_KEEP=1         keep the temp dir (spools, logs) for a look afterwards
 #   BENCH_TOOLS="mbsync imaplib mailferry"   which tools to run, in this order
+#   BENCH_MAILFERRY_PREFIX="strace -c -f -o /tmp/mf.strace"   run mailferry under this
+#                        (to see where its time goes; skews its figures)
 #
 # Needs dovecot-imapd, isync and time (scripts/install-test-deps.sh installs the
 # first two; `time` is installed here when missing and we are root). Everything
 # listens on 127.0.0.1; every process started here is stopped by its PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-repo=$PWD
 
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(1000 10000)
@@ -36,6 +40,7 @@ done
 security=${BENCH_SECURITY:-tls}
 case "$security" in tls | none) ;; *) echo "BENCH_SECURITY must be tls or none" >&2; exit 2 ;; esac
 repeat=${BENCH_REPEAT:-1}
+[[ "$repeat" =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_REPEAT must be a positive number" >&2; exit 2; }
 read -r -a tools <<<"${BENCH_TOOLS:-mbsync imaplib mailferry}"
 for tool in "${tools[@]}"; do
     case "$tool" in mailferry | mbsync | imaplib) ;; *) echo "unknown tool '$tool' in BENCH_TOOLS" >&2; exit 2 ;; esac
@@ -226,7 +231,8 @@ run_mailferry() {
     [ -n "$id" ] && [ "$id" != null ] || { echo "creating the importer failed: $dir/setup.log" >&2; return 1; }
 
     fill_inbox "$user" "$n"
-    measure mailferry "$n" "$dir/run.log" -- "$mf" run import-emails --importer "$id"
+    # shellcheck disable=SC2086
+    measure mailferry "$n" "$dir/run.log" -- ${BENCH_MAILFERRY_PREFIX:-} "$mf" run import-emails --importer "$id"
     unset MAILFERRY_DATA_DIR
     local docs
     docs=$(find "$data/documents" -name metadata.json | wc -l)

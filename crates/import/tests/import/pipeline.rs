@@ -1005,13 +1005,7 @@ async fn a_failing_mailbox_stops_the_run_instead_of_failing_every_mail() {
     }
     let summary = run(&e, &mb).run().await.expect("run");
     assert_eq!(summary.left_for_retry.len(), 3, "{summary:?}");
-    assert!(
-        summary
-            .stopped_because
-            .as_deref()
-            .is_some_and(|why| why.contains("3 mails in a row")),
-        "{summary:?}"
-    );
+    assert_stopped_because(&summary, "3 mails in a row");
     assert!(
         summary
             .line()
@@ -1063,13 +1057,7 @@ async fn a_sink_that_is_down_stops_the_run_and_counts_against_no_mail() {
     .await
     .expect("run");
     assert_eq!(summary.left_for_retry.len(), 1, "{summary:?}");
-    assert!(
-        summary
-            .stopped_because
-            .as_deref()
-            .is_some_and(|why| why.contains("the sink is unavailable")),
-        "{summary:?}"
-    );
+    assert_stopped_because(&summary, "the sink is unavailable");
     assert!(
         e.store
             .ledger_entries(&e.importer.id)
@@ -1079,4 +1067,15 @@ async fn a_sink_that_is_down_stops_the_run_and_counts_against_no_mail() {
         "an outage is no mail's attempt"
     );
     assert_eq!(mb.in_folder("inbox").len(), 4);
+}
+
+/// The run stopped before the end of the Inbox, saying why.
+fn assert_stopped_because(summary: &import::pipeline::Summary, needle: &str) {
+    assert!(
+        summary
+            .stopped_because
+            .as_deref()
+            .is_some_and(|why| why.contains(needle)),
+        "{summary:?}"
+    );
 }

@@ -106,6 +106,17 @@ impl Cloud {
     pub fn graph_resource(self) -> String {
         self.default_endpoints().graph
     }
+
+    /// Exchange Online's resource in this cloud: IMAP's XOAUTH2 tokens are
+    /// for it (`{resource}/IMAP.AccessAsUser.All`), never for Graph.
+    pub fn outlook_resource(self) -> &'static str {
+        match self {
+            Self::Global => "https://outlook.office.com",
+            Self::UsGov => "https://outlook.office365.us",
+            Self::UsGovDod => "https://outlook-dod.office365.us",
+            Self::China => "https://partner.outlook.cn",
+        }
+    }
 }
 
 /// Base URLs without a trailing slash: `authority` goes before
@@ -153,16 +164,34 @@ impl TenantId {
     }
 }
 
+/// The app registration in Microsoft Entra ID an importer signs in with:
+/// for Graph, and for IMAP with XOAUTH2 at Exchange Online.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GraphSettings {
+pub struct EntraApp {
     pub client_id: String,
     pub tenant_id: TenantId,
-    /// `None`: the authorizing user's own mailbox (`/me`).
-    pub mailbox: Option<String>,
     pub cloud: Cloud,
     pub endpoints: Endpoints,
     /// Entered by the admin from Azure, so mailferry can warn before it lapses.
     pub client_secret_expires_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphSettings {
+    /// Flattened: the stored settings keep the fields at the top level.
+    #[serde(flatten)]
+    pub app: EntraApp,
+    /// `None`: the authorizing user's own mailbox (`/me`).
+    pub mailbox: Option<String>,
+}
+
+/// What a user's delegated grant is for; it decides the scopes asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DelegatedAccess {
+    /// Graph mail; `shared_mailbox` adds `Mail.ReadWrite.Shared`.
+    Graph { shared_mailbox: bool },
+    /// Exchange Online's IMAP (`IMAP.AccessAsUser.All`).
+    Imap,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -173,11 +202,32 @@ pub enum ImapSecurity {
     None,
 }
 
+/// The `auth` field of the API: how an IMAP importer logs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ImapAuth {
     Password,
     Xoauth2,
+}
+
+/// How an IMAP importer logs in, with what that needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImapLogin {
+    /// LOGIN with the sealed password.
+    Password,
+    /// SASL XOAUTH2 with an access token of the importer's grant, which an
+    /// admin obtains by signing in at Microsoft with this app.
+    Xoauth2(EntraApp),
+}
+
+impl ImapLogin {
+    pub fn auth(&self) -> ImapAuth {
+        match self {
+            Self::Password => ImapAuth::Password,
+            Self::Xoauth2(_) => ImapAuth::Xoauth2,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,7 +236,7 @@ pub struct ImapSettings {
     pub port: u16,
     pub security: ImapSecurity,
     pub username: String,
-    pub auth: ImapAuth,
+    pub auth: ImapLogin,
     /// Trust exactly this CA or self-signed certificate (PEM) instead of
     /// the platform's roots.
     #[serde(default)]
@@ -258,13 +308,60 @@ impl ImporterSettings {
     /// What the admin should know about these settings: a client secret
     /// about to expire, a password sent in clear.
     pub fn warnings(&self, now: Timestamp) -> Vec<String> {
-        match &self.connection {
-            Connection::Graph(g) => g.secret_expiry_warning(now).into_iter().collect(),
-            Connection::Imap(i) if i.security == ImapSecurity::None => vec![format!(
-                "security is `none`: the password to {} crosses the network in clear; use `tls` (port 993) or `starttls` if the server offers it",
+        let mut warnings: Vec<String> = self
+            .entra_app()
+            .and_then(|app| app.secret_expiry_warning(now))
+            .into_iter()
+            .collect();
+        if let Connection::Imap(i) = &self.connection
+            && i.security == ImapSecurity::None
+        {
+            let what = match i.auth {
+                ImapLogin::Password => "the password",
+                ImapLogin::Xoauth2(_) => "the access token",
+            };
+            warnings.push(format!(
+                "security is `none`: {what} to {} crosses the network in clear; use `tls` (port 993) or `starttls` if the server offers it",
                 i.host
-            )],
-            Connection::Imap(_) => Vec::new(),
+            ));
+        }
+        warnings
+    }
+
+    /// Where the importer's secret is sent: the client secret only ever goes
+    /// to the authority's token endpoint (another tenant there is still
+    /// Microsoft), the password to the IMAP server.
+    fn secret_destination(&self) -> String {
+        match (self.entra_app(), &self.connection) {
+            (Some(app), _) => app.endpoints.authority.clone(),
+            (None, Connection::Imap(i)) => format!("{}:{}", i.host, i.port),
+            (None, Connection::Graph(_)) => String::new(),
+        }
+    }
+
+    /// The Entra app the importer signs in with, if it uses one.
+    pub fn entra_app(&self) -> Option<&EntraApp> {
+        match &self.connection {
+            Connection::Graph(g) => Some(&g.app),
+            Connection::Imap(ImapSettings {
+                auth: ImapLogin::Xoauth2(app),
+                ..
+            }) => Some(app),
+            Connection::Imap(_) => None,
+        }
+    }
+
+    /// What a user signing in for this importer grants; `None` when nobody
+    /// signs in (app-only, IMAP with a password).
+    pub fn delegated_access(&self) -> Option<DelegatedAccess> {
+        match (&self.connection, self.protocol) {
+            (Connection::Graph(g), Protocol::GraphDelegated) => Some(DelegatedAccess::Graph {
+                shared_mailbox: g.mailbox.is_some(),
+            }),
+            (Connection::Graph(_), _) => None,
+            (Connection::Imap(i), _) => {
+                matches!(i.auth, ImapLogin::Xoauth2(_)).then_some(DelegatedAccess::Imap)
+            }
         }
     }
 
@@ -284,13 +381,12 @@ impl ImporterSettings {
         }
     }
 
-    /// The secret an importer of this protocol needs: Graph's client secret
-    /// or IMAP's password. `None` when it needs none (IMAP with XOAUTH2).
-    pub fn secret_kind(&self) -> Option<SecretKind> {
-        match &self.connection {
-            Connection::Graph(_) => Some(SecretKind::ClientSecret),
-            Connection::Imap(i) if i.auth == ImapAuth::Password => Some(SecretKind::Password),
-            Connection::Imap(_) => None,
+    /// The secret an importer needs: the Entra app's client secret (Graph,
+    /// IMAP with XOAUTH2) or the IMAP password.
+    pub fn secret_kind(&self) -> SecretKind {
+        match self.entra_app() {
+            Some(_) => SecretKind::ClientSecret,
+            None => SecretKind::Password,
         }
     }
 
@@ -302,19 +398,21 @@ impl ImporterSettings {
         if secret_changed || self.protocol != next.protocol {
             return false;
         }
-        match (self.graph(), next.graph()) {
+        match (self.entra_app(), next.entra_app()) {
             (Some(a), Some(b)) => {
                 a.client_id == b.client_id
                     && a.tenant_id == b.tenant_id
                     && a.cloud == b.cloud
-                    && a.endpoints == b.endpoints
+                    && a.endpoints.authority == b.endpoints.authority
+                    && (self.graph().is_none() || a.endpoints == b.endpoints)
             }
-            _ => true,
+            (None, None) => true,
+            _ => false,
         }
     }
 }
 
-impl GraphSettings {
+impl EntraApp {
     /// A warning while the client secret the admin said expires on a date
     /// is within 30 days of expiring (or expired): Azure secrets lapse
     /// silently, and the importer then stops with AADSTS7000222.
@@ -463,17 +561,7 @@ impl ValidImporter {
     ) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::default();
         if let Some((kind, SecretChange::Keep)) = &self.secret {
-            let moved = match (&before.connection, &self.settings.connection) {
-                (Connection::Imap(a), Connection::Imap(b)) => {
-                    (&a.host, a.port) != (&b.host, b.port)
-                }
-                // The client secret only ever goes to the authority's
-                // token endpoint: another tenant there is still Microsoft.
-                (Connection::Graph(a), Connection::Graph(b)) => {
-                    a.endpoints.authority != b.endpoints.authority
-                }
-                _ => true,
-            };
+            let moved = before.secret_destination() != self.settings.secret_destination();
             if moved {
                 errors.add(
                     kind.field(),
@@ -584,7 +672,7 @@ impl ImporterInput {
             sink,
             limits,
         };
-        let secret = settings.secret_kind().and_then(|kind| {
+        let secret = Some(settings.secret_kind()).and_then(|kind| {
             let submitted = match kind {
                 SecretKind::ClientSecret => self.client_secret.as_deref(),
                 SecretKind::Password => self.password.as_deref(),
@@ -718,6 +806,34 @@ impl ImporterInput {
         protocol: Protocol,
         errors: &mut ValidationErrors,
     ) -> Option<GraphSettings> {
+        let app = self.parse_entra_app(protocol, errors);
+        let mailbox = match self.mailbox.as_deref().map(str::trim) {
+            None | Some("") if protocol == Protocol::GraphClientCredentials => {
+                errors.add("mailbox", "is required with graph_client_credentials: an app-only token has no mailbox of its own; name the address to import from");
+                None
+            }
+            None | Some("") => Some(None),
+            Some(m) if is_mailbox_address(m) || is_guid(m) => Some(Some(m.to_owned())),
+            Some(m) => {
+                errors.add(
+                    "mailbox",
+                    format!("`{m}` is not an e-mail address (or a user id GUID)"),
+                );
+                None
+            }
+        };
+        Some(GraphSettings {
+            app: app?,
+            mailbox: mailbox?,
+        })
+    }
+
+    /// The app registration's fields, shared by Graph and IMAP's XOAUTH2.
+    fn parse_entra_app(
+        &self,
+        protocol: Protocol,
+        errors: &mut ValidationErrors,
+    ) -> Option<EntraApp> {
         let client_id = match self.client_id.as_deref().map(str::trim) {
             None | Some("") => {
                 errors.add(
@@ -740,21 +856,6 @@ impl ImporterInput {
             Some(t) => parse_tenant(t, protocol)
                 .map_err(|m| errors.add("tenant_id", m))
                 .ok(),
-        };
-        let mailbox = match self.mailbox.as_deref().map(str::trim) {
-            None | Some("") if protocol == Protocol::GraphClientCredentials => {
-                errors.add("mailbox", "is required with graph_client_credentials: an app-only token has no mailbox of its own; name the address to import from");
-                None
-            }
-            None | Some("") => Some(None),
-            Some(m) if is_mailbox_address(m) || is_guid(m) => Some(Some(m.to_owned())),
-            Some(m) => {
-                errors.add(
-                    "mailbox",
-                    format!("`{m}` is not an e-mail address (or a user id GUID)"),
-                );
-                None
-            }
         };
         let cloud = match self.cloud.as_deref() {
             None => Some(Cloud::Global),
@@ -790,10 +891,9 @@ impl ImporterInput {
                 .map_err(|m| errors.add("client_secret_expires_at", m))
                 .ok(),
         };
-        Some(GraphSettings {
+        Some(EntraApp {
             client_id: client_id?,
             tenant_id: tenant_id?,
-            mailbox: mailbox?,
             cloud: cloud?,
             endpoints: endpoints?,
             client_secret_expires_at: client_secret_expires_at?,
@@ -856,8 +956,10 @@ impl ImporterInput {
             Some(u) => Some(u.to_owned()),
         };
         let auth = match self.auth.as_deref() {
-            None | Some("password") => Some(ImapAuth::Password),
-            Some("xoauth2") => Some(ImapAuth::Xoauth2),
+            None | Some("password") => Some(ImapLogin::Password),
+            Some("xoauth2") => self
+                .parse_entra_app(Protocol::Imap, errors)
+                .map(ImapLogin::Xoauth2),
             Some(other) => {
                 errors.add(
                     "auth",
@@ -919,17 +1021,25 @@ impl ImporterInput {
             ("auth", self.auth.is_some()),
             ("tls_ca_pem", self.tls_ca_pem.is_some()),
         ];
-        let foreign: &[(&str, bool)] = if protocol.is_graph() {
-            &imap_fields
+        let password_field = [("password", self.password.is_some())];
+        let xoauth2 = protocol == Protocol::Imap && self.auth.as_deref() == Some("xoauth2");
+        let (foreign, context): (&[(&str, bool)], &str) = if protocol.is_graph() {
+            (&imap_fields, "")
+        } else if xoauth2 {
+            // The app's fields sign in at Microsoft; no password is involved.
+            (&password_field, " with auth `xoauth2`")
         } else {
-            &graph_fields
+            (
+                &graph_fields,
+                " with auth `password` (the app's fields are for auth `xoauth2`)",
+            )
         };
         for (field, present) in foreign {
             if *present {
                 errors.add(
                     *field,
                     format!(
-                        "does not apply to protocol `{}`: remove it",
+                        "does not apply to protocol `{}`{context}: remove it",
                         protocol.as_str()
                     ),
                 );

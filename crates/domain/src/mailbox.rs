@@ -10,12 +10,14 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 mod resolve;
+mod token;
 mod tree;
 
 pub use resolve::{
     FolderError, FolderRole, FoldersError, MatchedBy, ResolvedFolder, ResolvedFolders,
     resolve_folder, resolve_folders,
 };
+pub use token::{AccessTokenSource, StaticToken, TokenFuture};
 pub use tree::{FolderNode, FolderTree, FolderTreeError};
 
 /// One message as listed, before its content is fetched.

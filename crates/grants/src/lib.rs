@@ -24,8 +24,8 @@ use store::importers::ImporterRecord;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    #[error("importer {0} is not a Microsoft Graph importer")]
-    NotGraph(String),
+    #[error("importer {0} does not sign in at Microsoft")]
+    NoEntraApp(String),
     #[error("importer {0} is not authorized yet: press Authenticate on the importer page")]
     NotAuthorized(String),
     #[error("importer {importer} must be authorized again: {reason}")]
@@ -53,7 +53,7 @@ impl TokenError {
         match self {
             Self::Unavailable { .. } | Self::Store(_) => true,
             Self::Identity { source, .. } => source.is_transient(),
-            Self::NotGraph(_)
+            Self::NoEntraApp(_)
             | Self::NotAuthorized(_)
             | Self::ReauthRequired { .. }
             | Self::NoSecret(_) => false,
@@ -66,7 +66,9 @@ impl TokenError {
     /// app-only token, so callers outside a sign-in may pass `""`.
     pub fn fix(&self, record: &ImporterRecord, redirect_uri: &str) -> String {
         match self {
-            Self::NotGraph(_) => "nothing to do: IMAP importers need no Microsoft token".to_owned(),
+            Self::NoEntraApp(_) => {
+                "nothing to do: IMAP importers with a password need no Microsoft token".to_owned()
+            }
             Self::NotAuthorized(_) => {
                 "press Authenticate and sign in with the mailbox account".to_owned()
             }
@@ -75,11 +77,11 @@ impl TokenError {
                 "enter the client secret from the Azure app registration and save".to_owned()
             }
             Self::Identity { source, .. } => {
-                let graph = record.settings.graph();
+                let app = record.settings.entra_app();
                 source.diagnosis().fix(&microsoft::entra::FixContext {
                     redirect_uri,
-                    client_id: graph.map_or("", |g| g.client_id.as_str()),
-                    tenant: graph.map_or("", |g| g.tenant_id.as_str()),
+                    client_id: app.map_or("", |a| a.client_id.as_str()),
+                    tenant: app.map_or("", |a| a.tenant_id.as_str()),
                     permissions: &[],
                 })
             }

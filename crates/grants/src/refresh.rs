@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use domain::importer::ImporterSettings;
+use domain::importer::{DelegatedAccess, ImporterSettings};
 use jiff::{SignedDuration, Timestamp};
 use microsoft::entra::{FixContext, IdentityClient, IdentityError, delegated_permissions};
 use store::Store;
@@ -110,8 +110,7 @@ pub(crate) fn fix_text(
     settings: &ImporterSettings,
     e: &IdentityError,
 ) -> String {
-    let shared = settings.graph().is_some_and(|g| g.mailbox.is_some());
-    let permissions = delegated_permissions(shared);
+    let permissions = delegated_permissions(access_of(settings));
     let fix = e.diagnosis().fix(&FixContext {
         redirect_uri: "the redirect URI shown on the importer page",
         client_id: identity.client_id(),
@@ -119,6 +118,17 @@ pub(crate) fn fix_text(
         permissions: &permissions,
     });
     format!("{}. Fix: {fix}", e.reason())
+}
+
+/// What the grant being refreshed is for. Only importers someone signs in
+/// for have a grant; settings changed to app-only since keep asking for
+/// what the grant was made for.
+fn access_of(settings: &ImporterSettings) -> DelegatedAccess {
+    settings
+        .delegated_access()
+        .unwrap_or(DelegatedAccess::Graph {
+            shared_mailbox: settings.graph().is_some_and(|g| g.mailbox.is_some()),
+        })
 }
 
 /// What refreshing one delegated importer's grant works with.
@@ -209,12 +219,12 @@ async fn refresh_claimed(
             .await?;
         return Ok(RefreshOutcome::ReauthRequired { reason });
     };
-    let shared = settings.graph().is_some_and(|g| g.mailbox.is_some());
+    let access = access_of(settings);
     let mut pause = policy.backoff;
     let mut attempt = 1;
     let result = loop {
         let requested_at = clock.now();
-        match identity.refresh(&refresh_token, shared, requested_at).await {
+        match identity.refresh(&refresh_token, access, requested_at).await {
             Err(e) if e.is_transient() && attempt < policy.attempts => {
                 let wait = e.retry_after().unwrap_or(pause).min(policy.max_backoff);
                 tracing::warn!(importer = importer_id, attempt, error = %e.reason(), ?wait, "token refresh failed; retrying");

@@ -10,8 +10,6 @@ use jiff::SignedDuration;
 use microsoft::entra::{HttpClient, IdentityClient};
 use scheduler::{ParamKind, ParamSpec, Script, ScriptContext, ScriptError, ScriptFuture};
 
-use domain::importer::Protocol;
-
 use crate::refresh::{RefreshContext, RefreshOutcome, RefreshPolicy, refresh_grant};
 
 pub const NAME: &str = "refresh-tokens";
@@ -88,10 +86,10 @@ impl RefreshTokens {
                 break;
             }
             let label = format!("{} ({})", record.settings.name, record.id);
-            let Some(graph) = record.settings.graph().cloned() else {
+            let Some(app) = record.settings.entra_app().cloned() else {
                 continue;
             };
-            if record.settings.protocol != Protocol::GraphDelegated {
+            if record.settings.delegated_access().is_none() {
                 ctx.log.line(format!(
                     "{label}: not applicable (client credentials: tokens are fetched when needed)"
                 ));
@@ -102,7 +100,7 @@ impl RefreshTokens {
                 .importer_secret(&record.client_id, &record.id)
                 .await
                 .map_err(|e| ScriptError::new(e.to_string()))?;
-            let identity = IdentityClient::new(http.clone(), &graph, secret);
+            let identity = IdentityClient::new(http.clone(), &app, secret);
             let outcome = refresh_grant(
                 RefreshContext {
                     store: &ctx.store,

@@ -1,4 +1,5 @@
-//! The access token a Graph call needs, for either kind of importer.
+//! The access token a Graph call or an IMAP XOAUTH2 login needs, for every
+//! kind of importer that signs in at Microsoft.
 //!
 //! Delegated: the stored token, refreshed on demand when it expires within
 //! a few minutes (the `refresh-tokens` script normally got there first).
@@ -9,7 +10,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use domain::clock::Clock;
-use domain::importer::Protocol;
 use jiff::{SignedDuration, Timestamp};
 use microsoft::entra::{HttpClient, IdentityClient};
 use secrecy::SecretString;
@@ -61,13 +61,13 @@ impl AccessTokens {
         clock: &dyn Clock,
         record: &ImporterRecord,
     ) -> Result<SecretString, TokenError> {
-        let graph = record
+        let app = record
             .settings
-            .graph()
-            .ok_or_else(|| TokenError::NotGraph(record.id.clone()))?;
+            .entra_app()
+            .ok_or_else(|| TokenError::NoEntraApp(record.id.clone()))?;
         let secret = store.importer_secret(&record.client_id, &record.id).await?;
-        match record.settings.protocol {
-            Protocol::GraphClientCredentials => {
+        match record.settings.delegated_access() {
+            None => {
                 let secret = secret.ok_or_else(|| TokenError::NoSecret(record.id.clone()))?;
                 let key = (record.id.clone(), record.updated_at);
                 // Held across the request: concurrent callers wait for the
@@ -79,7 +79,7 @@ impl AccessTokens {
                 {
                     return Ok(c.token.clone());
                 }
-                let identity = IdentityClient::new(self.http.clone(), graph, Some(secret));
+                let identity = IdentityClient::new(self.http.clone(), app, Some(secret));
                 let tokens = identity.client_credentials(now).await.map_err(|source| {
                     TokenError::Identity {
                         importer: record.id.clone(),
@@ -96,8 +96,8 @@ impl AccessTokens {
                 );
                 Ok(tokens.access_token)
             }
-            Protocol::GraphDelegated => {
-                let identity = IdentityClient::new(self.http.clone(), graph, secret);
+            Some(_) => {
+                let identity = IdentityClient::new(self.http.clone(), app, secret);
                 let owner = format!("on-demand:{}", uuid::Uuid::now_v7());
                 let outcome = refresh_grant(
                     RefreshContext {
@@ -152,7 +152,6 @@ impl AccessTokens {
                     }),
                 }
             }
-            Protocol::Imap => Err(TokenError::NotGraph(record.id.clone())),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_imap::{Client, Session};
+use domain::mailbox::{AccessTokenSource, MailboxError};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use secrecy::{ExposeSecret, SecretString};
@@ -34,8 +35,10 @@ pub enum Security {
 #[derive(Clone)]
 pub enum Credential {
     Password(SecretString),
-    /// An OAuth access token for the IMAP resource (never a Graph token).
-    XOAuth2(SecretString),
+    /// OAuth access tokens for the IMAP resource (never Graph's), asked for
+    /// at each login: a token lasts about an hour, a run or a reconnect may
+    /// come later.
+    XOAuth2(Arc<dyn AccessTokenSource>),
 }
 
 impl std::fmt::Debug for Credential {
@@ -43,6 +46,21 @@ impl std::fmt::Debug for Credential {
         f.write_str(match self {
             Self::Password(_) => "Password(..)",
             Self::XOAuth2(_) => "XOAuth2(..)",
+        })
+    }
+}
+
+/// What one login sends: the password, or a token obtained just before.
+pub(crate) enum Login {
+    Password(SecretString),
+    XOAuth2(SecretString),
+}
+
+impl Credential {
+    pub(crate) async fn login(&self) -> Result<Login, MailboxError> {
+        Ok(match self {
+            Self::Password(p) => Login::Password(p.clone()),
+            Self::XOAuth2(source) => Login::XOAuth2(source.access_token(false).await?),
         })
     }
 }
@@ -131,7 +149,10 @@ async fn within<T>(
 }
 
 /// Connects and logs in.
-pub async fn open(config: &ImapConfig, credential: &Credential) -> Result<ImapSession, ImapError> {
+pub(crate) async fn open(
+    config: &ImapConfig,
+    credential: &Login,
+) -> Result<ImapSession, ImapError> {
     within(config.connect_timeout, "connecting and logging in", async {
         let client = connect(config).await?;
         login(client, config, credential).await
@@ -225,14 +246,14 @@ impl async_imap::Authenticator for XOAuth2<'_> {
 async fn login(
     client: Client<Stream>,
     config: &ImapConfig,
-    credential: &Credential,
+    credential: &Login,
 ) -> Result<ImapSession, ImapError> {
     let result = match credential {
-        Credential::Password(password) => client
+        Login::Password(password) => client
             .login(&config.username, password.expose_secret())
             .await
             .map_err(|(e, _)| e),
-        Credential::XOAuth2(token) => client
+        Login::XOAuth2(token) => client
             .authenticate(
                 "XOAUTH2",
                 XOAuth2 {

@@ -117,7 +117,8 @@ impl ImapMailbox {
     ) -> Result<T, MailboxError> {
         let mut guard = self.connection.lock().await;
         if guard.is_none() {
-            let mut session = connect::open(&self.config, &self.credential)
+            let login = self.credential.login().await?;
+            let mut session = connect::open(&self.config, &login)
                 .await
                 .map_err(|e| self.fail(e))?;
             let capabilities = read_capabilities(&mut session)

@@ -16,8 +16,8 @@ use scheduler::{ParamKind, ParamSpec, Script, ScriptContext, ScriptError, Script
 use store::import_runs::{ImportRunRecord, RunOutcome};
 use store::importers::ImporterRecord;
 
+use crate::Connector;
 use crate::mailbox::{ImporterMailbox, Patience};
-use crate::{ConnectError, Connector};
 
 pub const NAME: &str = "import-emails";
 
@@ -57,7 +57,7 @@ impl ImportEmails {
             )));
         }
         let mut failed: Vec<String> = Vec::new();
-        let (mut worked, mut skipped) = (0, 0);
+        let mut worked = 0;
         for record in importers
             .iter()
             .filter(|r| only.is_none_or(|id| r.id == id))
@@ -71,11 +71,6 @@ impl ImportEmails {
             // `Ok(None)`: a dry run's, which is not recorded.
             let outcome: Result<Option<Summary>, String> =
                 match self.connector.mailbox(record, Patience::Background).await {
-                    Err(e @ ConnectError::ImapNotAvailable) => {
-                        ctx.log.line(format!("{label}: {e}"));
-                        skipped += 1;
-                        continue;
-                    }
                     Err(e) => Err(e.to_string()),
                     Ok(mailbox) if dry_run => {
                         worked += 1;
@@ -107,7 +102,7 @@ impl ImportEmails {
             }
         }
         ctx.log.line(format!(
-            "{}: {worked} importer(s) {}, {skipped} skipped, {} failed",
+            "{}: {worked} importer(s) {}, {} failed",
             if dry_run { "dry run" } else { "done" },
             if dry_run { "checked" } else { "run" },
             failed.len()

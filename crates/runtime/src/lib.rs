@@ -19,7 +19,7 @@ pub mod sink;
 mod tokens;
 
 pub use import_emails::ImportEmails;
-pub use mailbox::{ConnectError, ImporterMailbox};
+pub use mailbox::{CheckLoginError, ConnectError, ImporterMailbox};
 pub use purge_documents::PurgeDocuments;
 
 /// What connecting an importer to its mailbox and sink needs; one per

@@ -4,12 +4,14 @@
 
 use std::sync::{Arc, Mutex};
 
-use domain::importer::{ImapAuth, ImapSecurity, Protocol};
+use domain::importer::{ImapLogin, ImapSecurity, Protocol};
 use domain::mailbox::{
     FolderTree, LocateHint, Mailbox, MailboxError, MessageLocation, MessagePage, PageCursor,
+    StaticToken,
 };
 use imap::{Credential, ImapConfig, ImapMailbox, Security};
 use microsoft::graph::{GraphConfig, GraphMailbox};
+use secrecy::SecretString;
 use sinks::SinkError;
 use store::importers::ImporterRecord;
 
@@ -19,10 +21,6 @@ use crate::tokens::ImporterTokens;
 /// Why an importer cannot be worked with at all.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error(
-        "IMAP with XOAUTH2 is not available yet in this build; the importer was skipped and its mail left as it is: use auth `password`"
-    )]
-    ImapNotAvailable,
     #[error("the importer has no password: enter the IMAP password and save")]
     NoPassword,
     #[error(
@@ -100,17 +98,10 @@ impl Connector {
                     config.retry.max_attempts = 3;
                     config.retry.max_retry_after = std::time::Duration::from_secs(10);
                 }
-                let source = ImporterTokens {
-                    tokens: self.tokens.clone(),
-                    store: self.store.clone(),
-                    clock: self.clock.clone(),
-                    record: record.clone(),
-                    last: Mutex::new(None),
-                };
                 Ok(ImporterMailbox::Graph(GraphMailbox::new(
                     self.http.clone(),
                     config,
-                    Arc::new(source),
+                    self.importer_tokens(record),
                 )))
             }
         }
@@ -124,36 +115,87 @@ impl Connector {
         patience: Patience,
     ) -> Result<ImporterMailbox, ConnectError> {
         let Some(settings) = record.settings.imap() else {
-            return Err(ConnectError::ImapNotAvailable);
+            return Err(ConnectError::Settings(
+                "an IMAP importer without IMAP settings".to_owned(),
+            ));
         };
         let credential = match settings.auth {
-            ImapAuth::Password => Credential::Password(
+            ImapLogin::Password => Credential::Password(
                 self.store
                     .importer_secret(&record.client_id, &record.id)
                     .await?
                     .ok_or(ConnectError::NoPassword)?,
             ),
-            ImapAuth::Xoauth2 => return Err(ConnectError::ImapNotAvailable),
+            ImapLogin::Xoauth2(_) => Credential::XOAuth2(self.importer_tokens(record)),
         };
-        let security = match settings.security {
-            ImapSecurity::Tls => Security::Tls,
-            ImapSecurity::Starttls => Security::StartTls,
-            ImapSecurity::None => Security::None,
-        };
-        let mut config = ImapConfig::new(
-            settings.host.clone(),
-            settings.port,
-            security,
-            settings.username.clone(),
-        );
-        config.tls_ca_pem = settings.tls_ca_pem.clone();
-        if patience == Patience::Interactive {
-            config.connect_timeout = std::time::Duration::from_secs(10);
-            config.command_timeout = std::time::Duration::from_secs(20);
-        }
-        Ok(ImporterMailbox::Imap(Box::new(ImapMailbox::new(
-            config, credential,
+        Ok(ImporterMailbox::Imap(Box::new(imap_mailbox(
+            settings, credential, patience,
         ))))
+    }
+
+    /// Logs in to an XOAUTH2 importer's IMAP server with `token`, a token
+    /// just obtained at sign-in and not stored yet: whether the account
+    /// that signed in may open the mailbox.
+    pub async fn check_imap_login(
+        &self,
+        record: &ImporterRecord,
+        token: SecretString,
+    ) -> Result<(), CheckLoginError> {
+        let Some(settings) = record.settings.imap() else {
+            return Err(CheckLoginError::NotImap);
+        };
+        let credential = Credential::XOAuth2(Arc::new(StaticToken(token)));
+        imap_mailbox(settings, credential, Patience::Interactive)
+            .capabilities()
+            .await?;
+        Ok(())
+    }
+}
+
+/// Why [`Connector::check_imap_login`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckLoginError {
+    #[error("the importer is not an IMAP importer")]
+    NotImap,
+    #[error(transparent)]
+    Mailbox(#[from] MailboxError),
+}
+
+fn imap_mailbox(
+    settings: &domain::importer::ImapSettings,
+    credential: Credential,
+    patience: Patience,
+) -> ImapMailbox {
+    let security = match settings.security {
+        ImapSecurity::Tls => Security::Tls,
+        ImapSecurity::Starttls => Security::StartTls,
+        ImapSecurity::None => Security::None,
+    };
+    let mut config = ImapConfig::new(
+        settings.host.clone(),
+        settings.port,
+        security,
+        settings.username.clone(),
+    );
+    config.tls_ca_pem = settings.tls_ca_pem.clone();
+    if patience == Patience::Interactive {
+        config.connect_timeout = std::time::Duration::from_secs(10);
+        config.command_timeout = std::time::Duration::from_secs(20);
+    }
+    ImapMailbox::new(config, credential)
+}
+
+impl Connector {
+    /// The access tokens of `record`'s grant (or app-only tokens), for its
+    /// resource alone: Graph's for Graph, Exchange Online's for IMAP.
+    fn importer_tokens(&self, record: &ImporterRecord) -> Arc<ImporterTokens> {
+        Arc::new(ImporterTokens {
+            tokens: self.tokens.clone(),
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            record: record.clone(),
+            last: Mutex::new(None),
+        })
     }
 }
 

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use domain::clock::Clock;
 use domain::importer::Protocol;
+use domain::mailbox::{AccessTokenSource, TokenFuture};
 use domain::mailbox::{MailboxError, MailboxErrorKind};
 use grants::{AccessTokens, TokenError};
-use microsoft::graph::{AccessTokenSource, TokenFuture};
 use secrecy::{ExposeSecret, SecretString};
 use store::Store;
 use store::importers::ImporterRecord;

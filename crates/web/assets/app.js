@@ -47,7 +47,7 @@ const PROTOCOLS = {
 };
 
 function authBadge(imp) {
-  if (imp.protocol !== "graph_delegated") return `<span class="badge neutral">no user authorization</span>`;
+  if (imp.protocol !== "graph_delegated" && imp.auth !== "xoauth2") return `<span class="badge neutral">no user authorization</span>`;
   return imp.authentication_required
     ? `<span class="badge warn">authentication required</span>`
     : `<span class="badge ok">authorized</span>`;
@@ -117,6 +117,8 @@ function importerForm(imp) {
       ${input("port", "Port", imp.port, { type: "number", placeholder: "993" })}
       <label>Security <select data-field="security">${["tls", "starttls", "none"].map((s) => `<option ${s === (imp.security || "tls") ? "selected" : ""}>${s}</option>`).join("")}</select></label>
       ${input("username", "Username", imp.username)}
+      <label>Login <select data-field="auth">${[["password", "password"], ["xoauth2", "XOAUTH2 (Microsoft 365: sign in with the app above)"]].map(([k, v]) => `<option value="${k}" ${k === (imp.auth || "password") ? "selected" : ""}>${v}</option>`).join("")}</select>
+        <span class="field-error" data-error="auth"></span></label>
       ${input("password", "Password", "", { type: "password", hint: imp.password_set ? "stored — leave empty to keep it" : "", extra: 'autocomplete="new-password"' })}
     </div>
     <label data-wrap="tls_ca_pem">Trusted certificate (PEM) <span class="hint">only for a private CA or a self-signed server certificate; empty trusts the system's CAs</span>
@@ -151,7 +153,7 @@ function importerForm(imp) {
     </div>
     <div class="actions">
       <button type="submit">Save</button>
-      ${isNew ? "" : `<a class="button secondary" id="authenticate" href="/api/v2/importers/email/${esc(imp.id)}/authenticate" ${p === "graph_delegated" ? "" : "hidden"}>Authenticate</a>
+      ${isNew ? "" : `<a class="button secondary" id="authenticate" href="/api/v2/importers/email/${esc(imp.id)}/authenticate" ${p === "graph_delegated" || imp.auth === "xoauth2" ? "" : "hidden"}>Authenticate</a>
         <button type="button" class="secondary" id="test">Mail connection test</button>
         <button type="button" class="danger" id="delete">Delete</button>`}
       <a class="button secondary" href="#/importers">Back</a>
@@ -189,16 +191,19 @@ function readForm(form, isNew) {
       ? { kind: "webhook", url: val("sink.url"), timeout_secs: Number(val("sink.timeout_secs") || 30), attempts: Number(val("sink.attempts") || 3) }
       : { kind: "spool" },
   };
+  const xoauth2 = protocol === "imap" && val("auth") === "xoauth2";
   if (protocol === "imap") {
-    Object.assign(body, { host: val("host"), security: val("security"), username: val("username") });
+    Object.assign(body, { host: val("host"), security: val("security"), username: val("username"), auth: val("auth") });
     if (val("port")) body.port = Number(val("port"));
-    if (val("password")) body.password = val("password");
+    if (val("password") && !xoauth2) body.password = val("password");
     if (val("tls_ca_pem").trim()) body.tls_ca_pem = val("tls_ca_pem");
-  } else {
-    Object.assign(body, { client_id: val("client_id"), tenant_id: val("tenant_id"), mailbox: val("mailbox"), cloud: val("cloud") });
+  }
+  if (protocol !== "imap" || xoauth2) {
+    Object.assign(body, { client_id: val("client_id"), tenant_id: val("tenant_id"), cloud: val("cloud") });
+    if (!xoauth2) body.mailbox = val("mailbox");
     if (val("client_secret")) body.client_secret = val("client_secret");
     if (val("client_secret_expires_at")) body.client_secret_expires_at = val("client_secret_expires_at");
-    const authority = val("endpoints.authority"), graph = val("endpoints.graph");
+    const authority = val("endpoints.authority"), graph = xoauth2 ? "" : val("endpoints.graph");
     if (authority || graph) body.endpoints = { ...(authority && { authority }), ...(graph && { graph }) };
   }
   return body;
@@ -218,10 +223,14 @@ function showFieldErrors(form, problem) {
 
 function toggleSections(form) {
   const protocol = form.querySelector('[data-field="protocol"]').value;
-  form.querySelector('[data-section="graph"]').hidden = protocol === "imap";
+  // IMAP with XOAUTH2 signs in with an Azure app: its fields, without Graph's own.
+  const xoauth2 = protocol === "imap" && form.querySelector('[data-field="auth"]').value === "xoauth2";
+  form.querySelector('[data-section="graph"]').hidden = protocol === "imap" && !xoauth2;
   form.querySelector('[data-section="imap"]').hidden = protocol !== "imap";
+  for (const field of ["mailbox", "endpoints.graph"]) form.querySelector(`[data-wrap="${field}"]`).hidden = xoauth2;
+  form.querySelector('[data-wrap="password"]').hidden = xoauth2;
   const auth = form.querySelector("#authenticate");
-  if (auth) auth.hidden = protocol !== "graph_delegated";
+  if (auth) auth.hidden = !(protocol === "graph_delegated" || xoauth2);
   const webhook = form.querySelector('[data-field="sink.kind"]').value === "webhook";
   form.querySelectorAll('[data-section="webhook"]').forEach((e) => (e.hidden = !webhook));
 }
@@ -238,6 +247,7 @@ async function importerPage(id, opts = {}) {
   const form = document.getElementById("importer-form");
   toggleSections(form);
   form.querySelector('[data-field="protocol"]').addEventListener("change", () => toggleSections(form));
+  form.querySelector('[data-field="auth"]').addEventListener("change", () => toggleSections(form));
   form.querySelector('[data-field="sink.kind"]').addEventListener("change", () => toggleSections(form));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -245,7 +255,7 @@ async function importerPage(id, opts = {}) {
     const res = imp.id ? await api("PUT", `/api/v2/importers/email/${encodeURIComponent(imp.id)}`, body) : await api("POST", "/api/v2/importers/email", body);
     if (!res.ok) { showFieldErrors(form, res.data); return; }
     const saved = res.data;
-    sessionStorage.setItem("saved-notice", JSON.stringify({ id: saved.id, required: saved.authentication_required && saved.protocol === "graph_delegated", notice: saved.authentication_notice || null }));
+    sessionStorage.setItem("saved-notice", JSON.stringify({ id: saved.id, required: saved.authentication_required, notice: saved.authentication_notice || null }));
     if (!imp.id) location.hash = `#/importers/${saved.id}`; else importerPage(saved.id);
   });
   if (!imp.id) return;

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::folder::FolderSpec;
+use domain::mailbox::StaticToken;
 use domain::mailbox::{
     FolderError, FolderTree, Mailbox, MailboxErrorKind, MatchedBy, PageCursor, resolve_folder,
 };
-use microsoft::graph::{AuthMode, GraphConfig, GraphMailbox, RetryPolicy, StaticToken};
+use microsoft::graph::{AuthMode, GraphConfig, GraphMailbox, RetryPolicy};
 use msemu::{EmulatorHandle, FaultKind, FaultRule, Options, Seed, SeedFolder, demo};
 use secrecy::SecretString;
 use serde_json::{Value, json};

@@ -19,6 +19,7 @@ mod cli;
 mod delegated_import;
 mod graph_mailbox;
 mod imap_import;
+mod imap_xoauth2;
 mod import;
 mod jobs;
 mod mail_fate;

@@ -908,14 +908,17 @@ async fn pkce_is_verified_by_microsoft() {
         .expect("importer");
     let graph = record.settings.graph().expect("graph");
     let http = microsoft::entra::HttpClient::new().expect("http");
+    let access = domain::importer::DelegatedAccess::Graph {
+        shared_mailbox: false,
+    };
     let identity = microsoft::entra::IdentityClient::new(
         http,
-        graph,
+        &graph.app,
         Some(secrecy::SecretString::from(demo::CLIENT_SECRET)),
     );
     let redirect = app.url(CALLBACK);
     let request = identity
-        .authorize_url(&redirect, false, Some(demo::ALICE))
+        .authorize_url(&redirect, access, Some(demo::ALICE))
         .expect("url");
     assert!(
         request.url.contains("code_challenge_method=S256"),
@@ -943,7 +946,7 @@ async fn pkce_is_verified_by_microsoft() {
         .expect("code");
     let wrong = secrecy::SecretString::from("a-verifier-that-does-not-match-the-challenge-at-all");
     let err = identity
-        .exchange_code(&code, &wrong, &redirect, app.clock_now())
+        .exchange_code(&code, &wrong, &redirect, access, app.clock_now())
         .await
         .expect_err("a wrong verifier is refused");
     assert_eq!(
@@ -952,7 +955,13 @@ async fn pkce_is_verified_by_microsoft() {
         "{err}"
     );
     let tokens = identity
-        .exchange_code(&code, &request.pkce_verifier, &redirect, app.clock_now())
+        .exchange_code(
+            &code,
+            &request.pkce_verifier,
+            &redirect,
+            access,
+            app.clock_now(),
+        )
         .await
         .expect("the right verifier works");
     assert!(tokens.refresh_token.is_some());

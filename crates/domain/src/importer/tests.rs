@@ -31,12 +31,12 @@ fn imap_input() -> ImporterInput {
 fn a_complete_graph_importer_is_parsed_with_cloud_defaults() {
     let valid = graph_input().validate(None).expect("valid");
     let graph = valid.settings.graph().expect("graph");
-    assert_eq!(graph.cloud, Cloud::Global);
+    assert_eq!(graph.app.cloud, Cloud::Global);
     assert_eq!(
-        graph.endpoints.authority,
+        graph.app.endpoints.authority,
         "https://login.microsoftonline.com"
     );
-    assert_eq!(graph.endpoints.graph, "https://graph.microsoft.com");
+    assert_eq!(graph.app.endpoints.graph, "https://graph.microsoft.com");
     assert_eq!(graph.mailbox.as_deref(), Some("invoices@contoso.com"));
     assert_eq!(
         valid.settings.attachments.allowed_types,
@@ -100,7 +100,7 @@ fn delegated_importer_may_use_the_users_own_mailbox_and_common() {
     let valid = input.validate(None).expect("valid");
     let graph = valid.settings.graph().expect("graph");
     assert_eq!(graph.mailbox, None);
-    assert_eq!(graph.tenant_id.as_str(), "common");
+    assert_eq!(graph.app.tenant_id.as_str(), "common");
 }
 
 #[test]
@@ -167,9 +167,12 @@ fn custom_endpoints_override_the_cloud_but_not_the_resource() {
     });
     let valid = input.validate(None).expect("valid");
     let graph = valid.settings.graph().expect("graph");
-    assert_eq!(graph.endpoints.authority, "http://127.0.0.1:9000");
-    assert_eq!(graph.endpoints.graph, "https://graph.microsoft.us");
-    assert_eq!(graph.cloud.graph_resource(), "https://graph.microsoft.us");
+    assert_eq!(graph.app.endpoints.authority, "http://127.0.0.1:9000");
+    assert_eq!(graph.app.endpoints.graph, "https://graph.microsoft.us");
+    assert_eq!(
+        graph.app.cloud.graph_resource(),
+        "https://graph.microsoft.us"
+    );
 
     input.endpoints = Some(EndpointsInput {
         authority: Some("ftp://x".into()),
@@ -185,7 +188,8 @@ fn imap_defaults_and_foreign_fields() {
     let valid = imap_input().validate(None).expect("valid");
     let imap = valid.settings.imap().expect("imap");
     assert_eq!(imap.port, 143);
-    assert_eq!(imap.auth, ImapAuth::Password);
+    assert_eq!(imap.auth, ImapLogin::Password);
+    assert_eq!(valid.settings.delegated_access(), None);
     assert_eq!(
         valid.secret,
         Some((SecretKind::Password, SecretChange::Set("pw".into())))
@@ -200,11 +204,33 @@ fn imap_defaults_and_foreign_fields() {
 }
 
 #[test]
-fn imap_with_xoauth2_needs_no_password() {
+fn imap_with_xoauth2_signs_in_with_an_entra_app_instead_of_a_password() {
     let mut input = imap_input();
-    input.password = None;
     input.auth = Some("xoauth2".into());
-    assert_eq!(input.validate(None).expect("valid").secret, None);
+    let errors = input.validate(None).expect_err("invalid");
+    // The password is refused, and the app's fields are asked for.
+    assert!(errors.mentions("password"));
+    assert!(errors.mentions("client_id"));
+    assert!(errors.mentions("tenant_id"));
+
+    input.password = None;
+    input.client_id = Some("11111111-2222-3333-4444-555555555555".into());
+    input.tenant_id = Some("contoso.onmicrosoft.com".into());
+    let errors = input.validate(None).expect_err("no client secret");
+    assert!(errors.mentions("client_secret"));
+    input.client_secret = Some("s3cret".into());
+    let valid = input.validate(None).expect("valid");
+    assert_eq!(
+        valid.secret,
+        Some((SecretKind::ClientSecret, SecretChange::Set("s3cret".into())))
+    );
+    assert_eq!(
+        valid.settings.delegated_access(),
+        Some(DelegatedAccess::Imap)
+    );
+    let app = valid.settings.entra_app().expect("an Entra app");
+    assert_eq!(app.cloud.outlook_resource(), "https://outlook.office.com");
+    assert_eq!(app.endpoints.authority, "https://login.microsoftonline.com");
 }
 
 #[test]
@@ -218,10 +244,10 @@ fn grant_survives_only_changes_that_keep_the_application() {
     assert!(base.grant_survives_change_to(&renamed, false));
     assert!(!base.grant_survives_change_to(&renamed, true));
     for change in [
-        |g: &mut GraphSettings| g.client_id = "99999999-2222-3333-4444-555555555555".into(),
-        |g: &mut GraphSettings| g.tenant_id = TenantId("fabrikam.com".into()),
-        |g: &mut GraphSettings| g.cloud = Cloud::China,
-        |g: &mut GraphSettings| g.endpoints.graph = "http://127.0.0.1:1".into(),
+        |g: &mut GraphSettings| g.app.client_id = "99999999-2222-3333-4444-555555555555".into(),
+        |g: &mut GraphSettings| g.app.tenant_id = TenantId("fabrikam.com".into()),
+        |g: &mut GraphSettings| g.app.cloud = Cloud::China,
+        |g: &mut GraphSettings| g.app.endpoints.graph = "http://127.0.0.1:1".into(),
     ] {
         let mut next = base.clone();
         if let Connection::Graph(g) = &mut next.connection {
@@ -258,10 +284,11 @@ fn secret_expiry_warns_within_thirty_days() {
     let graph = valid.settings.graph().expect("graph");
     let at = |s: &str| s.parse::<Timestamp>().expect("ts");
     assert_eq!(
-        graph.secret_expiry_warning(at("2026-04-30T23:59:59Z")),
+        graph.app.secret_expiry_warning(at("2026-04-30T23:59:59Z")),
         None
     );
     let soon = graph
+        .app
         .secret_expiry_warning(at("2026-05-02T00:00:00Z"))
         .expect("warns");
     assert!(
@@ -269,6 +296,7 @@ fn secret_expiry_warns_within_thirty_days() {
         "{soon}"
     );
     let past = graph
+        .app
         .secret_expiry_warning(at("2026-06-01T00:00:00Z"))
         .expect("warns");
     assert!(past.contains("expired on"), "{past}");

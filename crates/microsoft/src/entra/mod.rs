@@ -13,7 +13,7 @@ pub mod token;
 
 use std::borrow::Cow;
 
-use domain::importer::GraphSettings;
+use domain::importer::{DelegatedAccess, EntraApp};
 use jiff::Timestamp;
 use oauth2::basic::{BasicRevocationErrorResponse, BasicTokenIntrospectionResponse};
 use oauth2::{
@@ -41,13 +41,19 @@ type OAuthClient = oauth2::Client<
 >;
 
 /// The delegated permissions mailferry asks for, as short names.
-/// `Mail.ReadWrite.Shared` only when the importer reads another mailbox.
-pub fn delegated_permissions(shared_mailbox: bool) -> Vec<String> {
-    let mut p = vec!["User.Read".to_owned(), "Mail.ReadWrite".to_owned()];
-    if shared_mailbox {
-        p.push("Mail.ReadWrite.Shared".to_owned());
+/// `Mail.ReadWrite.Shared` only when the importer reads another mailbox;
+/// IMAP needs Exchange Online's one permission, and no Graph at all.
+pub fn delegated_permissions(access: DelegatedAccess) -> Vec<String> {
+    match access {
+        DelegatedAccess::Graph { shared_mailbox } => {
+            let mut p = vec!["User.Read".to_owned(), "Mail.ReadWrite".to_owned()];
+            if shared_mailbox {
+                p.push("Mail.ReadWrite.Shared".to_owned());
+            }
+            p
+        }
+        DelegatedAccess::Imap => vec!["IMAP.AccessAsUser.All".to_owned()],
     }
-    p
 }
 
 /// Where to send the user, and what to keep (sealed) until they come back.
@@ -68,25 +74,19 @@ pub struct IdentityClient {
     tenant: String,
     authority: String,
     graph_resource: String,
+    outlook_resource: &'static str,
 }
 
 impl IdentityClient {
-    pub fn new(
-        http: HttpClient,
-        settings: &GraphSettings,
-        client_secret: Option<SecretString>,
-    ) -> Self {
+    pub fn new(http: HttpClient, app: &EntraApp, client_secret: Option<SecretString>) -> Self {
         Self {
             http,
-            client_id: settings.client_id.clone(),
+            client_id: app.client_id.clone(),
             client_secret,
-            tenant: settings.tenant_id.as_str().to_owned(),
-            authority: settings
-                .endpoints
-                .authority
-                .trim_end_matches('/')
-                .to_owned(),
-            graph_resource: settings.cloud.graph_resource(),
+            tenant: app.tenant_id.as_str().to_owned(),
+            authority: app.endpoints.authority.trim_end_matches('/').to_owned(),
+            graph_resource: app.cloud.graph_resource(),
+            outlook_resource: app.cloud.outlook_resource(),
         }
     }
 
@@ -123,13 +123,23 @@ impl IdentityClient {
         Ok(client)
     }
 
-    /// Delegated scopes as full resource URIs of the cloud's Graph, plus `offline_access`.
-    pub fn delegated_scopes(&self, shared_mailbox: bool) -> Vec<String> {
+    /// The resource a delegated grant's tokens are for: a Graph token is
+    /// never sent to IMAP, nor an Exchange Online token to Graph.
+    pub fn resource(&self, access: DelegatedAccess) -> &str {
+        match access {
+            DelegatedAccess::Graph { .. } => &self.graph_resource,
+            DelegatedAccess::Imap => self.outlook_resource,
+        }
+    }
+
+    /// Delegated scopes as full URIs of the resource, plus `offline_access`.
+    pub fn delegated_scopes(&self, access: DelegatedAccess) -> Vec<String> {
+        let resource = self.resource(access);
         std::iter::once("offline_access".to_owned())
             .chain(
-                delegated_permissions(shared_mailbox)
+                delegated_permissions(access)
                     .into_iter()
-                    .map(|p| format!("{}/{p}", self.graph_resource)),
+                    .map(|p| format!("{resource}/{p}")),
             )
             .collect()
     }
@@ -140,7 +150,7 @@ impl IdentityClient {
     pub fn authorize_url(
         &self,
         redirect_uri: &str,
-        shared_mailbox: bool,
+        access: DelegatedAccess,
         login_hint: Option<&str>,
     ) -> Result<AuthorizeRequest, IdentityError> {
         let redirect = RedirectUrl::new(redirect_uri.to_owned())
@@ -150,11 +160,7 @@ impl IdentityClient {
         let mut request = client
             .authorize_url(|| CsrfToken::new_random_len(32))
             .set_redirect_uri(Cow::Owned(redirect))
-            .add_scopes(
-                self.delegated_scopes(shared_mailbox)
-                    .into_iter()
-                    .map(Scope::new),
-            )
+            .add_scopes(self.delegated_scopes(access).into_iter().map(Scope::new))
             .set_pkce_challenge(challenge)
             .add_extra_param("prompt", "select_account");
         if let Some(hint) = login_hint {
@@ -175,6 +181,7 @@ impl IdentityClient {
         code: &str,
         pkce_verifier: &SecretString,
         redirect_uri: &str,
+        access: DelegatedAccess,
         now: Timestamp,
     ) -> Result<TokenSet, IdentityError> {
         let redirect = RedirectUrl::new(redirect_uri.to_owned())
@@ -188,7 +195,7 @@ impl IdentityClient {
             .set_redirect_uri(Cow::Owned(redirect))
             .request_async(&self.http)
             .await?;
-        TokenSet::from_response(response, now, &self.graph_resource)
+        TokenSet::from_response(response, now, self.resource(access))
     }
 
     /// Redeems a refresh token. Microsoft answers with a new refresh token
@@ -196,21 +203,17 @@ impl IdentityClient {
     pub async fn refresh(
         &self,
         refresh_token: &SecretString,
-        shared_mailbox: bool,
+        access: DelegatedAccess,
         now: Timestamp,
     ) -> Result<TokenSet, IdentityError> {
         let client = self.oauth()?;
         let rt = RefreshToken::new(refresh_token.expose_secret().to_owned());
         let response = client
             .exchange_refresh_token(&rt)
-            .add_scopes(
-                self.delegated_scopes(shared_mailbox)
-                    .into_iter()
-                    .map(Scope::new),
-            )
+            .add_scopes(self.delegated_scopes(access).into_iter().map(Scope::new))
             .request_async(&self.http)
             .await?;
-        TokenSet::from_response(response, now, &self.graph_resource)
+        TokenSet::from_response(response, now, self.resource(access))
     }
 
     /// Asks the tenant's OpenID discovery document whether the tenant exists
@@ -271,8 +274,9 @@ mod send_check {
 
     #[expect(dead_code, reason = "a compile-time check: type-checked, never called")]
     fn futures_are_send(c: &super::IdentityClient, t: &secrecy::SecretString) {
-        is_send(c.refresh(t, false, jiff::Timestamp::UNIX_EPOCH));
-        is_send(c.exchange_code("c", t, "r", jiff::Timestamp::UNIX_EPOCH));
+        let access = domain::importer::DelegatedAccess::Imap;
+        is_send(c.refresh(t, access, jiff::Timestamp::UNIX_EPOCH));
+        is_send(c.exchange_code("c", t, "r", access, jiff::Timestamp::UNIX_EPOCH));
         is_send(c.client_credentials(jiff::Timestamp::UNIX_EPOCH));
     }
 }

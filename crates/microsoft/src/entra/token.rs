@@ -93,7 +93,7 @@ impl TokenSet {
     pub(crate) fn from_response(
         response: MicrosoftTokenResponse,
         requested_at: Timestamp,
-        graph_resource: &str,
+        resource: &str,
     ) -> Result<Self, super::IdentityError> {
         if response.token_type != BasicTokenType::Bearer {
             return Err(super::IdentityError::Protocol(format!(
@@ -119,16 +119,17 @@ impl TokenSet {
                 .scopes
                 .unwrap_or_default()
                 .iter()
-                .map(|s| short_scope(s, graph_resource))
+                .map(|s| short_scope(s, resource))
                 .collect(),
         })
     }
 }
 
-/// `https://graph.microsoft.com/Mail.ReadWrite` → `Mail.ReadWrite`; other
+/// `https://graph.microsoft.com/Mail.ReadWrite` → `Mail.ReadWrite` (and an
+/// Exchange Online scope for its resource likewise); other
 /// resources' URIs stay whole.
-pub fn short_scope(scope: &str, graph_resource: &str) -> String {
-    let prefix = format!("{}/", graph_resource.trim_end_matches('/'));
+pub fn short_scope(scope: &str, resource: &str) -> String {
+    let prefix = format!("{}/", resource.trim_end_matches('/'));
     match scope.get(..prefix.len()) {
         Some(head) if head.eq_ignore_ascii_case(&prefix) => scope[prefix.len()..].to_owned(),
         _ => scope.to_owned(),

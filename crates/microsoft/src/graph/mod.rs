@@ -10,7 +10,6 @@ mod gate;
 mod messages;
 mod permissions;
 mod retry;
-mod token;
 mod transport;
 
 use std::sync::Arc;
@@ -18,13 +17,14 @@ use std::time::Duration;
 
 use domain::clock::{Clock, SystemClock};
 use domain::mailbox::{
-    FolderTree, LocateHint, Mailbox, MailboxError, MessageLocation, MessagePage, PageCursor,
+    AccessTokenSource, FolderTree, LocateHint, Mailbox, MailboxError, MessageLocation, MessagePage,
+    PageCursor,
 };
 
 pub use error::GraphErrorBody;
 pub use permissions::{TokenPermissions, token_permissions};
 pub use retry::{RetryPolicy, parse_retry_after};
-pub use token::{AccessTokenSource, StaticToken, TokenFuture};
+
 pub use transport::GraphStats;
 
 use self::transport::Transport;
@@ -96,8 +96,8 @@ impl GraphConfig {
             _ => AuthMode::Delegated,
         };
         Some(Self::new(
-            &graph.endpoints.graph,
-            &graph.client_id,
+            &graph.app.endpoints.graph,
+            &graph.app.client_id,
             graph.mailbox.clone(),
             auth,
         ))

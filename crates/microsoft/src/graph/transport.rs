@@ -15,10 +15,11 @@ use reqwest::{Method, StatusCode, header};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
+use super::GraphConfig;
 use super::error::{self, GraphErrorBody, Operation};
 use super::gate::Gate;
 use super::retry::parse_retry_after;
-use super::{AccessTokenSource, GraphConfig};
+use domain::mailbox::AccessTokenSource;
 
 /// Everything but RFC 3986's unreserved characters: ids contain `/`, `+`
 /// and `=`, which Graph reads as path structure unless escaped.

@@ -6,8 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use domain::importer::{
-    AttachmentRules, Connection, Endpoints, ImapAuth, ImapSecurity, ImporterInput, Protocol,
-    SecretKind,
+    AttachmentRules, Connection, Endpoints, ImapAuth, ImapLogin, ImapSecurity, ImporterInput,
+    Protocol, SecretKind,
 };
 use jiff::Timestamp;
 use serde::Serialize;
@@ -114,9 +114,9 @@ async fn delegated_grant(
     state: &AppState,
     record: &ImporterRecord,
 ) -> Result<Option<Grant>, Problem> {
-    Ok(match record.settings.protocol {
-        Protocol::GraphDelegated => state.store.grant(&record.id).await?,
-        _ => None,
+    Ok(match record.settings.delegated_access() {
+        Some(_) => state.store.grant(&record.id).await?,
+        None => None,
     })
 }
 
@@ -163,7 +163,7 @@ fn view_with_grant(
     grant: Option<&Grant>,
     notice: Option<String>,
 ) -> ImporterView {
-    let authentication_required = record.settings.protocol == Protocol::GraphDelegated
+    let authentication_required = record.settings.delegated_access().is_some()
         && (!grant.is_some_and(|g| g.state == GrantState::Authorized)
             || missing_shared_permission(&record, grant).is_some());
     let warnings = record.settings.warnings(state.clock.now());
@@ -217,27 +217,31 @@ fn view_of(
         created_at: rfc3339(record.created_at),
         updated_at: rfc3339(record.updated_at),
     };
+    if let Some(app) = s.entra_app() {
+        v.client_id = Some(app.client_id.clone());
+        v.client_secret_set = secret_set(SecretKind::ClientSecret);
+        v.client_secret_expires_at = app.client_secret_expires_at.map(rfc3339);
+        v.tenant_id = Some(app.tenant_id.as_str().to_owned());
+        v.cloud = Some(app.cloud);
+        v.endpoints = Some(app.endpoints.clone());
+    }
+    if s.delegated_access().is_some() {
+        v.redirect_uri = Some(config.redirect_uri());
+    }
     match &s.connection {
         Connection::Graph(g) => {
-            v.client_id = Some(g.client_id.clone());
-            v.client_secret_set = secret_set(SecretKind::ClientSecret);
-            v.client_secret_expires_at = g.client_secret_expires_at.map(rfc3339);
-            v.tenant_id = Some(g.tenant_id.as_str().to_owned());
             v.mailbox = Some(g.mailbox.clone().unwrap_or_default());
-            v.cloud = Some(g.cloud);
-            v.endpoints = Some(g.endpoints.clone());
-            if s.protocol == Protocol::GraphDelegated {
-                v.redirect_uri = Some(config.redirect_uri());
-            }
         }
         Connection::Imap(i) => {
             v.host = Some(i.host.clone());
             v.port = Some(i.port);
             v.security = Some(i.security);
             v.username = Some(i.username.clone());
-            v.auth = Some(i.auth);
+            v.auth = Some(i.auth.auth());
             v.tls_ca_pem = i.tls_ca_pem.clone();
-            v.password_set = secret_set(SecretKind::Password);
+            if i.auth == ImapLogin::Password {
+                v.password_set = secret_set(SecretKind::Password);
+            }
         }
     }
     v

@@ -486,7 +486,7 @@ async fn importer_token(
         .for_importer(&state.store, state.clock.as_ref(), record)
         .await
         .map_err(|e| no_token(state, record, e))?;
-    let graph = record.settings.graph();
+    let app = record.settings.entra_app();
     let description = match record.settings.protocol {
         Protocol::GraphDelegated => {
             let grant = state.store.grant(&record.id).await.ok().flatten();
@@ -504,8 +504,8 @@ async fn importer_token(
         }
         _ => format!(
             "the application {} obtained an app-only token from tenant {}",
-            graph.map_or("?", |g| g.client_id.as_str()),
-            graph.map_or("?", |g| g.tenant_id.as_str())
+            app.map_or("?", |a| a.client_id.as_str()),
+            app.map_or("?", |a| a.tenant_id.as_str())
         ),
     };
     Ok(ImporterToken {

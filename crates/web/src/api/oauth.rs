@@ -20,7 +20,7 @@ use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use domain::importer::{GraphSettings, Protocol};
+use domain::importer::{DelegatedAccess, EntraApp, Protocol};
 use jiff::{SignedDuration, Timestamp};
 use microsoft::entra::account::{check_mailbox_access, signed_in_account};
 use microsoft::entra::{
@@ -54,31 +54,56 @@ const IDLE_WARNING: SignedDuration = SignedDuration::from_hours(60 * 24);
 /// This many refreshes failing in a row get a warning.
 const FAILURE_WARNING: i64 = 3;
 
-fn delegated_graph(record: &ImporterRecord) -> Result<&GraphSettings, Problem> {
-    match (record.settings.protocol, record.settings.graph()) {
-        (Protocol::GraphDelegated, Some(g)) => Ok(g),
-        (Protocol::GraphClientCredentials, _) => Err(Problem::new(
-            StatusCode::CONFLICT,
-            "this importer uses client credentials (the app's own identity): nobody signs in. A tenant administrator grants the application permission Mail.ReadWrite with admin consent in the Azure portal instead",
-        )),
-        _ => Err(Problem::new(
-            StatusCode::CONFLICT,
-            "only Microsoft Graph importers with protocol graph_delegated authenticate at Microsoft",
-        )),
+/// What signing in for an importer is about: the app it signs in with and
+/// what the grant is for.
+#[derive(Debug, Clone, Copy)]
+struct SignIn<'a> {
+    app: &'a EntraApp,
+    access: DelegatedAccess,
+}
+
+impl SignIn<'_> {
+    fn permissions(&self) -> Vec<String> {
+        delegated_permissions(self.access)
+    }
+
+    fn fix_context<'a>(
+        &'a self,
+        redirect_uri: &'a str,
+        permissions: &'a [String],
+    ) -> FixContext<'a> {
+        FixContext {
+            redirect_uri,
+            client_id: &self.app.client_id,
+            tenant: self.app.tenant_id.as_str(),
+            permissions,
+        }
     }
 }
 
-fn fix_context<'a>(
-    graph: &'a GraphSettings,
-    redirect_uri: &'a str,
-    permissions: &'a [String],
-) -> FixContext<'a> {
-    FixContext {
-        redirect_uri,
-        client_id: &graph.client_id,
-        tenant: graph.tenant_id.as_str(),
-        permissions,
+/// The importer's sign-in; `None` when nobody signs in for it (app-only,
+/// IMAP with a password), e.g. once its settings changed to such.
+fn sign_in_of(record: &ImporterRecord) -> Option<SignIn<'_>> {
+    Some(SignIn {
+        app: record.settings.entra_app()?,
+        access: record.settings.delegated_access()?,
+    })
+}
+
+fn delegated(record: &ImporterRecord) -> Result<SignIn<'_>, Problem> {
+    if let Some(sign_in) = sign_in_of(record) {
+        return Ok(sign_in);
     }
+    Err(match record.settings.protocol {
+        Protocol::GraphClientCredentials => Problem::new(
+            StatusCode::CONFLICT,
+            "this importer uses client credentials (the app's own identity): nobody signs in. A tenant administrator grants the application permission Mail.ReadWrite with admin consent in the Azure portal instead",
+        ),
+        _ => Problem::new(
+            StatusCode::CONFLICT,
+            "this IMAP importer logs in with its password: nobody signs in at Microsoft. For Microsoft 365's IMAP with OAuth, set auth `xoauth2` with the Azure app's client_id, tenant_id and client_secret",
+        ),
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,7 +129,7 @@ pub async fn start(
         .importer(&caller.client_id, &id)
         .await?
         .ok_or_else(|| Problem::not_found("importer"))?;
-    let graph = delegated_graph(&record)?;
+    let sign_in = delegated(&record)?;
     if record.stored_secret.is_none() {
         return Err(Problem::new(
             StatusCode::CONFLICT,
@@ -112,15 +137,15 @@ pub async fn start(
         ));
     }
     let redirect_uri = state.config.redirect_uri();
-    let identity = IdentityClient::new(state.tokens.http().clone(), graph, None);
+    let identity = IdentityClient::new(state.tokens.http().clone(), sign_in.app, None);
     // An unknown tenant would only surface on Microsoft's own error page.
     if let Err(e) = identity.check_tenant().await
         && !e.is_transient()
     {
-        let permissions = delegated_permissions(graph.mailbox.is_some());
+        let permissions = sign_in.permissions();
         let fix = e
             .diagnosis()
-            .fix(&fix_context(graph, &redirect_uri, &permissions));
+            .fix(&sign_in.fix_context(&redirect_uri, &permissions));
         let detail = format!("{}. Fix: {fix}", e.reason());
         return Ok(if wants_html(&headers) {
             page(
@@ -132,12 +157,15 @@ pub async fn start(
             Problem::new(StatusCode::UNPROCESSABLE_ENTITY, detail).into_response()
         });
     }
+    // IMAP logs in as its username: the account to sign in with, unless
+    // the admin names another (one with Full Access to that mailbox).
+    let login_hint = query
+        .login_hint
+        .as_deref()
+        .filter(|h| !h.trim().is_empty())
+        .or_else(|| record.settings.imap().map(|i| i.username.as_str()));
     let request = identity
-        .authorize_url(
-            &redirect_uri,
-            graph.mailbox.is_some(),
-            query.login_hint.as_deref().filter(|h| !h.trim().is_empty()),
-        )
+        .authorize_url(&redirect_uri, sign_in.access, login_hint)
         .map_err(|e| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     state
         .store
@@ -230,9 +258,9 @@ async fn finish(state: &AppState, cb: Callback) -> Result<Response, Response> {
         Err(e) => return Err(internal(&e)),
     };
     let record = importer_of(state, &pending.client_id, &pending.importer_id).await?;
-    let graph = delegated_settings(&record).ok_or_else(no_longer_delegated)?;
-    let permissions = delegated_permissions(graph.mailbox.is_some());
-    let fixes = fix_context(graph, &pending.redirect_uri, &permissions);
+    let sign_in = sign_in_of(&record).ok_or_else(no_longer_delegated)?;
+    let permissions = sign_in.permissions();
+    let fixes = sign_in.fix_context(&pending.redirect_uri, &permissions);
     if let Some(error) = cb.error {
         let ms = MicrosoftError {
             error,
@@ -266,9 +294,15 @@ async fn finish(state: &AppState, cb: Callback) -> Result<Response, Response> {
         .await
         .map_err(|e| internal(&e))?;
     let http = state.tokens.http();
-    let identity = IdentityClient::new(http.clone(), graph, secret);
+    let identity = IdentityClient::new(http.clone(), sign_in.app, secret);
     let tokens = identity
-        .exchange_code(&code, &pending.pkce_verifier, &pending.redirect_uri, now)
+        .exchange_code(
+            &code,
+            &pending.pkce_verifier,
+            &pending.redirect_uri,
+            sign_in.access,
+            now,
+        )
         .await
         .map_err(|e| {
             tracing::warn!(importer = %record.id, error = %e.reason(), "code exchange failed");
@@ -282,13 +316,25 @@ async fn finish(state: &AppState, cb: Callback) -> Result<Response, Response> {
               ("What to do", "make sure the app registration allows the offline_access permission, then press Authenticate again".into())],
         ));
     };
-    let check = account_check(http, graph, &tokens.access_token).await;
+    let check = match record.settings.graph() {
+        Some(graph) => {
+            account_check(
+                http,
+                &graph.app.endpoints.graph,
+                graph.mailbox.as_deref(),
+                &tokens.access_token,
+            )
+            .await
+        }
+        None => imap_login_check(state, &record, &tokens.access_token).await,
+    };
     let grant = signed_in_grant(&record.id, &tokens, refresh_token, check, now);
     // For an importer of its user's own mailbox, the account decides whose
     // mail is imported; a browser still signed in as someone else is the
-    // usual way to switch it by mistake. A shared mailbox is fixed by the
-    // settings, so there any account with access will do.
-    if graph.mailbox.is_none()
+    // usual way to switch it by mistake. A shared mailbox (and IMAP's
+    // username) is fixed by the settings, so there any account with access
+    // will do.
+    if reads_own_mailbox(sign_in)
         && let Some(previous) = state
             .store
             .grant(&record.id)
@@ -392,13 +438,12 @@ async fn importer_of(
     }
 }
 
-/// The importer's settings for signing in; `None` once its protocol was
-/// changed away from graph_delegated.
-fn delegated_settings(record: &ImporterRecord) -> Option<&GraphSettings> {
-    record
-        .settings
-        .graph()
-        .filter(|_| record.settings.protocol == Protocol::GraphDelegated)
+/// Whether whoever signs in decides whose mail is imported.
+fn reads_own_mailbox(sign_in: SignIn<'_>) -> bool {
+    sign_in.access
+        == DelegatedAccess::Graph {
+            shared_mailbox: false,
+        }
 }
 
 fn no_longer_delegated() -> Response {
@@ -407,7 +452,7 @@ fn no_longer_delegated() -> Response {
         "Importer changed",
         &[(
             "Problem",
-            "the importer no longer uses graph_delegated. Nothing was stored.".into(),
+            "nobody signs in for the importer any more (it now uses client credentials or an IMAP password). Nothing was stored.".into(),
         )],
     )
 }
@@ -477,8 +522,9 @@ async fn confirm_switch(state: &AppState, token: Option<&str>) -> Result<Respons
     // The admin compared two accounts for an importer of its user's own
     // mailbox, authorized as `previous_account`; if either changed since,
     // the answer was to another question.
-    let graph = delegated_settings(&record).ok_or_else(no_longer_delegated)?;
-    if let Some(mailbox) = graph.mailbox.as_deref() {
+    let sign_in = sign_in_of(&record).ok_or_else(no_longer_delegated)?;
+    if !reads_own_mailbox(sign_in) {
+        let mailbox = record.settings.source_mailbox();
         return Err(page(
             StatusCode::CONFLICT,
             "Importer changed",
@@ -546,10 +592,11 @@ struct AccountCheck {
 /// Who signed in, and whether that account can open the mailbox.
 async fn account_check(
     http: &HttpClient,
-    graph: &GraphSettings,
+    graph_base: &str,
+    mailbox: Option<&str>,
     token: &secrecy::SecretString,
 ) -> AccountCheck {
-    let account = match signed_in_account(http, &graph.endpoints.graph, token).await {
+    let account = match signed_in_account(http, graph_base, token).await {
         Ok(a) => Some(a.user_principal_name),
         Err(e) => {
             tracing::warn!(error = %e, "could not read the signed-in account");
@@ -557,8 +604,7 @@ async fn account_check(
         }
     };
     let who = account.as_deref().unwrap_or("the signed-in account");
-    let mailbox = graph.mailbox.as_deref();
-    let Err(e) = check_mailbox_access(http, &graph.endpoints.graph, token, mailbox).await else {
+    let Err(e) = check_mailbox_access(http, graph_base, token, mailbox).await else {
         return AccountCheck {
             account,
             state: GrantState::Authorized,
@@ -590,6 +636,53 @@ async fn account_check(
         account,
         state: GrantState::MailboxDenied,
         note: Some(note),
+    }
+}
+
+/// IMAP's account check: an Exchange Online token cannot ask Graph who
+/// signed in, so the IMAP server itself is asked to log in the importer's
+/// username with it. A refusal means the account that signed in may not
+/// open that mailbox.
+async fn imap_login_check(
+    state: &AppState,
+    record: &ImporterRecord,
+    token: &SecretString,
+) -> AccountCheck {
+    let username = record.settings.source_mailbox();
+    let refusal = match state
+        .connector
+        .check_imap_login(record, token.clone())
+        .await
+    {
+        Ok(()) => {
+            return AccountCheck {
+                account: Some(username),
+                state: GrantState::Authorized,
+                note: None,
+            };
+        }
+        Err(runtime::CheckLoginError::Mailbox(e))
+            if e.kind == domain::mailbox::MailboxErrorKind::Token =>
+        {
+            e
+        }
+        Err(e) => {
+            return AccountCheck {
+                account: None,
+                state: GrantState::Authorized,
+                note: Some(format!(
+                    "mailferry could not check the IMAP login as {username} ({e}); run the Mail connection test"
+                )),
+            };
+        }
+    };
+    AccountCheck {
+        account: None,
+        state: GrantState::MailboxDenied,
+        note: Some(format!(
+            "the IMAP server refused to log in {username} with the signed-in account's token ({}). Fix: press Authenticate and sign in as {username}, or as a user with Full Access to that mailbox",
+            refusal.message
+        )),
     }
 }
 
@@ -832,7 +925,7 @@ pub async fn status(
         refresh_token_last_used_at: None,
         consecutive_failures: 0,
     };
-    if record.settings.protocol == Protocol::GraphDelegated {
+    if record.settings.delegated_access().is_some() {
         match state.store.grant(&record.id).await? {
             None => auth.state = AuthState::Unauthenticated,
             Some(g) => {

@@ -1,18 +1,20 @@
-//! Where the Graph client gets its access tokens: a small trait, so the
-//! identity/auth code can refresh on demand without the client knowing how.
+//! Where a mailbox adapter gets its access tokens (Graph requests, IMAP's
+//! XOAUTH2 login): a small trait, so the grants code can refresh on demand
+//! without the adapters knowing how.
 
 use std::future::Future;
 use std::pin::Pin;
 
-use domain::mailbox::MailboxError;
+use super::MailboxError;
 use secrecy::SecretString;
 
 pub type TokenFuture<'a> =
     Pin<Box<dyn Future<Output = Result<SecretString, MailboxError>> + Send + 'a>>;
 
-/// Supplies access tokens for Graph. `refresh` is true after Graph refused
-/// the previous token (`InvalidAuthenticationToken`): return a new one, or a
-/// [`domain::mailbox::MailboxErrorKind::Token`] error saying what to do.
+/// Supplies access tokens for one resource. `refresh` is true after the
+/// server refused the previous token (Graph's `InvalidAuthenticationToken`):
+/// return a new one, or a [`super::MailboxErrorKind::Token`] error saying
+/// what to do.
 pub trait AccessTokenSource: Send + Sync {
     fn access_token(&self, refresh: bool) -> TokenFuture<'_>;
 }
@@ -25,7 +27,7 @@ impl AccessTokenSource for StaticToken {
         Box::pin(async move {
             if refresh {
                 Err(MailboxError::new(
-                    domain::mailbox::MailboxErrorKind::Token,
+                    super::MailboxErrorKind::Token,
                     "Microsoft refused the access token and this token cannot be refreshed",
                     "obtain a new access token (authorize the importer again)",
                 ))

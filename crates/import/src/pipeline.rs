@@ -43,6 +43,8 @@ use std::time::Instant;
 use domain::clock::Clock;
 use domain::document::{DocumentMetadata, DocumentSource};
 use domain::importer::ImportLimits;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
 use domain::mailbox::{
     LocateHint, Mailbox, MailboxError, MailboxErrorKind, MessageLocation, MessageSummary,
     PageCursor, ResolvedFolders, resolve_folders,
@@ -61,6 +63,11 @@ use crate::mime::{Analysis, Decision, Extracted, Reason, analyze};
 
 /// How long a run holds its importer's lease without renewing it.
 const LEASE_SPAN: SignedDuration = SignedDuration::from_mins(10);
+/// How often a run renews its lease (a tenth of its span).
+const RENEW_LEASE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// Mails worked at once in a run: enough to keep Graph's four requests per
+/// mailbox busy while earlier mails are parsed, stored and recorded.
+pub const MAILS_IN_FLIGHT: usize = 8;
 /// After this many mails in a row left for retry the run stops: the
 /// mailbox is failing, and every further mail would only count an attempt
 /// against itself (and, at `max_attempts`, go to Error for an outage).
@@ -75,6 +82,37 @@ pub const TOO_LARGE: &str = "too_large";
 pub const SINK_REJECTED: &str = "sink_rejected";
 pub const UNSTORABLE: &str = "unstorable";
 pub const RETRIES_EXHAUSTED: &str = "retries_exhausted";
+
+/// The importer's lease, held by a run.
+struct HeldLease {
+    name: String,
+    owner: String,
+    renewed_at: std::sync::Mutex<Instant>,
+}
+
+impl HeldLease {
+    /// Renewing every RENEW_LEASE_EVERY keeps a long run's lease alive
+    /// without a database write per mail; a crashed run's lease expires
+    /// within LEASE_SPAN, and a lease lost to another run is noticed here.
+    async fn renew_if_due<M: Mailbox>(&self, run: &ImportRun<'_, M>) -> Result<(), ImportError> {
+        {
+            let renewed_at = self.renewed_at.lock().unwrap_or_else(|p| p.into_inner());
+            if renewed_at.elapsed() < RENEW_LEASE_EVERY {
+                return Ok(());
+            }
+        }
+        let now = run.clock.now();
+        if !run
+            .store
+            .try_acquire_lease(&self.name, &self.owner, now + LEASE_SPAN, now)
+            .await?
+        {
+            return Err(ImportError::LeaseLost);
+        }
+        *self.renewed_at.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        Ok(())
+    }
+}
 
 /// What one run needs.
 pub struct ImportRun<'a, M: Mailbox> {
@@ -375,13 +413,18 @@ impl<M: Mailbox> ImportRun<'_, M> {
                 "took over the lease of an ended run ({holder}); its unfinished mails are completed now"
             ));
         }
-        let result = self.run_leased(&lease, &owner).await;
+        let held = HeldLease {
+            name: lease.clone(),
+            owner: owner.clone(),
+            renewed_at: std::sync::Mutex::new(Instant::now()),
+        };
+        let result = self.run_leased(&held).await;
         // Released even after a failure; a crash lets it expire instead.
         let _ = self.store.release_lease(&lease, &owner).await;
         result
     }
 
-    async fn run_leased(&self, lease: &str, owner: &str) -> Result<Summary, ImportError> {
+    async fn run_leased(&self, lease: &HeldLease) -> Result<Summary, ImportError> {
         let folders = resolve(self.mailbox, self.importer).await;
         // Whether the account may open the mailbox is known now: a grant
         // reported `mailbox_denied` at sign-in becomes `authorized` once an
@@ -407,6 +450,10 @@ impl<M: Mailbox> ImportRun<'_, M> {
         let mut tried: HashSet<String> = HashSet::new();
         let mut handled = 0u64;
         let mut failed_in_a_row = 0u32;
+        // Mails worked at once: from one, doubled with each success up to
+        // MAILS_IN_FLIGHT, back to one after a failure. A mailbox or sink
+        // that is down then costs one mail, not a window of them.
+        let mut window = 1usize;
         let mut cursor: Option<PageCursor> = None;
         loop {
             let page = match self
@@ -425,19 +472,59 @@ impl<M: Mailbox> ImportRun<'_, M> {
             };
             let mut moved_any = false;
             let mut stop: Option<String> = None;
-            for msg in &page.messages {
-                if !tried.insert(msg.id.clone()) {
-                    continue;
+            let mut failure: Option<ImportError> = None;
+            // Collected, not filtered lazily: a closure held across the
+            // awaits below makes the run's future not provably `Send`.
+            let fresh: Vec<&MessageSummary> = page
+                .messages
+                .iter()
+                .filter(|m| tried.insert(m.id.clone()))
+                .collect();
+            let mut queue = fresh.into_iter().peekable();
+            let mut in_flight = FuturesOrdered::new();
+            // Message-IDs of the mails in flight: two Inbox mails with one
+            // Message-ID may be one mail twice, which the second may only
+            // learn from the first's ledger row, so they go one at a time.
+            let mut busy_ids: HashSet<Option<&str>> = HashSet::new();
+            loop {
+                while stop.is_none() && failure.is_none() && in_flight.len() < window {
+                    let Some(msg) = queue.next_if(|m| {
+                        !busy_ids.contains(&m.internet_message_id.as_deref())
+                    }) else {
+                        break;
+                    };
+                    if (self.should_stop)() {
+                        summary.stopped_early = true;
+                        stop = Some(String::new());
+                        break;
+                    }
+                    if let Err(e) = lease.renew_if_due(self).await {
+                        failure = Some(e);
+                        break;
+                    }
+                    busy_ids.insert(msg.internet_message_id.as_deref());
+                    let folders = &folders;
+                    in_flight.push_back(async move {
+                        let started = Instant::now();
+                        let outcome = self.import_one(msg, folders).await;
+                        metrics::histogram!("mailferry_import_mail_seconds")
+                            .record(started.elapsed().as_secs_f64());
+                        (msg, outcome)
+                    });
                 }
-                if (self.should_stop)() {
-                    summary.stopped_early = true;
-                    return Ok(summary);
-                }
-                self.renew_lease(lease, owner).await?;
-                let started = Instant::now();
-                let outcome = self.import_one(msg, &folders).await?;
-                metrics::histogram!("mailferry_import_mail_seconds")
-                    .record(started.elapsed().as_secs_f64());
+                // Mails in flight are finished even when the run stops:
+                // dropping them would only turn a clean stop into a crash.
+                let Some((msg, outcome)) = in_flight.next().await else {
+                    break;
+                };
+                busy_ids.remove(&msg.internet_message_id.as_deref());
+                let outcome = match outcome {
+                    Ok(outcome) => outcome,
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                        continue;
+                    }
+                };
                 moved_any |= matches!(
                     outcome,
                     ImportOutcome::Imported { .. }
@@ -448,21 +535,30 @@ impl<M: Mailbox> ImportRun<'_, M> {
                     ImportOutcome::LeftForRetry(_) => failed_in_a_row + 1,
                     _ => 0,
                 };
-                if let ImportOutcome::SinkUnavailable(why) = &outcome {
-                    stop = Some(format!("the sink is unavailable ({why})"));
-                } else if failed_in_a_row >= FAILURES_IN_A_ROW {
-                    stop = Some(format!(
-                        "{FAILURES_IN_A_ROW} mails in a row could not be worked (the mailbox seems unavailable)"
-                    ));
+                window = match &outcome {
+                    ImportOutcome::LeftForRetry(_) | ImportOutcome::SinkUnavailable(_) => 1,
+                    _ => (window * 2).min(MAILS_IN_FLIGHT),
+                };
+                if stop.is_none() {
+                    if let ImportOutcome::SinkUnavailable(why) = &outcome {
+                        stop = Some(format!("the sink is unavailable ({why})"));
+                    } else if failed_in_a_row >= FAILURES_IN_A_ROW {
+                        stop = Some(format!(
+                            "{FAILURES_IN_A_ROW} mails in a row could not be worked (the mailbox seems unavailable)"
+                        ));
+                    }
                 }
                 summary.count(msg, outcome, self.log);
                 handled += 1;
                 if handled.is_multiple_of(PROGRESS_EVERY) {
                     (self.log)(format!("progress: {handled} mails, {}", summary.line()));
                 }
-                if stop.is_some() {
-                    break;
-                }
+            }
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            if summary.stopped_early {
+                return Ok(summary);
             }
             if let Some(why) = stop {
                 (self.log)(format!(
@@ -476,24 +572,9 @@ impl<M: Mailbox> ImportRun<'_, M> {
                 break;
             }
         }
-        self.confirm_unrecorded_moves(&folders, &tried, lease, owner, &mut summary)
+        self.confirm_unrecorded_moves(&folders, &tried, lease, &mut summary)
             .await?;
         Ok(summary)
-    }
-
-    /// Renewing per mail keeps a long run's lease alive; a crashed run's
-    /// lease expires within LEASE_SPAN.
-    async fn renew_lease(&self, lease: &str, owner: &str) -> Result<(), ImportError> {
-        let now = self.clock.now();
-        if self
-            .store
-            .try_acquire_lease(lease, owner, now + LEASE_SPAN, now)
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(ImportError::LeaseLost)
-        }
     }
 
     /// Decides what `msg` becomes, reading the ledger and the mailbox and
@@ -851,8 +932,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
         &self,
         folders: &ResolvedFolders,
         seen_in_inbox: &HashSet<String>,
-        lease: &str,
-        owner: &str,
+        lease: &HeldLease,
         summary: &mut Summary,
     ) -> Result<(), ImportError> {
         let importer_id = &self.importer.id;
@@ -872,7 +952,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
                 summary.stopped_early = true;
                 return Ok(());
             }
-            self.renew_lease(lease, owner).await?;
+            lease.renew_if_due(self).await?;
             let key = &entry.source_key;
             let state = entry.state.as_str();
             let candidates = [

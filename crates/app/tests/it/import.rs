@@ -129,7 +129,9 @@ impl MailServer for EmulatorHandle {
 
     fn slow_down(&self) {
         self.add_fault(FaultRule {
-            kind: FaultKind::Latency { ms: 12 },
+            // Mails are worked several at a time: the latency of one Graph
+            // request must make a run last long enough to be killed.
+            kind: FaultKind::Latency { ms: 50 },
             count: None,
             rate: None,
             path_prefix: "/v1.0/".into(),
@@ -1023,14 +1025,18 @@ async fn crash_at_every_step(emu: &dyn MailServer) {
         )
         .await;
         // A crash right after a move leaves the row unconfirmed while the
-        // mail is out of the Inbox: the next run confirms it by asking
-        // Graph where the mail is, so the status counts nothing unfinished.
-        let unrecorded_move = matches!(step, "after_move" | "after_error_move");
-        assert_eq!(
-            out.contains("moves of an earlier run confirmed 1"),
-            unrecorded_move,
-            "{step}: {out}"
-        );
+        // mail is out of the Inbox: the next run confirms it by asking the
+        // server where the mail is, so the status counts nothing unfinished.
+        // (Mails worked alongside the crashed one may add more.)
+        if matches!(step, "after_move" | "after_error_move") {
+            let confirmed: u32 = out
+                .split("moves of an earlier run confirmed ")
+                .nth(1)
+                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            assert!(confirmed >= 1, "{step}: {out}");
+        }
         let activity = store
             .ledger_activity(&setup.importer_id)
             .await

@@ -43,12 +43,12 @@ use std::time::Instant;
 use domain::clock::Clock;
 use domain::document::{DocumentMetadata, DocumentSource};
 use domain::importer::ImportLimits;
-use futures_util::StreamExt;
-use futures_util::stream::FuturesOrdered;
 use domain::mailbox::{
     LocateHint, Mailbox, MailboxError, MailboxErrorKind, MessageLocation, MessageSummary,
     PageCursor, ResolvedFolders, resolve_folders,
 };
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
 use jiff::SignedDuration;
 use serde::Serialize;
 use sinks::{Document, DocumentSink, NewAttachment, SinkErrorKind};
@@ -67,7 +67,13 @@ const LEASE_SPAN: SignedDuration = SignedDuration::from_mins(10);
 const RENEW_LEASE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// Mails worked at once in a run: enough to keep Graph's four requests per
 /// mailbox busy while earlier mails are parsed, stored and recorded.
-pub const MAILS_IN_FLIGHT: usize = 8;
+pub const MAILS_IN_FLIGHT: usize = 16;
+/// ... and at most this many bytes of them (by the sizes the listing
+/// reports), so memory is bounded by the mails, not the window: one mail
+/// is always let in, however large.
+pub const BYTES_IN_FLIGHT: u64 = 64 * 1024 * 1024;
+/// A mail whose size the listing does not report counts as this much.
+const UNKNOWN_SIZE: u64 = 1024 * 1024;
 /// After this many mails in a row left for retry the run stops: the
 /// mailbox is failing, and every further mail would only count an attempt
 /// against itself (and, at `max_attempts`, go to Error for an outage).
@@ -486,10 +492,14 @@ impl<M: Mailbox> ImportRun<'_, M> {
             // Message-ID may be one mail twice, which the second may only
             // learn from the first's ledger row, so they go one at a time.
             let mut busy_ids: HashSet<Option<&str>> = HashSet::new();
+            let mut bytes_in_flight = 0u64;
             loop {
                 while stop.is_none() && failure.is_none() && in_flight.len() < window {
                     let Some(msg) = queue.next_if(|m| {
                         !busy_ids.contains(&m.internet_message_id.as_deref())
+                            && (in_flight.is_empty()
+                                || bytes_in_flight + m.size.unwrap_or(UNKNOWN_SIZE)
+                                    <= BYTES_IN_FLIGHT)
                     }) else {
                         break;
                     };
@@ -503,6 +513,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
                         break;
                     }
                     busy_ids.insert(msg.internet_message_id.as_deref());
+                    bytes_in_flight += msg.size.unwrap_or(UNKNOWN_SIZE);
                     let folders = &folders;
                     in_flight.push_back(async move {
                         let started = Instant::now();
@@ -518,6 +529,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
                     break;
                 };
                 busy_ids.remove(&msg.internet_message_id.as_deref());
+                bytes_in_flight -= msg.size.unwrap_or(UNKNOWN_SIZE);
                 let outcome = match outcome {
                     Ok(outcome) => outcome,
                     Err(e) => {

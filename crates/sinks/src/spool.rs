@@ -8,9 +8,11 @@
 //! of it. Renaming onto an existing document fails, so the first writer wins
 //! and a second import of the same `document_id` stores nothing new.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::document::{Document, MESSAGE_FILE, METADATA_FILE};
 use crate::{DocumentSink, SinkError, SinkFuture, Stored};
@@ -22,6 +24,10 @@ const TEMP_PREFIX: &str = ".tmp-";
 pub struct FilesystemSpool {
     /// `DATA_DIR/documents`.
     root: PathBuf,
+    /// Importer folders already rid of crash leftovers by this spool: one
+    /// scan each, not one per document (which made a large folder's
+    /// import quadratic).
+    cleaned: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
 impl FilesystemSpool {
@@ -32,6 +38,7 @@ impl FilesystemSpool {
         let root = data_dir.as_ref().join("documents");
         Self {
             root: std::path::absolute(&root).unwrap_or(root),
+            cleaned: Arc::default(),
         }
     }
 
@@ -95,7 +102,7 @@ impl FilesystemSpool {
             .parent()
             .ok_or_else(|| SinkError::unstorable("the spool has no parent folder"))?;
         fs::create_dir_all(parent).map_err(|e| io_error("create", parent, e))?;
-        self.remove_stale_temp(parent, &m.document_id);
+        self.remove_stale_temps(parent);
         // A concurrent cleaner may remove a temp folder between its creation
         // and its lock; that attempt fails and the next one succeeds.
         let mut attempt = 0;
@@ -141,11 +148,18 @@ impl FilesystemSpool {
     /// A crash while writing leaves a temporary folder; the next attempt at
     /// the same document removes it. A folder still being written is locked
     /// by its writer (the lock dies with the process), so it is left alone.
-    fn remove_stale_temp(&self, parent: &Path, document_id: &str) {
-        let prefix = format!("{TEMP_PREFIX}{document_id}-");
+    /// Removes the temporary folders crashed writers left in `parent`; a
+    /// writer still at work holds its folder's lock, so its folder stays.
+    fn remove_stale_temps(&self, parent: &Path) {
+        {
+            let mut cleaned = self.cleaned.lock().unwrap_or_else(|p| p.into_inner());
+            if !cleaned.insert(parent.to_path_buf()) {
+                return;
+            }
+        }
         if let Ok(entries) = fs::read_dir(parent) {
             for entry in entries.flatten() {
-                if !entry.file_name().to_string_lossy().starts_with(&prefix) {
+                if !entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
                     continue;
                 }
                 let unlocked = File::open(entry.path()).is_ok_and(|d| d.try_lock().is_ok());

@@ -23,6 +23,12 @@ pub enum ImapError {
 }
 
 impl ImapError {
+    /// Whether the session's state is unknown after this: the connection
+    /// is dropped and the next request opens a new one.
+    pub fn breaks_connection(&self) -> bool {
+        matches!(self, Self::Dropped(_) | Self::Timeout(_))
+    }
+
     /// The port's error: whether waiting helps, and the fix.
     pub fn into_mailbox_error(self, server: &str) -> MailboxError {
         let (kind, fix) = match &self {

@@ -11,20 +11,24 @@
 //!   names folder resolution understands (`\Sent` → `sentitems`, …), and
 //!   `\Noselect` parents are shown but cannot be resolved to.
 //! - Moves use `UID MOVE`, or `UID COPY` + `UID STORE +FLAGS (\Deleted)` +
-//!   `UID EXPUNGE` of that one UID (UIDPLUS) — never a plain `EXPUNGE`,
-//!   which could remove mails someone else marked deleted.
+//!   `UID EXPUNGE` of exactly those UIDs (UIDPLUS) — never a plain
+//!   `EXPUNGE`, which could remove mails someone else marked deleted.
+//! - Fetches and moves waiting for the connection go out together, one
+//!   command per batch ([`batch`]).
 //! - A mail sent to Error carries the keywords `$MailferryError` and
 //!   `$Mailferry:{reason code}` where the folder allows keywords.
 //! - One connection, opened on first use and again after it broke: a
 //!   dropped connection fails the current request (transient), and the
 //!   next request reconnects.
 
+mod batch;
 pub mod connect;
 pub mod error;
 mod folders;
 mod message_id;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use async_imap::types::{Fetch, Flag};
 use domain::mailbox::{
@@ -65,6 +69,8 @@ pub struct ImapMailbox {
     config: ImapConfig,
     credential: Credential,
     connection: Mutex<Option<Connection>>,
+    /// Fetches and moves waiting for the connection, served together.
+    pending: Arc<std::sync::Mutex<batch::Pending>>,
 }
 
 impl std::fmt::Debug for ImapMailbox {
@@ -83,6 +89,37 @@ impl ImapMailbox {
             config,
             credential,
             connection: Mutex::new(None),
+            pending: Arc::default(),
+        }
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, batch::Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a request with `queue`, then serves every queued request once
+    /// the connection is free (unless whoever had it served this one), and
+    /// returns this request's answer.
+    async fn batched<T>(
+        &self,
+        queue: impl FnOnce(&mut batch::Pending) -> tokio::sync::oneshot::Receiver<Result<T, ImapError>>,
+    ) -> Result<T, MailboxError> {
+        let mut answer = queue(&mut self.pending());
+        let pending = self.pending.clone();
+        let served = self
+            .with(move |c| {
+                Box::pin(async move {
+                    let taken = pending.lock().unwrap_or_else(|p| p.into_inner()).take();
+                    batch::serve(c, taken).await
+                })
+            })
+            .await;
+        match answer.try_recv() {
+            Ok(result) => result.map_err(|e| self.fail(e)),
+            // Not served: the connection could not be opened.
+            Err(_) => Err(served
+                .err()
+                .unwrap_or_else(|| self.fail(batch::abandoned()))),
         }
     }
 
@@ -143,7 +180,7 @@ impl ImapMailbox {
             ))),
         };
         if let Err(e) = &result
-            && matches!(e, ImapError::Dropped(_) | ImapError::Timeout(_))
+            && e.breaks_connection()
         {
             // The session's state is unknown now: start over next time.
             *guard = None;
@@ -198,11 +235,7 @@ impl Connection {
     async fn select_message(&mut self, id: &MessageId) -> Result<(), ImapError> {
         let validity = self.select(&id.folder).await?;
         if validity != id.uid_validity {
-            return Err(ImapError::NotFound(format!(
-                "the folder `{}` was renumbered (UIDVALIDITY {} → {validity}); the mail is looked for by its content",
-                folders::display(&id.folder),
-                id.uid_validity
-            )));
+            return Err(renumbered(id, validity));
         }
         Ok(())
     }
@@ -225,30 +258,25 @@ impl Connection {
         Ok(uids.into_iter().collect())
     }
 
-    /// Fails with NotFound unless the message's UID is in its folder:
-    /// commands on a missing UID succeed silently (RFC 3501 §6.4.8).
-    async fn require(&mut self, id: &MessageId) -> Result<(), ImapError> {
-        if self
-            .search(&format!("UID {}", id.uid))
-            .await?
-            .contains(&id.uid)
-        {
-            Ok(())
-        } else {
-            Err(gone(id))
-        }
-    }
-
-    /// Sets or removes flags on one UID of the selected folder.
-    async fn store(&mut self, uid: u32, change: &str) -> Result<(), ImapError> {
+    /// Sets or removes flags on a UID set of the selected folder.
+    async fn store_set(&mut self, set: &str, change: &str) -> Result<(), ImapError> {
         let stream = self
             .session
-            .uid_store(uid.to_string(), change)
+            .uid_store(set, change)
             .await
             .map_err(ImapError::from_imap)?;
         let _: Vec<Fetch> = stream.try_collect().await.map_err(ImapError::from_imap)?;
         Ok(())
     }
+}
+
+/// The folder's UIDVALIDITY changed since `id` was listed.
+fn renumbered(id: &MessageId, validity: u32) -> ImapError {
+    ImapError::NotFound(format!(
+        "the folder `{}` was renumbered (UIDVALIDITY {} → {validity}); the mail is looked for by its content",
+        folders::display(&id.folder),
+        id.uid_validity
+    ))
 }
 
 fn gone(id: &MessageId) -> ImapError {
@@ -378,18 +406,7 @@ impl Mailbox for ImapMailbox {
 
     async fn fetch_mime(&self, message_id: &str) -> Result<Vec<u8>, MailboxError> {
         let id = MessageId::parse(message_id).map_err(|e| self.fail(e))?;
-        self.with(move |c| {
-            Box::pin(async move {
-                c.select_message(&id).await?;
-                let fetched = c.fetch(&id.uid.to_string(), "(UID BODY.PEEK[])").await?;
-                fetched
-                    .iter()
-                    .find(|f| f.uid == Some(id.uid))
-                    .and_then(|f| f.body().map(<[u8]>::to_vec))
-                    .ok_or_else(|| gone(&id))
-            })
-        })
-        .await
+        self.batched(|pending| pending.fetch(id)).await
     }
 
     async fn move_message(
@@ -398,40 +415,13 @@ impl Mailbox for ImapMailbox {
         destination_folder_id: &str,
     ) -> Result<String, MailboxError> {
         let id = MessageId::parse(message_id).map_err(|e| self.fail(e))?;
+        let old = id.to_string();
         let destination = destination_folder_id.to_owned();
-        self.with(move |c| {
-            Box::pin(async move {
-                c.select_message(&id).await?;
-                c.require(&id).await?;
-                let uid = id.uid.to_string();
-                if c.capabilities.r#move {
-                    c.session
-                        .uid_mv(&uid, &destination)
-                        .await
-                        .map_err(ImapError::from_imap)?;
-                } else if c.capabilities.uidplus {
-                    c.session
-                        .uid_copy(&uid, &destination)
-                        .await
-                        .map_err(ImapError::from_imap)?;
-                    c.store(id.uid, "+FLAGS.SILENT (\\Deleted)").await?;
-                    let stream = c
-                        .session
-                        .uid_expunge(&uid)
-                        .await
-                        .map_err(ImapError::from_imap)?;
-                    let _: Vec<u32> = stream.try_collect().await.map_err(ImapError::from_imap)?;
-                } else {
-                    return Err(ImapError::Unsupported(
-                        "neither MOVE nor UIDPLUS: mailferry moves a mail only with UID MOVE, or with UID COPY and a UID EXPUNGE of that one mail".to_owned(),
-                    ));
-                }
-                // The new UID is the server's (COPYUID); the mail is found
-                // again by its Message-ID when it matters.
-                Ok(id.to_string())
-            })
-        })
-        .await
+        self.batched(|pending| pending.relocate(id, destination))
+            .await?;
+        // The new UID is the server's (COPYUID); the mail is found again by
+        // its Message-ID when it matters.
+        Ok(old)
     }
 
     async fn mark_error_reason(
@@ -466,7 +456,8 @@ impl Mailbox for ImapMailbox {
                         .map(|k| k.as_str())
                         .collect::<Vec<_>>()
                         .join(" ");
-                    c.store(id.uid, &format!("-FLAGS.SILENT ({list})")).await?;
+                    c.store_set(&id.uid.to_string(), &format!("-FLAGS.SILENT ({list})"))
+                        .await?;
                 }
                 let missing: Vec<&String> = wanted.iter().filter(|k| !have.contains(k)).collect();
                 if !missing.is_empty() {
@@ -475,7 +466,8 @@ impl Mailbox for ImapMailbox {
                         .map(|k| k.as_str())
                         .collect::<Vec<_>>()
                         .join(" ");
-                    c.store(id.uid, &format!("+FLAGS.SILENT ({list})")).await?;
+                    c.store_set(&id.uid.to_string(), &format!("+FLAGS.SILENT ({list})"))
+                        .await?;
                 }
                 Ok(())
             })

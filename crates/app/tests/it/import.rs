@@ -829,10 +829,20 @@ async fn check_nothing_lost_nothing_twice(
         data_dir,
     } = at;
     let where_now = emu.places();
-    let docs = store
-        .list_documents(client_id, Some(importer_id), 1000, 0)
-        .await
-        .expect("documents");
+    // Every page: the first alone would leave the oldest documents out.
+    let mut docs = Vec::new();
+    loop {
+        let offset = u32::try_from(docs.len()).expect("few");
+        let page = store
+            .list_documents(client_id, Some(importer_id), 1000, offset)
+            .await
+            .expect("documents");
+        let last = page.len() < 1000;
+        docs.extend(page);
+        if last {
+            break;
+        }
+    }
     let mut doc_count: BTreeMap<String, usize> = BTreeMap::new();
     for d in &docs {
         *doc_count
@@ -1126,7 +1136,7 @@ async fn repeated_sigkills_lose_nothing_and_duplicate_nothing() {
 #[tokio::test]
 async fn repeated_sigkills_lose_nothing_and_duplicate_nothing_over_imap() {
     // IMAP on loopback is fast: more mails keep the kills mid-import.
-    repeated_sigkills(&DovecotMailbox::new(), 900).await;
+    repeated_sigkills(&DovecotMailbox::new(), 2000).await;
 }
 
 async fn repeated_sigkills(emu: &dyn MailServer, mails_count: usize) {

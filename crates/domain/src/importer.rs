@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::folder::FolderSpec;
-use crate::rules::{ImportRules, ImportRulesInput};
+use crate::rules::{ImportRules, ImportRulesInput, Pattern, parse_patterns};
 use crate::sink::{SinkInput, SinkSettings};
 use crate::validation::ValidationErrors;
 
@@ -145,6 +145,14 @@ pub struct AttachmentRules {
     pub include_inline: bool,
     /// Attachments smaller than this many bytes are skipped.
     pub min_size: u64,
+    /// File-name patterns (`*` wildcards, case-insensitive), e.g.
+    /// `*agb*.pdf`: a matching attachment is skipped.
+    #[serde(default)]
+    pub exclude_names: Vec<String>,
+    /// File-name patterns; when not empty, only matching attachments are
+    /// imported. Both lists are checked after the type and size rules.
+    #[serde(default)]
+    pub include_names: Vec<String>,
 }
 
 /// The tenant segment of the identity platform's URLs.
@@ -528,6 +536,10 @@ pub struct AttachmentRulesInput {
     pub allowed_extensions: Option<Vec<String>>,
     pub include_inline: Option<bool>,
     pub min_size: Option<u64>,
+    /// File-name patterns (`*` wildcards, case-insensitive) to skip, e.g. `*agb*.pdf`.
+    pub exclude_names: Option<Vec<String>>,
+    /// File-name patterns; when given, only matching attachments are imported.
+    pub include_names: Option<Vec<String>>,
 }
 
 /// What the submitted document says about the importer's secret.
@@ -793,11 +805,18 @@ impl ImporterInput {
                 );
             }
         }
+        let names = |field: &str, raw: Option<&Vec<String>>, errors: &mut ValidationErrors| {
+            parse_patterns(&format!("attachments.{field}"), raw, Pattern::Text, errors)
+        };
+        let exclude_names = names("exclude_names", input.exclude_names.as_ref(), errors);
+        let include_names = names("include_names", input.include_names.as_ref(), errors);
         (errors.errors.len() == before).then_some(AttachmentRules {
             allowed_types,
             allowed_extensions,
             include_inline: input.include_inline.unwrap_or(false),
             min_size: input.min_size.unwrap_or(0),
+            exclude_names,
+            include_names,
         })
     }
 

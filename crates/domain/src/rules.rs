@@ -96,45 +96,73 @@ impl ImportRulesInput {
     /// Parses the `rules` field of an importer; patterns are stored lower case.
     pub fn parse(&self, errors: &mut ValidationErrors) -> Option<ImportRules> {
         let before = errors.errors.len();
-        let mut list = |field: &str, raw: Option<&Vec<String>>, sender: bool| {
-            let raw = raw.map(Vec::as_slice).unwrap_or_default();
-            if raw.len() > MAX_PATTERNS {
-                errors.add(
-                    format!("rules.{field}"),
-                    format!("may have at most {MAX_PATTERNS} patterns"),
-                );
-                return Vec::new();
-            }
-            let mut out = Vec::new();
-            for (i, p) in raw.iter().enumerate() {
-                let p = p.trim().to_lowercase();
-                let problem = if p.is_empty() {
-                    Some("is empty: write a pattern such as `*@contoso.com`".to_owned())
-                } else if p.chars().count() > MAX_PATTERN_CHARS {
-                    Some(format!("may have at most {MAX_PATTERN_CHARS} characters"))
-                } else if p.chars().any(char::is_control) {
-                    Some("contains a control character".to_owned())
-                } else if sender && p.contains(char::is_whitespace) {
-                    Some(format!(
-                        "`{p}` is not an address pattern: no spaces; use `*` as a wildcard, e.g. `*@contoso.com`"
-                    ))
-                } else {
-                    None
-                };
-                match problem {
-                    Some(m) => errors.add(format!("rules.{field}[{i}]"), m),
-                    None => out.push(p),
-                }
-            }
-            out
-        };
-        let sender_allow = list("sender_allow", self.sender_allow.as_ref(), true);
-        let subject_block = list("subject_block", self.subject_block.as_ref(), false);
+        let sender_allow = parse_patterns(
+            "rules.sender_allow",
+            self.sender_allow.as_ref(),
+            Pattern::Address,
+            errors,
+        );
+        let subject_block = parse_patterns(
+            "rules.subject_block",
+            self.subject_block.as_ref(),
+            Pattern::Text,
+            errors,
+        );
         (errors.errors.len() == before).then_some(ImportRules {
             sender_allow,
             subject_block,
         })
     }
+}
+
+/// What a list of [`wildcard_match`] patterns is matched against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pattern {
+    /// A sender address: no spaces.
+    Address,
+    /// A subject or a file name.
+    Text,
+}
+
+/// Parses a list of `*` patterns (the `field` of an importer), stored lower
+/// case; each bad one is named as `field[i]`.
+pub fn parse_patterns(
+    field: &str,
+    raw: Option<&Vec<String>>,
+    kind: Pattern,
+    errors: &mut ValidationErrors,
+) -> Vec<String> {
+    let raw = raw.map(Vec::as_slice).unwrap_or_default();
+    if raw.len() > MAX_PATTERNS {
+        errors.add(field, format!("may have at most {MAX_PATTERNS} patterns"));
+        return Vec::new();
+    }
+    let example = match kind {
+        Pattern::Address => "`*@contoso.com`",
+        Pattern::Text => "`*agb*.pdf`",
+    };
+    let mut out = Vec::new();
+    for (i, p) in raw.iter().enumerate() {
+        let p = p.trim().to_lowercase();
+        let problem = if p.is_empty() {
+            Some(format!("is empty: write a pattern such as {example}"))
+        } else if p.chars().count() > MAX_PATTERN_CHARS {
+            Some(format!("may have at most {MAX_PATTERN_CHARS} characters"))
+        } else if p.chars().any(char::is_control) {
+            Some("contains a control character".to_owned())
+        } else if kind == Pattern::Address && p.contains(char::is_whitespace) {
+            Some(format!(
+                "`{p}` is not an address pattern: no spaces; use `*` as a wildcard, e.g. {example}"
+            ))
+        } else {
+            None
+        };
+        match problem {
+            Some(m) => errors.add(format!("{field}[{i}]"), m),
+            None => out.push(p),
+        }
+    }
+    out
 }
 
 /// `*` matches any run of characters (also none); everything else matches

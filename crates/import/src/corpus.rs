@@ -81,6 +81,8 @@ pub fn attachment_rules() -> AttachmentRules {
         allowed_extensions: Vec::new(),
         include_inline: false,
         min_size: 100,
+        exclude_names: Vec::new(),
+        include_names: Vec::new(),
     }
 }
 

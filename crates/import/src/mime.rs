@@ -14,7 +14,10 @@
 //!   `include_inline` is set;
 //! - then `allowed_types` (`type/subtype`, `type/*`, `*/*`) and
 //!   `allowed_extensions`, each a filter when non-empty (both must pass),
-//!   and `min_size`.
+//!   and `min_size`;
+//! - then the file name: none of `exclude_names` may match it, and one of
+//!   `include_names` must when that list is not empty (`*` wildcards,
+//!   case-insensitive, as the importer's other patterns).
 //!
 //! A part whose transfer encoding is broken (bad base64) makes the mail
 //! `unparsable`: importing corrupt bytes silently would be worse.
@@ -22,7 +25,7 @@
 use std::sync::Arc;
 
 use domain::importer::AttachmentRules;
-use domain::rules::ImportRules;
+use domain::rules::{ImportRules, wildcard_match};
 use jiff::Timestamp;
 use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
 
@@ -352,6 +355,19 @@ fn why_skipped(part: &MessagePart<'_>, c: &Extracted, rules: &AttachmentRules) -
             "{size} bytes, smaller than attachments.min_size ({})",
             rules.min_size
         ));
+    }
+    let name = c.display_name().to_lowercase();
+    if let Some(p) = rules
+        .exclude_names
+        .iter()
+        .find(|p| wildcard_match(p, &name))
+    {
+        return Some(format!("its name matches attachments.exclude_names `{p}`"));
+    }
+    if !rules.include_names.is_empty()
+        && !rules.include_names.iter().any(|p| wildcard_match(p, &name))
+    {
+        return Some("its name matches none of attachments.include_names".to_owned());
     }
     None
 }

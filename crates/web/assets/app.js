@@ -88,7 +88,7 @@ function importerForm(imp) {
   const isNew = !imp.id;
   const p = imp.protocol || "graph_delegated";
   const f = imp.folders || { inbox: "Inbox", exported: "Exported", error: "Error" };
-  const att = imp.attachments || { allowed_types: [], allowed_extensions: [], include_inline: false, min_size: 0 };
+  const att = { allowed_types: [], allowed_extensions: [], include_inline: false, min_size: 0, exclude_names: [], include_names: [], ...imp.attachments };
   const rules = imp.rules || { sender_allow: [], subject_block: [] };
   const sink = imp.sink || { kind: "spool" };
   return `<form id="importer-form" class="card" autocomplete="off">
@@ -132,6 +132,8 @@ function importerForm(imp) {
       ${input("attachments.allowed_types", "Allowed types", att.allowed_types.join(", "), { hint: "comma-separated, e.g. application/pdf, image/*; empty allows all" })}
       ${input("attachments.allowed_extensions", "Allowed extensions", att.allowed_extensions.join(", "), { hint: "comma-separated, e.g. pdf, xml; empty allows all" })}
       ${input("attachments.min_size", "Minimum size (bytes)", att.min_size, { type: "number", hint: "skips logos and signatures" })}
+      ${input("attachments.exclude_names", "Skip file names", att.exclude_names.join(", "), { hint: "comma-separated, * as a wildcard, e.g. *agb*.pdf, logo*.png" })}
+      ${input("attachments.include_names", "Only file names", att.include_names.join(", "), { hint: "comma-separated; empty imports every name the rules above allow" })}
       <label class="inline"><input type="checkbox" data-field="attachments.include_inline" ${att.include_inline ? "checked" : ""}> Import inline images</label>
     </div>
     <h3>Rules</h3>
@@ -185,6 +187,8 @@ function readForm(form, isNew) {
       allowed_extensions: list("attachments.allowed_extensions"),
       include_inline: get("attachments.include_inline").checked,
       min_size: Number(val("attachments.min_size") || 0),
+      exclude_names: list("attachments.exclude_names"),
+      include_names: list("attachments.include_names"),
     },
     rules: { sender_allow: list("rules.sender_allow"), subject_block: list("rules.subject_block") },
     sink: val("sink.kind") === "webhook"

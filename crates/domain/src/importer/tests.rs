@@ -301,3 +301,34 @@ fn secret_expiry_warns_within_thirty_days() {
         .expect("warns");
     assert!(past.contains("expired on"), "{past}");
 }
+
+#[test]
+fn attachment_name_patterns_are_parsed_lower_case_and_bad_ones_named() {
+    let mut input = graph_input();
+    input.attachments = Some(AttachmentRulesInput {
+        exclude_names: Some(vec!["*AGB*.pdf".into(), "logo*.png".into()]),
+        include_names: Some(vec!["*.pdf".into()]),
+        ..AttachmentRulesInput::default()
+    });
+    let valid = input.validate(None).expect("valid");
+    assert_eq!(
+        valid.settings.attachments.exclude_names,
+        ["*agb*.pdf", "logo*.png"]
+    );
+    assert_eq!(valid.settings.attachments.include_names, ["*.pdf"]);
+
+    input.attachments = Some(AttachmentRulesInput {
+        exclude_names: Some(vec!["ok.pdf".into(), " ".into()]),
+        include_names: Some(vec!["a\u{7}b".into()]),
+        ..AttachmentRulesInput::default()
+    });
+    let errors = input.validate(None).expect_err("invalid");
+    assert!(
+        errors.mentions("attachments.exclude_names[1]"),
+        "{errors:?}"
+    );
+    assert!(
+        errors.mentions("attachments.include_names[0]"),
+        "{errors:?}"
+    );
+}

@@ -210,6 +210,48 @@ fn allowed_types_and_extensions_filter_parts() {
     assert!(reason.detail.contains("chart.png"), "{}", reason.detail);
 }
 
+#[test]
+fn file_name_patterns_exclude_and_include_attachments() {
+    let all = corpus::corpus();
+    let mail = all
+        .iter()
+        .find(|m| m.name == "three_attachments")
+        .expect("in corpus");
+    let names = |a: &import::mime::Analysis| match &a.decision {
+        Decision::Import { attachments } => attachments
+            .iter()
+            .map(|x| x.display_name())
+            .collect::<Vec<_>>(),
+        other => panic!("imported, not {other:?}"),
+    };
+    let mut rules = corpus::attachment_rules();
+    // Case-insensitive, several at once.
+    rules.exclude_names = vec!["*.xlsx".into(), "chart*".into()];
+    let a = analyze(&mail.raw, &rules, &corpus::import_rules());
+    assert_eq!(names(&a), ["report.pdf"]);
+    assert!(
+        a.skipped
+            .iter()
+            .any(|s| s.why.contains("attachments.exclude_names `chart*`")),
+        "{:?}",
+        a.skipped
+    );
+
+    rules.exclude_names = Vec::new();
+    rules.include_names = vec!["*.png".into(), "report*".into()];
+    let a = analyze(&mail.raw, &rules, &corpus::import_rules());
+    assert_eq!(names(&a), ["report.pdf", "chart.png"]);
+
+    // Exclusion wins over inclusion; nothing left is a reason for Error.
+    rules.exclude_names = vec!["*".into()];
+    let a = analyze(&mail.raw, &rules, &corpus::import_rules());
+    let Decision::ToError { reason } = &a.decision else {
+        panic!("to error")
+    };
+    assert_eq!(reason.code, "no_importable_attachment");
+    assert!(reason.detail.contains("exclude_names"), "{}", reason.detail);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 

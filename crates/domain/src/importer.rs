@@ -406,6 +406,14 @@ impl ImporterSettings {
         if secret_changed || self.protocol != next.protocol {
             return false;
         }
+        // IMAP's access token goes to the IMAP server: a grant kept across
+        // a change of server would send the user's Exchange token to
+        // whatever server an editor of the importer named.
+        if let (Some(a), Some(b)) = (self.imap(), next.imap())
+            && (&a.host, a.port) != (&b.host, b.port)
+        {
+            return false;
+        }
         match (self.entra_app(), next.entra_app()) {
             (Some(a), Some(b)) => {
                 a.client_id == b.client_id

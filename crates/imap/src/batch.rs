@@ -12,11 +12,13 @@
 //! (commands on a missing UID succeed silently, RFC 3501 §6.4.8).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use async_imap::types::Fetch;
 use futures_util::TryStreamExt;
 use tokio::sync::oneshot;
 
+use crate::connect::within;
 use crate::error::ImapError;
 use crate::message_id::MessageId;
 use crate::{Connection, gone};
@@ -69,8 +71,15 @@ pub(crate) fn abandoned() -> ImapError {
 
 /// Serves `pending` on `c`: moves first (they free the Inbox), then
 /// fetches. A failure of the connection is every waiting request's and
-/// is returned, so the connection is started afresh.
-pub(crate) async fn serve(c: &mut Connection, pending: Pending) -> Result<(), ImapError> {
+/// is returned, so the connection is started afresh. Each command may
+/// take `per_mail` for each mail it carries: a batch's time-out grows with
+/// it, so a slow link does not fail (and count an attempt against) every
+/// mail of a batch that one mail alone would have let through.
+pub(crate) async fn serve(
+    c: &mut Connection,
+    pending: Pending,
+    per_mail: Duration,
+) -> Result<(), ImapError> {
     let mut moves: BTreeMap<(String, String), Requests<()>> = BTreeMap::new();
     for (id, destination, tx) in pending.moves {
         moves
@@ -84,7 +93,7 @@ pub(crate) async fn serve(c: &mut Connection, pending: Pending) -> Result<(), Im
     }
     let mut groups = moves.into_iter();
     while let Some(((folder, destination), requests)) = groups.next() {
-        if let Err(e) = move_group(c, &folder, &destination, requests).await
+        if let Err(e) = move_group(c, &folder, &destination, requests, per_mail).await
             && e.breaks_connection()
         {
             fail_all(groups.flat_map(|(_, r)| r), &e);
@@ -94,7 +103,7 @@ pub(crate) async fn serve(c: &mut Connection, pending: Pending) -> Result<(), Im
     }
     let mut groups = fetches.into_iter();
     while let Some((folder, requests)) = groups.next() {
-        if let Err(e) = fetch_group(c, &folder, requests).await
+        if let Err(e) = fetch_group(c, &folder, requests, per_mail).await
             && e.breaks_connection()
         {
             fail_all(groups.flat_map(|(_, r)| r), &e);
@@ -116,8 +125,9 @@ async fn present<T>(
     c: &mut Connection,
     folder: &str,
     requests: Requests<T>,
+    per_mail: Duration,
 ) -> Result<Requests<T>, ImapError> {
-    let validity = match c.select(folder).await {
+    let validity = match within(per_mail, "SELECT", c.select(folder)).await {
         Ok(v) => v,
         Err(e) => {
             fail_all(requests.into_iter(), &e);
@@ -133,7 +143,8 @@ async fn present<T>(
     if current.is_empty() {
         return Ok(current);
     }
-    let existing = match c.search(&format!("UID {}", uid_set(&current))).await {
+    let query = format!("UID {}", uid_set(&current));
+    let existing = match within(limit(per_mail, &current), "UID SEARCH", c.search(&query)).await {
         Ok(found) => found,
         Err(e) => {
             fail_all(current.into_iter(), &e);
@@ -154,13 +165,19 @@ async fn move_group(
     folder: &str,
     destination: &str,
     requests: Requests<()>,
+    per_mail: Duration,
 ) -> Result<(), ImapError> {
-    let requests = present(c, folder, requests).await?;
+    let requests = present(c, folder, requests, per_mail).await?;
     if requests.is_empty() {
         return Ok(());
     }
     let set = uid_set(&requests);
-    let moved = move_uids(c, &set, destination).await;
+    let moved = within(
+        limit(per_mail, &requests),
+        "moving mail",
+        move_uids(c, &set, destination),
+    )
+    .await;
     for (_, tx) in requests {
         let _ = tx.send(moved.clone());
     }
@@ -199,8 +216,9 @@ async fn fetch_group(
     c: &mut Connection,
     folder: &str,
     requests: Requests<Vec<u8>>,
+    per_mail: Duration,
 ) -> Result<(), ImapError> {
-    let validity = match c.select(folder).await {
+    let validity = match within(per_mail, "SELECT", c.select(folder)).await {
         Ok(v) => v,
         Err(e) => {
             fail_all(requests.into_iter(), &e);
@@ -209,7 +227,9 @@ async fn fetch_group(
     };
     // A missing UID is simply absent from FETCH's answer: no SEARCH needed.
     let set = uid_set(&requests);
-    let fetched: Vec<Fetch> = match c.fetch(&set, "(UID BODY.PEEK[])").await {
+    let fetching = c.fetch(&set, "(UID BODY.PEEK[])");
+    let fetched: Vec<Fetch> = match within(limit(per_mail, &requests), "UID FETCH", fetching).await
+    {
         Ok(f) => f,
         Err(e) => {
             fail_all(requests.into_iter(), &e);
@@ -229,6 +249,11 @@ async fn fetch_group(
         let _ = tx.send(answer);
     }
     Ok(())
+}
+
+/// The time a command carrying `requests` may take.
+fn limit<T>(per_mail: Duration, requests: &[T]) -> Duration {
+    per_mail.saturating_mul(u32::try_from(requests.len()).unwrap_or(u32::MAX).max(1))
 }
 
 /// `3,5,9`: the UIDs of `requests`, each once.

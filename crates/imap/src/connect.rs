@@ -138,7 +138,8 @@ fn tls_connector(config: &ImapConfig) -> Result<TlsConnector, ImapError> {
     Ok(TlsConnector::from(Arc::new(tls)))
 }
 
-async fn within<T>(
+/// `future`, or a time-out naming `what` after `limit`.
+pub(crate) async fn within<T>(
     limit: Duration,
     what: &str,
     future: impl std::future::Future<Output = Result<T, ImapError>>,

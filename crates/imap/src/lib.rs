@@ -106,11 +106,12 @@ impl ImapMailbox {
     ) -> Result<T, MailboxError> {
         let mut answer = queue(&mut self.pending());
         let pending = self.pending.clone();
+        let per_mail = self.config.command_timeout;
         let served = self
-            .with(move |c| {
+            .with_limit(None, move |c| {
                 Box::pin(async move {
                     let taken = pending.lock().unwrap_or_else(|p| p.into_inner()).take();
-                    batch::serve(c, taken).await
+                    batch::serve(c, taken, per_mail).await
                 })
             })
             .await;
@@ -142,10 +143,26 @@ impl ImapMailbox {
             .await
     }
 
-    /// Runs `work` on the connection, opening it first if needed; a broken
-    /// connection is dropped so the next request opens a new one.
+    /// Runs `work` on the connection within the command time-out, opening
+    /// the connection first if needed; a broken connection is dropped so
+    /// the next request opens a new one.
     async fn with<T>(
         &self,
+        work: impl for<'c> FnOnce(
+            &'c mut Connection,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<T, ImapError>> + Send + 'c>,
+        >,
+    ) -> Result<T, MailboxError> {
+        self.with_limit(Some(self.config.command_timeout), work)
+            .await
+    }
+
+    /// [`Self::with`] with another time-out; `None` when `work` bounds its
+    /// own commands (a batch: its time grows with its size).
+    async fn with_limit<T>(
+        &self,
+        limit: Option<std::time::Duration>,
         work: impl for<'c> FnOnce(
             &'c mut Connection,
         ) -> std::pin::Pin<
@@ -171,13 +188,9 @@ impl ImapMailbox {
         let Some(connection) = guard.as_mut() else {
             return Err(self.fail(ImapError::Dropped("no connection".to_owned())));
         };
-        let limit = self.config.command_timeout;
-        let result = match tokio::time::timeout(limit, work(connection)).await {
-            Ok(result) => result,
-            Err(_) => Err(ImapError::Timeout(format!(
-                "no answer within {} s",
-                limit.as_secs()
-            ))),
+        let result = match limit {
+            Some(limit) => connect::within(limit, "the command", work(connection)).await,
+            None => work(connection).await,
         };
         if let Err(e) = &result
             && e.breaks_connection()

@@ -332,3 +332,27 @@ fn attachment_name_patterns_are_parsed_lower_case_and_bad_ones_named() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn an_xoauth2_grant_does_not_follow_the_importer_to_another_imap_server() {
+    let mut input = imap_input();
+    input.auth = Some("xoauth2".into());
+    input.password = None;
+    input.client_id = Some("11111111-2222-3333-4444-555555555555".into());
+    input.tenant_id = Some("contoso.onmicrosoft.com".into());
+    input.client_secret = Some("s3cret".into());
+    let base = input.validate(None).expect("valid").settings;
+    let mut renamed = base.clone();
+    renamed.name = "Renamed".into();
+    assert!(base.grant_survives_change_to(&renamed, false));
+    for change in [
+        |i: &mut ImapSettings| i.host = "imap.attacker.example".into(),
+        |i: &mut ImapSettings| i.port = 1993,
+    ] {
+        let mut next = base.clone();
+        if let Connection::Imap(i) = &mut next.connection {
+            change(i);
+        }
+        assert!(!base.grant_survives_change_to(&next, false));
+    }
+}

@@ -76,6 +76,7 @@ on_both_backends!(
     unfinished_ledger_rows_are_listed_and_confirmed_only_once,
     documents_are_recorded_once_and_scoped_to_their_client,
     import_runs_are_recorded_per_importer_and_read_newest_first,
+    an_importer_saved_with_the_bare_auth_xoauth2_is_readable_after_migration_0007,
 );
 
 fn t(s: &str) -> Timestamp {
@@ -1929,4 +1930,49 @@ async fn import_runs_are_recorded_per_importer_and_read_newest_first(db: TestDb)
         1,
         "the other importer's runs stay"
     );
+}
+
+/// Before XOAUTH2 was built, an IMAP importer could be saved with the bare
+/// `"auth": "xoauth2"`; read as today's settings (whose XOAUTH2 carries the
+/// Entra app) it would make the whole client's importer list unreadable.
+/// Migration 0007 turns it into a password importer without a password.
+async fn an_importer_saved_with_the_bare_auth_xoauth2_is_readable_after_migration_0007(db: TestDb) {
+    let s = &db.store;
+    let now = t("2026-03-29T00:30:00Z");
+    let client = s.ensure_default_client(now).await.expect("client");
+    let input: ImporterInput = serde_json::from_value(serde_json::json!({
+        "name": "Old IMAP", "protocol": "imap", "host": "imap.example.com",
+        "username": "u", "password": "pw",
+        "folders": { "inbox": "INBOX", "exported": "Exported", "error": "Error" }
+    }))
+    .expect("input");
+    let rec = s
+        .create_importer(&client.id, &valid(&input, None), now)
+        .await
+        .expect("create");
+    sqlx::query(
+        "UPDATE importers SET settings = replace(settings, '\"auth\":\"password\"', '\"auth\":\"xoauth2\"') WHERE id = $1",
+    )
+    .bind(&rec.id)
+    .execute(s.pool())
+    .await
+    .expect("the old form");
+    assert!(
+        s.list_importers(&client.id).await.is_err(),
+        "unreadable before"
+    );
+
+    let migration = include_str!("../migrations/sqlite/0007_legacy_xoauth2.sql");
+    assert_eq!(
+        migration,
+        include_str!("../migrations/postgres/0007_legacy_xoauth2.sql"),
+        "one statement for both backends"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(migration.to_owned()))
+        .execute(s.pool())
+        .await
+        .expect("migration 0007");
+    let listed = s.list_importers(&client.id).await.expect("readable again");
+    let imap = listed[0].settings.imap().expect("imap");
+    assert_eq!(imap.auth, domain::importer::ImapLogin::Password);
 }

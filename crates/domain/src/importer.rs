@@ -275,6 +275,35 @@ pub struct ImporterSettings {
     /// Absent in settings saved before limits existed: the defaults.
     #[serde(default)]
     pub limits: ImportLimits,
+    /// Absent in settings saved before it existed: `never`.
+    #[serde(default)]
+    pub import_body: ImportBody,
+}
+
+/// Whether the mail's body (its text and HTML parts) becomes part of the
+/// document, as `body.txt` and `body.html`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportBody {
+    /// Only attachments: a mail without one goes to Error.
+    #[default]
+    Never,
+    /// The body is the document when no attachment passes the rules.
+    WhenNoAttachment,
+    /// The body beside the attachments, always.
+    Always,
+}
+
+impl ImportBody {
+    pub const ALL: [Self; 3] = [Self::Never, Self::WhenNoAttachment, Self::Always];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Never => "never",
+            Self::WhenNoAttachment => "when_no_attachment",
+            Self::Always => "always",
+        }
+    }
 }
 
 /// When a mail is given up on instead of being fetched again every run.
@@ -505,6 +534,10 @@ pub struct ImporterInput {
     /// (`retries_exhausted`); default 12.
     #[schema(minimum = 1, maximum = 1000)]
     pub max_attempts: Option<u32>,
+    /// Whether the mail's body becomes part of the document (`body.txt`,
+    /// `body.html`): `never` (default), `when_no_attachment` or `always`.
+    #[schema(value_type = Option<ImportBody>)]
+    pub import_body: Option<String>,
     pub host: Option<String>,
     pub port: Option<u32>,
     #[schema(value_type = Option<ImapSecurity>)]
@@ -659,6 +692,20 @@ impl ImporterInput {
         let rules = self.rules.clone().unwrap_or_default().parse(&mut errors);
         let sink = self.sink.clone().unwrap_or_default().parse(&mut errors);
         let limits = self.parse_limits(&mut errors);
+        let import_body = match self.import_body.as_deref() {
+            None => Some(ImportBody::Never),
+            Some(raw) => ImportBody::ALL
+                .into_iter()
+                .find(|b| b.as_str() == raw)
+                .or_else(|| {
+                    let names: Vec<&str> = ImportBody::ALL.iter().map(|b| b.as_str()).collect();
+                    errors.add(
+                        "import_body",
+                        one_of_message(&format!("`{raw}` is not a body choice"), &names),
+                    );
+                    None
+                }),
+        };
 
         let (
             Some(name),
@@ -669,6 +716,7 @@ impl ImporterInput {
             Some(rules),
             Some(sink),
             Some(limits),
+            Some(import_body),
         ) = (
             name,
             protocol,
@@ -678,6 +726,7 @@ impl ImporterInput {
             rules,
             sink,
             limits,
+            import_body,
         )
         else {
             return Err(errors);
@@ -691,6 +740,7 @@ impl ImporterInput {
             rules,
             sink,
             limits,
+            import_body,
         };
         let secret = Some(settings.secret_kind()).and_then(|kind| {
             let submitted = match kind {

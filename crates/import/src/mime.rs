@@ -19,12 +19,16 @@
 //!   `include_names` must when that list is not empty (`*` wildcards,
 //!   case-insensitive, as the importer's other patterns).
 //!
+//! With `import_body`, the mail's own text and HTML bodies join the
+//! document as `body.txt` and `body.html` (`always`), or make it when no
+//! attachment passes the rules (`when_no_attachment`).
+//!
 //! A part whose transfer encoding is broken (bad base64) makes the mail
 //! `unparsable`: importing corrupt bytes silently would be worse.
 
 use std::sync::Arc;
 
-use domain::importer::AttachmentRules;
+use domain::importer::{AttachmentRules, ImportBody};
 use domain::rules::{ImportRules, wildcard_match};
 use jiff::Timestamp;
 use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
@@ -119,9 +123,22 @@ pub struct Analysis {
 pub const NO_IMPORTABLE_ATTACHMENT: &str = "no_importable_attachment";
 pub const UNPARSABLE: &str = "unparsable";
 
-/// Decides what `raw` becomes: rules first (sender allow-list, then subject
-/// block-list), then the attachment rules.
+/// Decides what `raw` becomes for an importer that imports no body: rules
+/// first (sender allow-list, then subject block-list), then the attachment
+/// rules.
 pub fn analyze(raw: &[u8], attachments: &AttachmentRules, rules: &ImportRules) -> Analysis {
+    analyze_with(raw, attachments, rules, ImportBody::Never)
+}
+
+/// [`analyze`], with the mail's body (`body.txt`, `body.html`) added to
+/// the document as `body` says: beside the attachments, or instead of them
+/// when none passes the rules.
+pub fn analyze_with(
+    raw: &[u8],
+    attachments: &AttachmentRules,
+    rules: &ImportRules,
+    body: ImportBody,
+) -> Analysis {
     let parsed = MessageParser::default().parse(raw);
     let Some(message) = parsed.filter(|m| is_a_mail(m)) else {
         return Analysis {
@@ -187,6 +204,14 @@ pub fn analyze(raw: &[u8], attachments: &AttachmentRules, rules: &ImportRules) -
             None => kept.push(candidate),
         }
     }
+    let with_body = match body {
+        ImportBody::Never => false,
+        ImportBody::WhenNoAttachment => kept.is_empty(),
+        ImportBody::Always => true,
+    };
+    if with_body {
+        kept.extend(body_parts(&message));
+    }
     let decision = if kept.is_empty() {
         let detail = if skipped.is_empty() {
             "the mail has no attachment".to_owned()
@@ -215,6 +240,38 @@ pub fn analyze(raw: &[u8], attachments: &AttachmentRules, rules: &ImportRules) -
 }
 
 /// mail-parser accepts almost anything; a mail must at least have headers.
+/// The mail's own text and HTML bodies (not attachments, not text made
+/// from the other), as `body.txt` and `body.html`; an empty one is left out.
+fn body_parts(message: &Message<'_>) -> Vec<Extracted> {
+    let part = |ids: &[mail_parser::MessagePartId]| {
+        ids.first()
+            .and_then(|&id| message.parts.get(id as usize))
+            .map(|p| &p.body)
+    };
+    let mut out = Vec::new();
+    if let Some(PartType::Text(text)) = part(&message.text_body)
+        && !text.trim().is_empty()
+    {
+        out.push(body_file("body.txt", "text/plain", text));
+    }
+    if let Some(PartType::Html(html)) = part(&message.html_body)
+        && !html.trim().is_empty()
+    {
+        out.push(body_file("body.html", "text/html", html));
+    }
+    out
+}
+
+fn body_file(name: &str, content_type: &str, text: &str) -> Extracted {
+    Extracted {
+        filename: Some(name.to_owned()),
+        fallback_name: name.to_owned(),
+        content_type: content_type.to_owned(),
+        bytes: Arc::from(text.as_bytes()),
+        inline: false,
+    }
+}
+
 fn is_a_mail(m: &Message<'_>) -> bool {
     !m.headers().is_empty()
         && m.headers()

@@ -59,7 +59,7 @@ use store::ledger::{LedgerEntry, LedgerState};
 
 use crate::failpoint;
 use crate::fingerprint::{document_id, mime_sha256, usable_message_id};
-use crate::mime::{Analysis, Decision, Extracted, Reason, analyze};
+use crate::mime::{Analysis, Decision, Extracted, Reason, analyze_with};
 
 /// How long a run holds its importer's lease without renewing it.
 const LEASE_SPAN: SignedDuration = SignedDuration::from_mins(10);
@@ -1150,7 +1150,12 @@ pub async fn assess<M: Mailbox>(
         return Ok(Verdict::ToError { reason, mail: None });
     }
     let settings = &importer.settings;
-    let analysis = analyze(&raw, &settings.attachments, &settings.rules);
+    let analysis = analyze_with(
+        &raw,
+        &settings.attachments,
+        &settings.rules,
+        settings.import_body,
+    );
     let imid = analysis
         .facts
         .internet_message_id

@@ -134,6 +134,8 @@ function importerForm(imp) {
       ${input("attachments.min_size", "Minimum size (bytes)", att.min_size, { type: "number", hint: "skips logos and signatures" })}
       ${input("attachments.exclude_names", "Skip file names", att.exclude_names.join(", "), { hint: "comma-separated, * as a wildcard, e.g. *agb*.pdf, logo*.png" })}
       ${input("attachments.include_names", "Only file names", att.include_names.join(", "), { hint: "comma-separated; empty imports every name the rules above allow" })}
+      <label>Mail body <select data-field="import_body">${[["never", "never: attachments only"], ["when_no_attachment", "when no attachment passes the rules"], ["always", "always, beside the attachments"]].map(([k, v]) => `<option value="${k}" ${k === (imp.import_body || "never") ? "selected" : ""}>${v}</option>`).join("")}</select>
+        <span class="hint">stored as body.txt and body.html in the document</span><span class="field-error" data-error="import_body"></span></label>
       <label class="inline"><input type="checkbox" data-field="attachments.include_inline" ${att.include_inline ? "checked" : ""}> Import inline images</label>
     </div>
     <h3>Rules</h3>
@@ -174,7 +176,7 @@ function importerForm(imp) {
   </div>`}`;
 }
 
-function readForm(form, isNew) {
+function readForm(form, isNew, imp = {}) {
   const get = (f) => form.querySelector(`[data-field="${f}"]`);
   const val = (f) => get(f).value.trim();
   const list = (f) => val(f).split(",").map((x) => x.trim()).filter(Boolean);
@@ -191,6 +193,9 @@ function readForm(form, isNew) {
       include_names: list("attachments.include_names"),
     },
     rules: { sender_allow: list("rules.sender_allow"), subject_block: list("rules.subject_block") },
+    import_body: val("import_body"),
+    // Not on the form: kept as they are.
+    ...(imp.max_mail_bytes && { max_mail_bytes: imp.max_mail_bytes, max_attempts: imp.max_attempts }),
     sink: val("sink.kind") === "webhook"
       ? { kind: "webhook", url: val("sink.url"), timeout_secs: Number(val("sink.timeout_secs") || 30), attempts: Number(val("sink.attempts") || 3) }
       : { kind: "spool" },
@@ -255,7 +260,7 @@ async function importerPage(id, opts = {}) {
   form.querySelector('[data-field="sink.kind"]').addEventListener("change", () => toggleSections(form));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    const body = readForm(form, !imp.id);
+    const body = readForm(form, !imp.id, imp);
     const res = imp.id ? await api("PUT", `/api/v2/importers/email/${encodeURIComponent(imp.id)}`, body) : await api("POST", "/api/v2/importers/email", body);
     if (!res.ok) { showFieldErrors(form, res.data); return; }
     const saved = res.data;

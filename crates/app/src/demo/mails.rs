@@ -266,8 +266,12 @@ mod tests {
         let mails = mails();
         assert!(mails.len() >= 9);
         for (i, m) in mails.iter().enumerate() {
-            let analysis =
-                import::analyze(m.mime.as_bytes(), &settings.attachments, &settings.rules);
+            let analysis = import::mime::analyze_with(
+                m.mime.as_bytes(),
+                &settings.attachments,
+                &settings.rules,
+                settings.import_body,
+            );
             let got = match analysis.decision {
                 import::Decision::Import { .. } => Fate::Import,
                 import::Decision::ToError { reason } => {

@@ -356,3 +356,20 @@ fn an_xoauth2_grant_does_not_follow_the_importer_to_another_imap_server() {
         assert!(!base.grant_survives_change_to(&next, false));
     }
 }
+
+#[test]
+fn import_body_is_one_of_three_and_never_by_default() {
+    let mut input = graph_input();
+    assert_eq!(
+        input.validate(None).expect("valid").settings.import_body,
+        ImportBody::Never
+    );
+    input.import_body = Some("when_no_attachment".into());
+    assert_eq!(
+        input.validate(None).expect("valid").settings.import_body,
+        ImportBody::WhenNoAttachment
+    );
+    input.import_body = Some("sometimes".into());
+    let errors = input.validate(None).expect_err("invalid");
+    assert!(errors.mentions("import_body"), "{errors:?}");
+}

@@ -211,6 +211,66 @@ fn allowed_types_and_extensions_filter_parts() {
 }
 
 #[test]
+fn the_body_joins_the_document_as_import_body_says() {
+    use domain::importer::ImportBody;
+    use import::mime::analyze_with;
+    let all = corpus::corpus();
+    let mail = |name: &str| &all.iter().find(|m| m.name == name).expect("in corpus").raw;
+    let files = |raw: &[u8], body| match analyze_with(
+        raw,
+        &corpus::attachment_rules(),
+        &corpus::import_rules(),
+        body,
+    )
+    .decision
+    {
+        Decision::Import { attachments } => attachments
+            .iter()
+            .map(|a| {
+                (
+                    a.display_name(),
+                    a.content_type.clone(),
+                    String::from_utf8_lossy(&a.bytes).into_owned(),
+                )
+            })
+            .collect::<Vec<_>>(),
+        Decision::ToError { reason } => vec![(reason.code, String::new(), String::new())],
+    };
+
+    // A mail without attachment: Error unless its body may be the document.
+    let text_only = mail("no_attachment");
+    assert_eq!(
+        files(text_only, ImportBody::Never)[0].0,
+        "no_importable_attachment"
+    );
+    let body = files(text_only, ImportBody::WhenNoAttachment);
+    assert_eq!(body.len(), 1, "{body:?}");
+    assert_eq!(body[0].0, "body.txt");
+    assert_eq!(body[0].1, "text/plain");
+    assert!(body[0].2.contains("Hello"), "{body:?}");
+
+    // With attachments, `when_no_attachment` adds nothing; `always` adds
+    // the text and the HTML body, never an inline image.
+    let nested = mail("nested_multiparts");
+    let only_attachments = files(nested, ImportBody::WhenNoAttachment);
+    assert_eq!(only_attachments, files(nested, ImportBody::Never));
+    let always = files(nested, ImportBody::Always);
+    let names: Vec<&str> = always.iter().map(|f| f.0.as_str()).collect();
+    assert_eq!(
+        names.len(),
+        only_attachments.len() + 2,
+        "attachments plus two bodies: {names:?}"
+    );
+    assert!(
+        names.contains(&"body.txt") && names.contains(&"body.html"),
+        "{names:?}"
+    );
+    let html = always.iter().find(|f| f.0 == "body.html").expect("html");
+    assert_eq!(html.1, "text/html");
+    assert!(html.2.contains("cid:img1"), "{html:?}");
+}
+
+#[test]
 fn file_name_patterns_exclude_and_include_attachments() {
     let all = corpus::corpus();
     let mail = all

@@ -734,6 +734,37 @@ async fn two_mails_with_one_message_id_make_two_documents_and_the_same_mail_agai
 }
 
 #[tokio::test]
+async fn a_mail_without_attachment_becomes_a_document_of_its_body_when_asked() {
+    let mut e = env(default_folders()).await;
+    e.importer.settings.import_body = domain::importer::ImportBody::WhenNoAttachment;
+    let mb = Fake::default();
+    let raw = corpus::corpus()
+        .into_iter()
+        .find(|m| m.name == "no_attachment")
+        .expect("in corpus")
+        .raw;
+    mb.add("inbox", raw);
+    let summary = run(&e, &mb).run().await.expect("run");
+    assert_eq!(summary.imported, 1, "{summary:?}");
+    assert_eq!(mb.in_folder("exported").len(), 1);
+    let docs = e
+        .store
+        .list_documents(&e.importer.client_id, None, 10, 0)
+        .await
+        .expect("documents");
+    let files: Vec<&str> = docs[0]
+        .metadata
+        .attachments
+        .iter()
+        .map(|a| a.file.as_str())
+        .collect();
+    assert_eq!(files, ["attachments/body.txt"]);
+    let text = std::fs::read_to_string(format!("{}/attachments/body.txt", docs[0].location))
+        .expect("body.txt");
+    assert!(text.contains("Hello"), "{text}");
+}
+
+#[tokio::test]
 async fn a_mail_over_max_mail_bytes_goes_to_error_without_being_downloaded() {
     let mut e = env(default_folders()).await;
     e.importer.settings.limits.max_mail_bytes = 5_000;

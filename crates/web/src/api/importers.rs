@@ -89,6 +89,12 @@ pub struct ImporterView {
     pub attachments: AttachmentRules,
     pub rules: domain::rules::ImportRules,
     pub sink: SinkView,
+    /// Mails larger than this go to Error (`too_large`) without a download.
+    pub max_mail_bytes: u64,
+    /// Runs a mail may fail transiently in before it goes to Error.
+    pub max_attempts: u32,
+    /// Whether the body becomes part of the document.
+    pub import_body: domain::importer::ImportBody,
     /// True when a delegated importer has no usable grant (none, one
     /// Microsoft refused, one whose account cannot open the mailbox, or one
     /// without `Mail.ReadWrite.Shared` for a shared mailbox): press
@@ -206,6 +212,9 @@ fn view_of(
         },
         attachments: s.attachments.clone(),
         rules: s.rules.clone(),
+        max_mail_bytes: s.limits.max_mail_bytes,
+        max_attempts: s.limits.max_attempts,
+        import_body: s.import_body,
         sink: SinkView {
             settings: s.sink.clone(),
             token_set: matches!(s.sink, domain::sink::SinkSettings::Webhook { .. })

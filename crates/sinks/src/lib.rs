@@ -102,4 +102,10 @@ pub trait DocumentSink: Send + Sync + std::fmt::Debug {
     /// a document that is already gone succeeds; a sink that only hands
     /// documents on keeps nothing to delete.
     fn remove<'a>(&'a self, location: &'a str) -> SinkFuture<'a, ()>;
+
+    /// The bytes of `file` (`message.eml`, `attachments/…`, as the
+    /// document's metadata names it) of the document stored at
+    /// `location`, for a download. `None` when the document has no such
+    /// file any more.
+    fn read<'a>(&'a self, location: &'a str, file: &'a str) -> SinkFuture<'a, Option<Vec<u8>>>;
 }

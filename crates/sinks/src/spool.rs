@@ -187,6 +187,27 @@ impl DocumentSink for FilesystemSpool {
         })
     }
 
+    fn read<'a>(&'a self, location: &'a str, file: &'a str) -> SinkFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let folder = self.folder_of(location)?;
+            // Only plain names inside the document folder: the metadata's
+            // `message.eml` and `attachments/{name}`, never `..` or a root.
+            let relative = Path::new(file);
+            let plain = relative
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !plain || file.is_empty() {
+                return Ok(None);
+            }
+            let path = folder.join(relative);
+            match tokio::fs::read(&path).await {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(io_error("read", &path, e)),
+            }
+        })
+    }
+
     fn remove<'a>(&'a self, location: &'a str) -> SinkFuture<'a, ()> {
         Box::pin(async move {
             let folder = self.folder_of(location)?;

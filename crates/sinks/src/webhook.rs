@@ -232,6 +232,11 @@ impl DocumentSink for WebhookSink {
     }
 
     /// The receiver owns what it was sent; mailferry keeps nothing.
+    /// The receiver has the document; mailferry kept no copy.
+    fn read<'a>(&'a self, _location: &'a str, _file: &'a str) -> SinkFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async { Ok(None) })
+    }
+
     fn remove<'a>(&'a self, _location: &'a str) -> SinkFuture<'a, ()> {
         Box::pin(async { Ok(()) })
     }

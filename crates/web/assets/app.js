@@ -524,13 +524,20 @@ async function executionsPage(id) {
     </tbody></table></div>`;
 }
 
+// A document's file for download; PDFs and images also open in a tab.
+function fileLink(d, file, label, type) {
+  const url = `/api/v2/documents/${encodeURIComponent(d.document_id)}/files/${file.split("/").map(encodeURIComponent).join("/")}`;
+  const shown = /^(application\/pdf|image\/(png|jpeg|gif|webp))$/.test(type || "");
+  return `<a href="${esc(url)}" download data-file="${esc(file)}">${esc(label)}</a>${shown ? ` <a href="${esc(url)}?inline=true" target="_blank" rel="noopener" title="open in a new tab">↗</a>` : ""}`;
+}
+
 async function documentsPage() {
   const res = await api("GET", "/api/v2/documents");
   if (!res.ok) { view.innerHTML = `<div class="card"><h1>Documents</h1>${unavailable(res, "The document list")}</div>`; return; }
   const mailLink = (d) => `#/importers/${encodeURIComponent(d.importer_id)}/mails?${new URLSearchParams({ document_id: d.document_id })}`;
   view.innerHTML = `<div class="card"><h1>Documents</h1>${res.data.length ? `<table><thead><tr><th>Subject</th><th>From</th><th>Imported</th><th>Attachments</th><th></th></tr></thead><tbody>
-    ${res.data.map((d) => `<tr data-document="${esc(d.document_id)}"><td>${esc(d.subject)}</td><td>${esc(d.from)}</td><td>${when(d.imported_at)}</td><td>${esc((d.attachments || []).map((a) => a.filename || a.file).join(", "))}</td>
-      <td><a href="${esc(mailLink(d))}" data-mail-link title="the mail this document was made from">Mail</a></td></tr>`).join("")}
+    ${res.data.map((d) => `<tr data-document="${esc(d.document_id)}"><td>${esc(d.subject)}</td><td>${esc(d.from)}</td><td>${when(d.imported_at)}</td><td>${d.sink === "filesystem" ? (d.attachments || []).map((a) => fileLink(d, a.file, a.filename || a.file.replace(/^attachments\//, ""), a.content_type)).join(", ") : esc((d.attachments || []).map((a) => a.filename || a.file).join(", "))}</td>
+      <td><a href="${esc(mailLink(d))}" data-mail-link title="the mail this document was made from">Mail</a>${d.sink === "filesystem" ? ` · ${fileLink(d, "message.eml", ".eml", "message/rfc822")}` : ""}</td></tr>`).join("")}
     </tbody></table>` : `<p class="muted">No document yet.</p>`}</div>`;
 }
 

@@ -843,6 +843,59 @@ async fn a_delegated_grant_imports_the_signed_in_users_mailbox_end_to_end() {
             assert_eq!(a["content_type"], "application/pdf");
             assert_eq!(a["size"], json!(expected.len()));
             assert_eq!(a["sha256"], sinks::sha256_hex(&expected).as_str());
+
+            // Downloaded through the API: the same bytes, saved as a file
+            // unless shown inline (a PDF may be).
+            let file = a["file"].as_str().expect("file");
+            let download = api
+                .get(&format!("/api/v2/documents/{id}/files/{file}"))
+                .await;
+            assert_eq!(download.status(), StatusCode::OK, "{file}");
+            let header = |r: &reqwest::Response, h: &str| {
+                r.headers()
+                    .get(h)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            assert_eq!(header(&download, "content-type"), "application/pdf");
+            assert!(
+                header(&download, "content-disposition").starts_with("attachment;"),
+                "{}",
+                header(&download, "content-disposition")
+            );
+            assert_eq!(header(&download, "x-content-type-options"), "nosniff");
+            let downloaded = download.bytes().await.expect("bytes");
+            assert!(
+                downloaded[..] == expected[..],
+                "{}: {file} downloaded",
+                mail.imid
+            );
+            let shown = api
+                .get(&format!("/api/v2/documents/{id}/files/{file}?inline=true"))
+                .await;
+            assert!(header(&shown, "content-disposition").starts_with("inline;"));
+        }
+        let eml_download = api
+            .get(&format!("/api/v2/documents/{id}/files/message.eml"))
+            .await;
+        assert_eq!(eml_download.status(), StatusCode::OK);
+        assert!(eml_download.bytes().await.expect("bytes")[..] == eml[..]);
+        for (bad, why) in [
+            (
+                "attachments/nothing.pdf",
+                "a file the document does not have",
+            ),
+            ("metadata.json", "not one of its files"),
+            (
+                "attachments/..%2F..%2Fmetadata.json",
+                "a way out of the folder",
+            ),
+        ] {
+            let response = api
+                .get(&format!("/api/v2/documents/{id}/files/{bad}"))
+                .await;
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{why}: {bad}");
         }
         let in_folder: Vec<String> = std::fs::read_dir(folder.join("attachments"))
             .expect("attachments/")

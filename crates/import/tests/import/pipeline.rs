@@ -1069,6 +1069,13 @@ impl sinks::DocumentSink for DownSink {
     fn remove<'a>(&'a self, _location: &'a str) -> sinks::SinkFuture<'a, ()> {
         Box::pin(async { Ok(()) })
     }
+    fn read<'a>(
+        &'a self,
+        _location: &'a str,
+        _file: &'a str,
+    ) -> sinks::SinkFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async { Err(sinks::SinkError::transient("the receiver is down")) })
+    }
 }
 
 #[tokio::test]

@@ -1,10 +1,13 @@
 //! `/api/v2/documents`: the documents imported for the caller's client,
-//! newest first; each is its `metadata.json` plus where the sink put it.
+//! newest first; each is its `metadata.json` plus where the sink put it;
+//! and each document's files for download.
 
 use std::collections::HashMap;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use domain::document::DocumentMetadata;
 use domain::validation::ValidationErrors;
@@ -21,6 +24,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v2/documents", get(list))
         .route("/api/v2/documents/{id}", get(get_one))
+        .route("/api/v2/documents/{id}/files/{*file}", get(file))
 }
 
 /// A document: the fields of its `metadata.json`, plus where it is.
@@ -94,4 +98,134 @@ pub async fn get_one(
         .await?
         .ok_or_else(|| Problem::not_found("document"))?;
     Ok(axum::Json(document.into()))
+}
+
+/// Types a browser may show in place: they cannot run script.
+const SHOWN_INLINE: [&str; 5] = [
+    "application/pdf",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+];
+
+/// One file of a document, as the sink keeps it: `message.eml` or an
+/// attachment's `file` from the metadata. Saved as a download unless
+/// `inline=true` asks to show a PDF or an image.
+#[utoipa::path(get, path = "/api/v2/documents/{id}/files/{file}", tag = "documents",
+    params(("id" = String, Path),
+        ("file" = String, Path, description = "`message.eml`, or an attachment's `file` from the metadata, e.g. `attachments/invoice.pdf`"),
+        ("inline" = Option<bool>, Query, description = "show a PDF or an image in the browser")),
+    responses((status = 200, description = "the file's bytes, with its content type", content_type = "application/octet-stream"),
+        (status = 404, body = Problem, description = "no such document or file"),
+        (status = 409, body = Problem, description = "the document was handed to a webhook: mailferry keeps no copy"),
+        (status = 422, body = Problem, content_type = "application/problem+json", description = "an unknown parameter, or `inline` neither true nor false"),
+        (status = 401, body = Problem)))]
+pub async fn file(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, file)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, Problem> {
+    let mut errors = ValidationErrors::default();
+    let mut wants_inline = false;
+    for (key, value) in query {
+        match (key.as_str(), value.as_str()) {
+            ("inline", "true") => wants_inline = true,
+            ("inline", "false") => {}
+            ("inline", other) => {
+                errors.add("inline", format!("`{other}` is neither true nor false"))
+            }
+            (other, _) => errors.add(other, "unknown parameter: use inline".to_owned()),
+        }
+    }
+    errors.into_result(())?;
+    let document = state
+        .store
+        .document(&caller.client_id, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found("document"))?;
+    let attachments = &document.metadata.attachments;
+    let content_type = if file == sinks::document::MESSAGE_FILE {
+        "message/rfc822".to_owned()
+    } else {
+        attachments
+            .iter()
+            .find(|a| a.file == file)
+            .map(|a| a.content_type.clone())
+            .ok_or_else(|| {
+                let known: Vec<&str> = std::iter::once(sinks::document::MESSAGE_FILE)
+                    .chain(attachments.iter().map(|a| a.file.as_str()))
+                    .collect();
+                Problem::new(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "document {id} has no file `{file}`: its files are {}",
+                        known.join(", ")
+                    ),
+                )
+            })?
+    };
+    let sink = state
+        .connector
+        .keeping_sink(&document.sink)
+        .map_err(|why| Problem::new(StatusCode::CONFLICT, format!("document {id}: {why}")))?
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "document {id} was handed to the webhook {}; mailferry keeps no copy: fetch it from there",
+                    document.location
+                ),
+            )
+        })?;
+    let bytes = sink
+        .read(&document.location, &file)
+        .await
+        .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.message))?
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "the file `{file}` of document {id} is no longer in the spool ({}): it was purged or deleted by hand",
+                    document.location
+                ),
+            )
+        })?;
+    let inline = wants_inline && SHOWN_INLINE.contains(&content_type.as_str());
+    let name = file.rsplit('/').next().unwrap_or(&file);
+    let disposition = format!(
+        "{}; filename=\"{}\"; filename*=UTF-8''{}",
+        if inline { "inline" } else { "attachment" },
+        name.chars()
+            .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            })
+            .collect::<String>(),
+        percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let content_type = HeaderValue::from_str(&content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let disposition =
+        HeaderValue::from_str(&disposition).unwrap_or(HeaderValue::from_static("attachment"));
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_DISPOSITION, disposition),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            // A file opened in the browser runs nothing and loads nothing.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("sandbox; default-src 'none'; style-src 'unsafe-inline'"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("private")),
+        ],
+        bytes,
+    )
+        .into_response())
 }

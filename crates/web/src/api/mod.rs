@@ -50,6 +50,7 @@ pub mod scripts;
         mailbox::test,
         documents::list,
         documents::get_one,
+        documents::file,
         import_runs::dry_run,
         import_runs::list_runs,
         mails::list_mails,

@@ -13,6 +13,7 @@ pub mod caller;
 pub mod json_body;
 pub mod observability;
 pub mod problem;
+pub mod security_headers;
 pub mod ui;
 
 /// Settings the HTTP layer needs.
@@ -53,13 +54,13 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    observability::layers(
+    observability::layers(security_headers::layers(
         Router::new()
             .merge(observability::routes())
             .merge(api::routes())
             .merge(ui::routes())
             .with_state(state),
-    )
+    ))
 }
 
 /// Serves until `shutdown` resolves, on a listener the caller bound (tests

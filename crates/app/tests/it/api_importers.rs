@@ -417,3 +417,33 @@ async fn responses_carry_a_request_id() {
         .expect("GET");
     assert_eq!(echoed.headers()["x-request-id"], "abc-123");
 }
+
+#[tokio::test]
+async fn pages_allow_no_inline_script_no_framing_and_no_referrer() {
+    let app = TestApp::spawn().await;
+    // The UI, its sign-in page, the API and the OAuth callback (whose URL
+    // carries the authorization code) alike.
+    for path in [
+        "/ui/",
+        "/ui/login",
+        BASE,
+        "/api/v2/importers/email/authenticate/end?code=secret-code&state=x",
+    ] {
+        let response = app.get(path).await;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_else(|| panic!("{path}: no {name}"))
+                .to_owned()
+        };
+        let csp = header("content-security-policy");
+        assert!(csp.contains("script-src 'self';"), "{path}: {csp}");
+        assert!(!csp.contains("script-src 'self' 'unsafe"), "{path}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+    }
+}

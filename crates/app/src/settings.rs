@@ -35,6 +35,10 @@ pub struct SettingsArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
+    /// File holding the database URL (its first line), so the password need not sit in the
+    /// environment (a container or systemd credential); instead of --database-url.
+    #[arg(long, global = true, env = "MAILFERRY_DATABASE_URL_FILE")]
+    pub database_url_file: Option<PathBuf>,
     /// File holding the master key that seals secrets; created (mode 0600) when absent [default: {data_dir}/master.key].
     #[arg(long, global = true, env = "MAILFERRY_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
@@ -51,6 +55,7 @@ struct FileSettings {
     oauth_redirect_url: Option<String>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    database_url_file: Option<PathBuf>,
     master_key_file: Option<PathBuf>,
     log_format: Option<String>,
 }
@@ -138,11 +143,18 @@ impl Settings {
             .clone()
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from("data"));
-        let database_url = args
-            .database_url
-            .clone()
-            .or(file.database_url)
-            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("mailferry.db").display()));
+        let database_url = match (
+            args.database_url.clone().or(file.database_url),
+            args.database_url_file.clone().or(file.database_url_file),
+        ) {
+            (Some(_), Some(path)) => bail!(
+                "database_url and database_url_file ({}) are both set: keep one (the file keeps the password out of the environment)",
+                path.display()
+            ),
+            (Some(url), None) => url,
+            (None, Some(path)) => read_secret_file("database_url_file", &path)?,
+            (None, None) => format!("sqlite://{}", data_dir.join("mailferry.db").display()),
+        };
         let master_key_file = args
             .master_key_file
             .clone()
@@ -164,6 +176,23 @@ impl Settings {
             master_key_file,
             log_format,
         })
+    }
+}
+
+/// The first line of a `*_file` setting's file, which holds a secret.
+fn read_secret_file(setting: &str, path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "{setting}: cannot read {}: check the path and that mailferry's user may read it",
+            path.display()
+        )
+    })?;
+    match text.lines().next().map(str::trim) {
+        Some(line) if !line.is_empty() => Ok(line.to_owned()),
+        _ => bail!(
+            "{setting}: {} is empty: write the value on its first line",
+            path.display()
+        ),
     }
 }
 
@@ -264,6 +293,42 @@ mod tests {
                 .oauth_redirect_url,
             None
         );
+    }
+
+    #[test]
+    fn the_database_url_can_come_from_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db-url");
+        std::fs::write(&path, "postgres://mf:hunter2@db:5432/mf\n").expect("write");
+        let from_file = |path: &Path| SettingsArgs {
+            database_url_file: Some(path.to_path_buf()),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&from_file(&path)).expect("settings");
+        assert_eq!(s.database_url, "postgres://mf:hunter2@db:5432/mf");
+
+        let both = SettingsArgs {
+            database_url: Some("sqlite://x.db".into()),
+            ..from_file(&path)
+        };
+        let err = Settings::resolve(&both).expect_err("both").to_string();
+        assert!(err.contains("both set"), "{err}");
+
+        let missing = dir.path().join("nope");
+        let err = format!(
+            "{:#}",
+            Settings::resolve(&from_file(&missing)).expect_err("missing")
+        );
+        assert!(
+            err.starts_with("database_url_file: cannot read") && err.contains("nope"),
+            "{err}"
+        );
+
+        std::fs::write(&path, "\n").expect("write");
+        let err = Settings::resolve(&from_file(&path))
+            .expect_err("empty")
+            .to_string();
+        assert!(err.contains("is empty"), "{err}");
     }
 
     #[test]

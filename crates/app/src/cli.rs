@@ -106,6 +106,21 @@ pub enum TokenCommand {
         /// What the token is for.
         #[arg(long, default_value = "cli")]
         label: String,
+        /// The token stops working after this many days [default: never].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_in_days: Option<u32>,
+    },
+    /// List the client's API tokens: id, label, use, expiry, revocation (never the token).
+    List {
+        #[arg(long, default_value = "default")]
+        client: String,
+    },
+    /// Revoke an API token by its id (from `token list`): it stops working at once.
+    Revoke {
+        #[arg(long, default_value = "default")]
+        client: String,
+        /// The token's id.
+        id: String,
     },
 }
 

@@ -245,17 +245,60 @@ async fn user(settings: Settings, clock: Arc<dyn Clock>, cmd: UserCommand) -> an
 }
 
 async fn token(settings: Settings, clock: Arc<dyn Clock>, cmd: TokenCommand) -> anyhow::Result<()> {
-    let TokenCommand::Create { client, label } = cmd;
     let store = open_store(&settings, clock.as_ref()).await?;
-    let client = client_named(&store, &client).await?;
-    let (_, token) = store
-        .create_api_token(&client.id, &label, clock.now())
-        .await?;
-    eprintln!(
-        "API token for client {} (shown once; only its hash is stored):",
-        client.name
-    );
-    println!("{}", token.expose_secret());
+    let now = clock.now();
+    match cmd {
+        TokenCommand::Create {
+            client,
+            label,
+            expires_in_days,
+        } => {
+            let client = client_named(&store, &client).await?;
+            let expires_at = expires_in_days
+                .map(|days| now.checked_add(jiff::SignedDuration::from_hours(24 * i64::from(days))))
+                .transpose()?;
+            let (owner, token) = store
+                .create_api_token(&client.id, &label, expires_at, now)
+                .await?;
+            eprintln!(
+                "API token {} for client {}{} (shown once; only its hash is stored):",
+                owner.token_id,
+                client.name,
+                expires_at.map_or_else(String::new, |t| format!(", valid until {t}"))
+            );
+            println!("{}", token.expose_secret());
+        }
+        TokenCommand::List { client } => {
+            let client = client_named(&store, &client).await?;
+            for t in store.list_api_tokens(&client.id).await? {
+                let state = match (t.revoked_at, t.expires_at) {
+                    (Some(at), _) => format!("revoked {at}"),
+                    (None, Some(at)) if at <= now => format!("expired {at}"),
+                    (None, Some(at)) => format!("valid until {at}"),
+                    (None, None) => "valid, no expiry".to_owned(),
+                };
+                println!(
+                    "{}\t{}\tcreated {}\tlast used {}\t{state}",
+                    t.id,
+                    t.label,
+                    t.created_at,
+                    t.last_used_at
+                        .map_or_else(|| "never".to_owned(), |u| u.to_string())
+                );
+            }
+        }
+        TokenCommand::Revoke { client, id } => {
+            let client = client_named(&store, &client).await?;
+            if !store.revoke_api_token(&client.id, &id, now).await? {
+                bail!(
+                    "client {} has no API token {id} that is not revoked already: `mailferry token list --client {}` shows them",
+                    client.name,
+                    client.name
+                );
+            }
+            println!("API token {id} of client {} revoked", client.name);
+        }
+    }
     Ok(())
 }
 

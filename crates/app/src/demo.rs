@@ -131,7 +131,7 @@ async fn prepare(state: web::AppState, emulator_url: String) -> anyhow::Result<(
     }
     let (_, token) = state
         .store
-        .create_api_token(&client.id, "demo", now)
+        .create_api_token(&client.id, "demo", None, now)
         .await?;
     let base = &state.config.public_url;
     let extra = mails::mails();

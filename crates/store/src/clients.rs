@@ -239,11 +239,13 @@ impl Store {
         }))
     }
 
-    /// Creates an API token for the client and returns it; only its hash is kept.
+    /// Creates an API token for the client, valid until `expires_at` if
+    /// given, and returns it; only its hash is kept.
     pub async fn create_api_token(
         &self,
         client_id: &str,
         label: &str,
+        expires_at: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<(TokenOwner, SecretString)> {
         let token = credentials::new_api_token();
@@ -252,23 +254,28 @@ impl Store {
             client_id: client_id.to_owned(),
             label: label.to_owned(),
         };
-        sqlx::query("INSERT INTO api_tokens (id, client_id, label, token_sha256, created_at) VALUES ($1, $2, $3, $4, $5)")
+        sqlx::query("INSERT INTO api_tokens (id, client_id, label, token_sha256, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&owner.token_id)
             .bind(&owner.client_id)
             .bind(&owner.label)
             .bind(sha256_hex(token.expose_secret().as_bytes()))
             .bind(to_millis(now))
+            .bind(expires_at.map(to_millis))
             .execute(self.pool())
             .await?;
         Ok((owner, token))
     }
 
+    /// Who `token` belongs to, if it is one and neither expired nor revoked.
     pub async fn token_owner(&self, token: &str, now: Timestamp) -> Result<Option<TokenOwner>> {
-        let row: Option<(String, String, String)> =
-            sqlx::query_as("SELECT id, client_id, label FROM api_tokens WHERE token_sha256 = $1")
-                .bind(sha256_hex(token.as_bytes()))
-                .fetch_optional(self.pool())
-                .await?;
+        let row: Option<(String, String, String)> = sqlx::query_as(
+            "SELECT id, client_id, label FROM api_tokens WHERE token_sha256 = $1 \
+             AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(sha256_hex(token.as_bytes()))
+        .bind(to_millis(now))
+        .fetch_optional(self.pool())
+        .await?;
         let Some((token_id, client_id, label)) = row else {
             return Ok(None);
         };
@@ -288,6 +295,62 @@ impl Store {
             client_id,
             label,
         }))
+    }
+}
+
+/// An API token as `mailferry token list` shows it (never the token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTokenInfo {
+    pub id: String,
+    pub label: String,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl Store {
+    /// The client's API tokens, oldest first.
+    pub async fn list_api_tokens(&self, client_id: &str) -> Result<Vec<ApiTokenInfo>> {
+        type Row = (String, String, i64, Option<i64>, Option<i64>, Option<i64>);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, label, created_at, last_used_at, expires_at, revoked_at FROM api_tokens \
+             WHERE client_id = $1 ORDER BY created_at, id",
+        )
+        .bind(client_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|(id, label, created, used, expires, revoked)| {
+                Ok(ApiTokenInfo {
+                    id,
+                    label,
+                    created_at: from_millis(created)?,
+                    last_used_at: used.map(from_millis).transpose()?,
+                    expires_at: expires.map(from_millis).transpose()?,
+                    revoked_at: revoked.map(from_millis).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes the client's token `token_id`: it stops working at once.
+    /// `false` when the client has no such token, or it was revoked before.
+    pub async fn revoke_api_token(
+        &self,
+        client_id: &str,
+        token_id: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND client_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(to_millis(now))
+        .bind(token_id)
+        .bind(client_id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }
 

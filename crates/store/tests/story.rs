@@ -183,7 +183,7 @@ async fn users_and_tokens(db: TestDb) {
     );
 
     let (owner, token) = s
-        .create_api_token(&client.id, "ci", now)
+        .create_api_token(&client.id, "ci", None, now)
         .await
         .expect("token");
     let found = s
@@ -198,6 +198,43 @@ async fn users_and_tokens(db: TestDb) {
             .expect("q")
             .is_none()
     );
+
+    // A token with an expiry works until then; a revoked one not at all.
+    let until = t("2026-04-01T00:00:00Z");
+    let (short, short_token) = s
+        .create_api_token(&client.id, "short", Some(until), now)
+        .await
+        .expect("token");
+    let works_at = |at: &'static str| {
+        let token = short_token.expose_secret().to_owned();
+        async move { s.token_owner(&token, t(at)).await.expect("q").is_some() }
+    };
+    assert!(works_at("2026-03-31T23:59:59Z").await);
+    assert!(!works_at("2026-04-01T00:00:00Z").await, "expired");
+    assert!(
+        s.revoke_api_token(&client.id, &short.token_id, now)
+            .await
+            .expect("revoke")
+    );
+    assert!(!works_at("2026-03-30T00:00:00Z").await, "revoked");
+    assert!(
+        !s.revoke_api_token(&client.id, &short.token_id, now)
+            .await
+            .expect("again")
+    );
+    assert!(
+        s.token_owner(token.expose_secret(), now)
+            .await
+            .expect("q")
+            .is_some()
+    );
+    let listed = s.list_api_tokens(&client.id).await.expect("list");
+    let short_info = listed
+        .iter()
+        .find(|i| i.id == short.token_id)
+        .expect("listed");
+    assert_eq!(short_info.expires_at, Some(until));
+    assert_eq!(short_info.revoked_at, Some(now));
 }
 
 async fn importer_lifecycle(db: TestDb) {

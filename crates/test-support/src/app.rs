@@ -57,7 +57,7 @@ impl TestApp {
             .await
             .expect("default client");
         let (_, token) = store
-            .create_api_token(&client.id, "tests", now)
+            .create_api_token(&client.id, "tests", None, now)
             .await
             .expect("token");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -106,7 +106,7 @@ impl TestApp {
             .expect("client");
         let (_, token) = self
             .store
-            .create_api_token(&client.id, "tests", now)
+            .create_api_token(&client.id, "tests", None, now)
             .await
             .expect("token");
         token.expose_secret().to_owned()

@@ -165,6 +165,56 @@ async fn a_first_start_creates_the_key_and_the_default_client_and_serves() {
         .await
         .expect("POST");
     assert_eq!(created.status(), 201);
+
+    // A token with an expiry, listed (never shown again), then revoked:
+    // the API refuses it at once.
+    let made = mailferry(
+        &data,
+        &[
+            "token",
+            "create",
+            "--label",
+            "ci",
+            "--expires-in-days",
+            "30",
+        ],
+        &[],
+        "",
+    );
+    let short_lived = stdout(&made).trim().to_owned();
+    let said = String::from_utf8_lossy(&made.stderr).into_owned();
+    assert!(said.contains("valid until"), "{said}");
+    let list = stdout(&mailferry(&data, &["token", "list"], &[], ""));
+    let line = list
+        .lines()
+        .find(|l| l.contains("\tci\t"))
+        .unwrap_or_else(|| panic!("{list}"));
+    assert!(
+        line.contains("valid until") && !line.contains(&short_lived),
+        "{line}"
+    );
+    let id = line.split('\t').next().expect("id");
+    let importers = format!("{}/api/v2/importers/email", server.base_url);
+    let status = |token: String| {
+        let http = http.clone();
+        let url = importers.clone();
+        async move {
+            http.get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("GET")
+                .status()
+        }
+    };
+    assert_eq!(status(short_lived.clone()).await, 200);
+    let revoked = stdout(&mailferry(&data, &["token", "revoke", id], &[], ""));
+    assert!(revoked.contains("revoked"), "{revoked}");
+    assert_eq!(status(short_lived).await, 401);
+    assert_eq!(status(token).await, 200, "the other token still works");
+    let again = mailferry(&data, &["token", "revoke", id], &[], "");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("token list"));
 }
 
 #[test]

@@ -21,7 +21,7 @@ use msemu::{EmulatorHandle, Seed, demo};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{TestMail, install_crypto, mailferry_bin, start_emulator};
+use crate::support::{TestMail, install_crypto, location, mailferry_bin, start_emulator};
 
 const CALLBACK: &str = "/api/v2/importers/email/authenticate/end";
 
@@ -211,16 +211,6 @@ fn flow_of(page: &str) -> String {
         + marker.len();
     let end = start + page[start..].find('"').expect("closing quote");
     page[start..end].to_owned()
-}
-
-fn location(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .expect("Location header")
-        .to_str()
-        .expect("ascii")
-        .to_owned()
 }
 
 /// A mail with a PDF and a text file attached; only the PDF is importable.

@@ -9,11 +9,10 @@
 use jiff::{SignedDuration, Timestamp};
 use msemu::{EmulatorHandle, Seed, demo};
 use reqwest::StatusCode;
-use scheduler::{ExecutionLog, Script, ScriptContext};
 use serde_json::{Value, json};
 use test_support::dovecot::Dovecot;
 
-use crate::support::{Db, TestApp, json as body_json, start_emulator};
+use crate::support::{Db, TestApp, json as body_json, location, run_script, start_emulator};
 
 const CALLBACK: &str = "/api/v2/importers/email/authenticate/end";
 
@@ -45,16 +44,6 @@ fn importer_body(dovecot: &Dovecot, emu: &EmulatorHandle) -> Value {
         "endpoints": { "authority": emu.base_url() },
         "folders": { "inbox": "INBOX", "exported": "Exported", "error": "Error" },
     })
-}
-
-fn location(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .expect("Location header")
-        .to_str()
-        .expect("ascii")
-        .to_owned()
 }
 
 /// Presses Authenticate (with `login_hint`, or the importer's default) and
@@ -89,24 +78,9 @@ async fn sign_in(
     (authorize, status, back.text().await.expect("page"))
 }
 
-async fn run(app: &TestApp, script: &dyn Script) -> (Result<(), String>, Vec<String>) {
-    let log = ExecutionLog::default();
-    let ctx = ScriptContext {
-        store: app.store.clone(),
-        clock: app.clock.clone(),
-        client_id: app.client_id.clone(),
-        execution_id: format!("in-process-{}", Timestamp::now().as_nanosecond()),
-        params: serde_json::Map::new(),
-        log: log.clone(),
-        cancel: tokio_util::sync::CancellationToken::new(),
-    };
-    let result = script.run(&ctx).await.map_err(|e| e.to_string());
-    (result, log.lines())
-}
-
 async fn import(app: &TestApp) -> (Result<(), String>, Vec<String>) {
     let connector = test_support::connector(&app.store, app.clock.clone(), app.dir.path());
-    run(app, &runtime::ImportEmails::new(connector)).await
+    run_script(app, &runtime::ImportEmails::new(connector)).await
 }
 
 async fn auth_state(app: &TestApp, importer: &str) -> Value {
@@ -201,7 +175,7 @@ async fn xoauth2_signs_in_at_microsoft_and_imports_from_dovecot() {
     let expires_at = grant.access_token_expires_at.expect("expiry");
     app.clock
         .advance(app.clock_now().duration_until(expires_at) - SignedDuration::from_mins(10));
-    let (result, log) = run(&app, &grants::RefreshTokens::new()).await;
+    let (result, log) = run_script(&app, &grants::RefreshTokens::new()).await;
     result.unwrap_or_else(|e| panic!("{e}\n{log:#?}"));
     let renewed = app.store.grant(&id).await.expect("read").expect("grant");
     assert!(renewed.version > version, "{log:#?}");

@@ -7,11 +7,10 @@
 use jiff::{SignedDuration, Timestamp};
 use msemu::{EmulatorHandle, Seed, demo};
 use reqwest::StatusCode;
-use scheduler::{ExecutionLog, Script, ScriptContext};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use crate::support::{Db, TestApp, json, mailferry_bin, start_emulator};
+use crate::support::{Db, TestApp, json, location, mailferry_bin, run_script, start_emulator};
 
 const CALLBACK: &str = "/api/v2/importers/email/authenticate/end";
 const CONFIRM: &str = "/api/v2/importers/email/authenticate/confirm";
@@ -55,16 +54,6 @@ async fn create_importer_as(app: &TestApp, token: &str, body: &Value) -> String 
         .expect("POST importer");
     assert_eq!(response.status(), StatusCode::CREATED);
     json(response).await["id"].as_str().expect("id").to_owned()
-}
-
-fn location(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .expect("Location header")
-        .to_str()
-        .expect("ascii")
-        .to_owned()
 }
 
 /// Press Authenticate and follow the redirects like a browser; with the
@@ -145,21 +134,7 @@ async fn status_of(app: &TestApp, token: &str, importer: &str) -> Value {
 
 /// Runs `refresh-tokens` in-process for the default client.
 async fn run_refresh_tokens(app: &TestApp) -> (Result<(), String>, Vec<String>) {
-    let log = ExecutionLog::default();
-    let ctx = ScriptContext {
-        store: app.store.clone(),
-        clock: app.clock.clone(),
-        client_id: app.client_id.clone(),
-        execution_id: "in-process".to_owned(),
-        params: serde_json::Map::new(),
-        log: log.clone(),
-        cancel: tokio_util::sync::CancellationToken::new(),
-    };
-    let result = grants::RefreshTokens::new()
-        .run(&ctx)
-        .await
-        .map_err(|e| e.to_string());
-    (result, log.lines())
+    run_script(app, &grants::RefreshTokens::new()).await
 }
 
 /// Moves both clocks: mailferry's (pinned) and the emulator's.

@@ -260,6 +260,15 @@ fn run<'a>(e: &'a Env, mb: &'a Fake) -> ImportRun<'a, Fake> {
     }
 }
 
+/// The ledger row of the mail `source_key`, which must have one.
+async fn ledger_row(e: &Env, source_key: &str) -> store::ledger::LedgerEntry {
+    e.store
+        .ledger_entry(&e.importer.id, source_key)
+        .await
+        .expect("read")
+        .expect("row")
+}
+
 fn sha_of(raw: &[u8]) -> String {
     sha256_hex(raw)
 }
@@ -498,12 +507,7 @@ async fn two_runs_never_work_the_same_mailbox_at_once() {
 /// The state a crash right after a move leaves: the mail in Exported (or
 /// Error), its ledger row still `stored` (or `to_error`).
 async fn unrecord_move(e: &Env, source_key: &str, state: LedgerState) {
-    let mut row = e
-        .store
-        .ledger_entry(&e.importer.id, source_key)
-        .await
-        .expect("read")
-        .expect("row");
+    let mut row = ledger_row(e, source_key).await;
     row.state = state;
     e.store.record_ledger(&row).await.expect("record");
 }
@@ -787,12 +791,7 @@ async fn a_mail_over_max_mail_bytes_goes_to_error_without_being_downloaded() {
     let fetched = mb.fetched.lock().expect("lock").clone();
     assert!(fetched.contains(&small));
     assert!(!fetched.contains(&big), "the big mail was never downloaded");
-    let row = e
-        .store
-        .ledger_entry(&e.importer.id, &big)
-        .await
-        .expect("read")
-        .expect("row");
+    let row = ledger_row(&e, &big).await;
     assert_eq!(row.state, LedgerState::MovedToError);
     let (code, detail) = row.reason_parts().expect("reason");
     assert_eq!(code, "too_large");
@@ -853,12 +852,7 @@ async fn a_mail_failing_in_max_attempts_runs_goes_to_error_with_the_last_error()
     let third = run(&e, &mb).run().await.expect("run");
     assert_eq!(third.to_error.get("retries_exhausted"), Some(&1));
     assert!(mb.in_folder("inbox").is_empty());
-    let row = e
-        .store
-        .ledger_entry(&e.importer.id, &id)
-        .await
-        .expect("read")
-        .expect("row");
+    let row = ledger_row(&e, &id).await;
     assert_eq!(row.state, LedgerState::MovedToError);
     let (_, detail) = row.reason_parts().expect("reason");
     assert!(
@@ -910,13 +904,7 @@ async fn a_mail_in_error_is_decided_afresh_when_reprocessed_or_moved_back_by_han
     // The admin lifts the rule …
     e.importer.settings.rules = domain::rules::ImportRules::default();
     // … reprocesses one mail, and moves the other back by hand.
-    let mail_id = e
-        .store
-        .ledger_entry(&e.importer.id, &blocked)
-        .await
-        .expect("read")
-        .expect("row")
-        .mail_id;
+    let mail_id = ledger_row(&e, &blocked).await.mail_id;
     let reopened = import::reprocess::reprocess(&e.store, &SystemClock, &mb, &e.importer, &mail_id)
         .await
         .expect("reprocess");

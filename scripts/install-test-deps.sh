@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(postgresql dovecot-imapd isync python3-venv chromium)
+apt_packages=(postgresql dovecot-imapd isync python3-venv chromium zip p7zip-full openssl)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

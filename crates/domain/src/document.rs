@@ -51,4 +51,23 @@ pub struct DocumentMetadata {
     #[schema(value_type = String, format = DateTime)]
     pub imported_at: Timestamp,
     pub attachments: Vec<DocumentAttachment>,
+    /// Present when the mail was signed or encrypted with S/MIME.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smime: Option<SmimeVerdict>,
+}
+
+/// What S/MIME said about a mail: how it was wrapped, who signed it, and
+/// whether the signature held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SmimeVerdict {
+    pub signed: bool,
+    pub encrypted: bool,
+    /// `valid`, `invalid` (the content does not match the signature) or
+    /// `untrusted` (the signer does not chain to a trusted CA); absent
+    /// when the mail was not signed.
+    pub signature: Option<String>,
+    /// Why the signature was not valid, in OpenSSL's words.
+    pub signature_detail: Option<String>,
+    /// The signer's e-mail address (or common name), as its certificate says.
+    pub signer: Option<String>,
 }

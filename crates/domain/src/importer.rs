@@ -7,6 +7,10 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::content::{
+    ContentKeysChange, SmimeInput, SmimeSettings, ZipPasswordInput, ZipSettings, parse_smime,
+    parse_zip_passwords,
+};
 use crate::folder::FolderSpec;
 use crate::rules::{ImportRules, ImportRulesInput, Pattern, parse_patterns};
 use crate::sink::{SinkInput, SinkSettings};
@@ -278,6 +282,10 @@ pub struct ImporterSettings {
     /// Absent in settings saved before it existed: `never`.
     #[serde(default)]
     pub import_body: ImportBody,
+    #[serde(default)]
+    pub zip: ZipSettings,
+    #[serde(default)]
+    pub smime: SmimeSettings,
 }
 
 /// Whether the mail's body (its text and HTML parts) becomes part of the
@@ -538,6 +546,12 @@ pub struct ImporterInput {
     /// `body.html`): `never` (default), `when_no_attachment` or `always`.
     #[schema(value_type = Option<ImportBody>)]
     pub import_body: Option<String>,
+    /// Sender patterns with the password their encrypted ZIPs open with
+    /// (passwords write-only), tried in order.
+    pub zip_passwords: Option<Vec<ZipPasswordInput>>,
+    /// Keep a ZIP attachment beside the files taken from it (default true).
+    pub zip_keep_archive: Option<bool>,
+    pub smime: Option<SmimeInput>,
     pub host: Option<String>,
     pub port: Option<u32>,
     #[schema(value_type = Option<ImapSecurity>)]
@@ -597,6 +611,8 @@ pub struct ValidImporter {
     pub secret: Option<(SecretKind, SecretChange)>,
     /// The sink's own credential (a webhook's token).
     pub sink_secret: crate::sink::SinkSecretChange,
+    /// ZIP passwords and the S/MIME key.
+    pub content_keys: ContentKeysChange,
 }
 
 const MAX_NAME_CHARS: usize = 200;
@@ -609,10 +625,22 @@ impl ValidImporter {
     /// sent to a server of theirs.
     pub fn check_kept_secrets(
         &self,
-        before: &ImporterSettings,
+        before: Option<&ImporterSettings>,
         sink_secret_stored: bool,
     ) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::default();
+        let stored_senders = before.map(|b| b.zip.password_senders.as_slice()).unwrap_or_default();
+        for (i, (sender, password)) in self.content_keys.zip_passwords.iter().enumerate() {
+            if password.is_none() && !stored_senders.contains(sender) {
+                errors.add(
+                    format!("zip_passwords[{i}].password"),
+                    format!("is required: no password is stored for `{sender}` yet (it is write-only: omit it only to keep a stored one)"),
+                );
+            }
+        }
+        let Some(before) = before else {
+            return errors.into_result(());
+        };
         if let Some((kind, SecretChange::Keep)) = &self.secret {
             let moved = before.secret_destination() != self.settings.secret_destination();
             if moved {
@@ -707,6 +735,10 @@ impl ImporterInput {
                 }),
         };
 
+        let (password_senders, zip_passwords) =
+            parse_zip_passwords(self.zip_passwords.as_ref(), &mut errors);
+        let smime = parse_smime(self.smime.as_ref(), &mut errors);
+
         let (
             Some(name),
             Some(protocol),
@@ -717,6 +749,7 @@ impl ImporterInput {
             Some(sink),
             Some(limits),
             Some(import_body),
+            Some((smime, smime_key)),
         ) = (
             name,
             protocol,
@@ -727,6 +760,7 @@ impl ImporterInput {
             sink,
             limits,
             import_body,
+            smime,
         )
         else {
             return Err(errors);
@@ -741,6 +775,11 @@ impl ImporterInput {
             sink,
             limits,
             import_body,
+            zip: ZipSettings {
+                password_senders,
+                keep_archive: self.zip_keep_archive.unwrap_or(true),
+            },
+            smime,
         };
         let secret = Some(settings.secret_kind()).and_then(|kind| {
             let submitted = match kind {
@@ -764,6 +803,10 @@ impl ImporterInput {
             settings,
             secret,
             sink_secret,
+            content_keys: ContentKeysChange {
+                zip_passwords,
+                smime_key,
+            },
         })
     }
 

@@ -2,6 +2,7 @@
 //! with no I/O, so every rule is tested fast and exhaustively.
 
 pub mod clock;
+pub mod content;
 pub mod document;
 pub mod folder;
 pub mod importer;

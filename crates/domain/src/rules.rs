@@ -137,32 +137,36 @@ pub fn parse_patterns(
         errors.add(field, format!("may have at most {MAX_PATTERNS} patterns"));
         return Vec::new();
     }
+    let mut out = Vec::new();
+    for (i, p) in raw.iter().enumerate() {
+        match parse_pattern(p, kind) {
+            Ok(p) => out.push(p),
+            Err(m) => errors.add(format!("{field}[{i}]"), m),
+        }
+    }
+    out
+}
+
+/// One `*` pattern, lower case, or what is wrong with it.
+pub fn parse_pattern(raw: &str, kind: Pattern) -> Result<String, String> {
     let example = match kind {
         Pattern::Address => "`*@contoso.com`",
         Pattern::Text => "`*agb*.pdf`",
     };
-    let mut out = Vec::new();
-    for (i, p) in raw.iter().enumerate() {
-        let p = p.trim().to_lowercase();
-        let problem = if p.is_empty() {
-            Some(format!("is empty: write a pattern such as {example}"))
-        } else if p.chars().count() > MAX_PATTERN_CHARS {
-            Some(format!("may have at most {MAX_PATTERN_CHARS} characters"))
-        } else if p.chars().any(char::is_control) {
-            Some("contains a control character".to_owned())
-        } else if kind == Pattern::Address && p.contains(char::is_whitespace) {
-            Some(format!(
-                "`{p}` is not an address pattern: no spaces; use `*` as a wildcard, e.g. {example}"
-            ))
-        } else {
-            None
-        };
-        match problem {
-            Some(m) => errors.add(format!("{field}[{i}]"), m),
-            None => out.push(p),
-        }
+    let p = raw.trim().to_lowercase();
+    if p.is_empty() {
+        Err(format!("is empty: write a pattern such as {example}"))
+    } else if p.chars().count() > MAX_PATTERN_CHARS {
+        Err(format!("may have at most {MAX_PATTERN_CHARS} characters"))
+    } else if p.chars().any(char::is_control) {
+        Err("contains a control character".to_owned())
+    } else if kind == Pattern::Address && p.contains(char::is_whitespace) {
+        Err(format!(
+            "`{p}` is not an address pattern: no spaces; use `*` as a wildcard, e.g. {example}"
+        ))
+    } else {
+        Ok(p)
     }
-    out
 }
 
 /// `*` matches any run of characters (also none); everything else matches

@@ -28,10 +28,14 @@
 
 use std::sync::Arc;
 
-use domain::importer::{AttachmentRules, ImportBody};
+use domain::content::{ContentKeys, MAX_ZIP_ENTRIES, SmimeSettings, ZipSettings};
+use domain::document::SmimeVerdict;
+use domain::importer::{AttachmentRules, ImportBody, ImporterSettings};
 use domain::rules::{ImportRules, wildcard_match};
 use jiff::Timestamp;
 use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
+
+use crate::{smime, unpack};
 
 /// Facts about a mail that its document records.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -118,27 +122,67 @@ pub struct Analysis {
     pub content_sha256: String,
     pub decision: Decision,
     pub skipped: Vec<Skipped>,
+    /// What S/MIME said, when the mail was signed or encrypted.
+    pub smime: Option<SmimeVerdict>,
 }
 
 pub const NO_IMPORTABLE_ATTACHMENT: &str = "no_importable_attachment";
 pub const UNPARSABLE: &str = "unparsable";
 
-/// Decides what `raw` becomes for an importer that imports no body: rules
-/// first (sender allow-list, then subject block-list), then the attachment
-/// rules.
-pub fn analyze(raw: &[u8], attachments: &AttachmentRules, rules: &ImportRules) -> Analysis {
-    analyze_with(raw, attachments, rules, ImportBody::Never)
+/// What an importer's settings say about turning a mail into a document,
+/// with the keys its archives and encrypted mails need.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy<'a> {
+    pub attachments: &'a AttachmentRules,
+    pub rules: &'a ImportRules,
+    pub body: ImportBody,
+    pub zip: &'a ZipSettings,
+    pub smime: &'a SmimeSettings,
+    pub keys: &'a ContentKeys,
+    /// Most bytes all of a mail's archives may unpack to.
+    pub max_unpacked_bytes: u64,
 }
 
-/// [`analyze`], with the mail's body (`body.txt`, `body.html`) added to
-/// the document as `body` says: beside the attachments, or instead of them
-/// when none passes the rules.
-pub fn analyze_with(
-    raw: &[u8],
-    attachments: &AttachmentRules,
-    rules: &ImportRules,
-    body: ImportBody,
-) -> Analysis {
+impl<'a> Policy<'a> {
+    pub fn of(settings: &'a ImporterSettings, keys: &'a ContentKeys) -> Self {
+        Self {
+            attachments: &settings.attachments,
+            rules: &settings.rules,
+            body: settings.import_body,
+            zip: &settings.zip,
+            smime: &settings.smime,
+            keys,
+            max_unpacked_bytes: settings.limits.max_mail_bytes,
+        }
+    }
+}
+
+/// Decides what `raw` becomes for an importer with only attachment rules
+/// and sender/subject rules (no body, no keys).
+pub fn analyze(raw: &[u8], attachments: &AttachmentRules, rules: &ImportRules) -> Analysis {
+    let zip = ZipSettings::default();
+    let smime = SmimeSettings::default();
+    let keys = ContentKeys::default();
+    analyze_with(
+        raw,
+        &Policy {
+            attachments,
+            rules,
+            body: ImportBody::Never,
+            zip: &zip,
+            smime: &smime,
+            keys: &keys,
+            max_unpacked_bytes: domain::importer::DEFAULT_MAX_MAIL_BYTES,
+        },
+    )
+}
+
+/// Decides what `raw` becomes under `policy`: rules first (sender
+/// allow-list, then subject block-list), then each attachment (containers
+/// opened) against the attachment rules, then the body as `policy.body`
+/// says: beside the attachments, or instead of them when none passes.
+pub fn analyze_with(raw: &[u8], policy: &Policy<'_>) -> Analysis {
+    let attachments = policy.attachments;
     let parsed = MessageParser::default().parse(raw);
     let Some(message) = parsed.filter(|m| is_a_mail(m)) else {
         return Analysis {
@@ -151,11 +195,12 @@ pub fn analyze_with(
                 ),
             },
             skipped: Vec::new(),
+            smime: None,
         };
     };
     let facts = facts_of(&message);
     let content_sha256 = crate::fingerprint::content_sha256(&message);
-    if let Err(stop) = rules.check(
+    if let Err(stop) = policy.rules.check(
         facts.from.as_deref(),
         facts.subject.as_deref().unwrap_or(""),
     ) {
@@ -166,51 +211,114 @@ pub fn analyze_with(
                 reason: Reason::new(format!("rule:{}", stop.rule()), stop.detail()),
             },
             skipped: Vec::new(),
+            smime: None,
         };
     }
     let mut kept = Vec::new();
     let mut skipped = Vec::new();
-    for &id in &message.attachments {
-        let Some(part) = message.parts.get(id as usize) else {
+    let mut budget = unpack::Budget {
+        keys: policy.keys,
+        from: facts.from.as_deref(),
+        bytes_left: policy.max_unpacked_bytes,
+        entries_left: MAX_ZIP_ENTRIES,
+    };
+    let mut verdict: Option<SmimeVerdict> = None;
+    let to_error = |reason: Reason, skipped: Vec<Skipped>, verdict: Option<SmimeVerdict>| Analysis {
+        facts: facts.clone(),
+        content_sha256: content_sha256.clone(),
+        decision: Decision::ToError { reason },
+        skipped,
+        smime: verdict,
+    };
+    // The mail's facts come from its own headers; what it carries comes
+    // from inside its S/MIME wrapping, if it has one.
+    let unwrapped = if smime::is_wrapped(&message) {
+        match smime::unwrap(raw, policy.smime, policy.keys) {
+            Ok(u) => u,
+            Err(reason) => return to_error(reason, Vec::new(), None),
+        }
+    } else {
+        None
+    };
+    let inner = match &unwrapped {
+        Some(u) => {
+            verdict = Some(u.verdict.clone());
+            match MessageParser::default().parse(&u.entity) {
+                Some(m) => Some(m),
+                None => {
+                    let reason = Reason::new(
+                        UNPARSABLE,
+                        "the content inside the S/MIME wrapping is not MIME",
+                    );
+                    return to_error(reason, Vec::new(), verdict);
+                }
+            }
+        }
+        None => None,
+    };
+    let content = inner.as_ref().unwrap_or(&message);
+    for &id in &content.attachments {
+        let Some(part) = content.parts.get(id as usize) else {
             continue;
         };
-        let candidate = candidate_of(&message, part);
+        let candidate = candidate_of(content, part);
         if part.is_encoding_problem && !matches!(part.body, PartType::Message(_)) {
-            return Analysis {
-                facts,
-                content_sha256,
-                decision: Decision::ToError {
-                    reason: Reason::new(
-                        UNPARSABLE,
-                        format!(
-                            "the part `{}` ({}) is not validly encoded ({}); its bytes cannot be trusted",
-                            candidate.display_name(),
-                            candidate.content_type,
-                            part.content_transfer_encoding()
-                                .unwrap_or("no transfer encoding")
-                        ),
-                    ),
-                },
-                skipped,
-            };
+            let reason = Reason::new(
+                UNPARSABLE,
+                format!(
+                    "the part `{}` ({}) is not validly encoded ({}); its bytes cannot be trusted",
+                    candidate.display_name(),
+                    candidate.content_type,
+                    part.content_transfer_encoding()
+                        .unwrap_or("no transfer encoding")
+                ),
+            );
+            return to_error(reason, skipped, verdict);
         }
-        match why_skipped(part, &candidate, attachments) {
-            Some(why) => skipped.push(Skipped {
-                name: candidate.display_name(),
-                content_type: candidate.content_type,
-                size: candidate.bytes.len() as u64,
-                why,
-            }),
-            None => kept.push(candidate),
+        if let Some(why) = why_not_a_document(part, &candidate, attachments) {
+            skipped.push(Skipped::of(&candidate, why));
+            continue;
+        }
+        let contents = match unpack::open(&candidate, &mut budget) {
+            Ok(contents) => contents,
+            Err(reason) => return to_error(reason, skipped, verdict),
+        };
+        let Some(contents) = contents else {
+            match why_rules_skip(&candidate, attachments) {
+                Some(why) => skipped.push(Skipped::of(&candidate, why)),
+                None => kept.push(candidate),
+            }
+            continue;
+        };
+        let before = kept.len();
+        for file in contents.files {
+            match why_rules_skip(&file, attachments) {
+                Some(why) => skipped.push(Skipped::of(
+                    &file,
+                    format!("{why} (in `{}`)", candidate.display_name()),
+                )),
+                None => kept.push(file),
+            }
+        }
+        let took_some = kept.len() > before;
+        if took_some && contents.keepable && policy.zip.keep_archive {
+            kept.push(candidate);
+        } else {
+            let why = if took_some {
+                "a container: its files are imported instead"
+            } else {
+                "a container none of whose files passes the rules"
+            };
+            skipped.push(Skipped::of(&candidate, why.to_owned()));
         }
     }
-    let with_body = match body {
+    let with_body = match policy.body {
         ImportBody::Never => false,
         ImportBody::WhenNoAttachment => kept.is_empty(),
         ImportBody::Always => true,
     };
     if with_body {
-        kept.extend(body_parts(&message));
+        kept.extend(body_parts(content));
     }
     let decision = if kept.is_empty() {
         let detail = if skipped.is_empty() {
@@ -236,6 +344,7 @@ pub fn analyze_with(
         content_sha256,
         decision,
         skipped,
+        smime: verdict,
     }
 }
 
@@ -364,7 +473,24 @@ impl Extracted {
     }
 }
 
-fn why_skipped(part: &MessagePart<'_>, c: &Extracted, rules: &AttachmentRules) -> Option<String> {
+impl Skipped {
+    fn of(c: &Extracted, why: String) -> Self {
+        Self {
+            name: c.display_name(),
+            content_type: c.content_type.clone(),
+            size: c.bytes.len() as u64,
+            why,
+        }
+    }
+}
+
+/// Parts that are the mail's own text, transport artefacts, or (unless
+/// wanted) shown inline in the body.
+fn why_not_a_document(
+    part: &MessagePart<'_>,
+    c: &Extracted,
+    rules: &AttachmentRules,
+) -> Option<String> {
     let is_body_text = matches!(part.body, PartType::Text(_) | PartType::Html(_))
         && c.filename.is_none()
         && !part
@@ -384,6 +510,11 @@ fn why_skipped(part: &MessagePart<'_>, c: &Extracted, rules: &AttachmentRules) -
     if c.inline && !rules.include_inline {
         return Some("inline in the body (attachments.include_inline is off)".to_owned());
     }
+    None
+}
+
+/// The attachment rules an admin set: types, extensions, size, names.
+fn why_rules_skip(c: &Extracted, rules: &AttachmentRules) -> Option<String> {
     if !rules.allowed_types.is_empty()
         && !rules
             .allowed_types

@@ -59,7 +59,8 @@ use store::ledger::{LedgerEntry, LedgerState};
 
 use crate::failpoint;
 use crate::fingerprint::{document_id, mime_sha256, usable_message_id};
-use crate::mime::{Analysis, Decision, Extracted, Reason, analyze_with};
+use crate::mime::{Analysis, Decision, Extracted, Policy, Reason, analyze_with};
+use domain::content::ContentKeys;
 
 /// How long a run holds its importer's lease without renewing it.
 const LEASE_SPAN: SignedDuration = SignedDuration::from_mins(10);
@@ -452,6 +453,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
             "folders: Inbox `{}`, Exported `{}`, Error `{}`",
             folders.inbox.path, folders.exported.path, folders.error.path
         ));
+        let keys = &content_keys(self.store, self.importer).await?;
         let mut summary = Summary::default();
         let mut tried: HashSet<String> = HashSet::new();
         let mut handled = 0u64;
@@ -517,7 +519,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
                     let folders = &folders;
                     in_flight.push_back(async move {
                         let started = Instant::now();
-                        let outcome = self.import_one(msg, folders).await;
+                        let outcome = self.import_one(msg, folders, keys).await;
                         metrics::histogram!("mailferry_import_mail_seconds")
                             .record(started.elapsed().as_secs_f64());
                         (msg, outcome)
@@ -591,16 +593,13 @@ impl<M: Mailbox> ImportRun<'_, M> {
 
     /// Decides what `msg` becomes, reading the ledger and the mailbox and
     /// changing neither.
-    pub async fn assess(&self, msg: &MessageSummary) -> Result<Verdict, ImportError> {
-        assess(self.store, self.mailbox, self.importer, msg).await
-    }
-
     async fn import_one(
         &self,
         msg: &MessageSummary,
         folders: &ResolvedFolders,
+        keys: &ContentKeys,
     ) -> Result<ImportOutcome, ImportError> {
-        let verdict = self.assess(msg).await?;
+        let verdict = assess(self.store, self.mailbox, self.importer, keys, msg).await?;
         if matches!(
             verdict,
             Verdict::Import(_) | Verdict::ToError { mail: Some(_), .. }
@@ -752,6 +751,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
             received_at: msg.received_at.or(facts.date),
             imported_at: self.clock.now(),
             attachments: Vec::new(),
+            smime: mail.analysis.smime.clone(),
         };
         let parts = attachments
             .iter()
@@ -1109,6 +1109,7 @@ pub async fn assess<M: Mailbox>(
     store: &Store,
     mailbox: &M,
     importer: &ImporterRecord,
+    keys: &ContentKeys,
     msg: &MessageSummary,
 ) -> Result<Verdict, ImportError> {
     let limits = &importer.settings.limits;
@@ -1150,12 +1151,7 @@ pub async fn assess<M: Mailbox>(
         return Ok(Verdict::ToError { reason, mail: None });
     }
     let settings = &importer.settings;
-    let analysis = analyze_with(
-        &raw,
-        &settings.attachments,
-        &settings.rules,
-        settings.import_body,
-    );
+    let analysis = analyze_with(&raw, &Policy::of(settings, keys));
     let imid = analysis
         .facts
         .internet_message_id
@@ -1203,6 +1199,11 @@ pub async fn assess<M: Mailbox>(
     })
 }
 
+/// The importer's ZIP passwords and S/MIME key, opened once per run.
+async fn content_keys(store: &Store, importer: &ImporterRecord) -> Result<ContentKeys, ImportError> {
+    Ok(store.content_keys(&importer.client_id, &importer.id).await?)
+}
+
 /// A dry run needs no sink, clock or log: it only reads.
 pub struct DryRun<'a, M: Mailbox> {
     pub store: &'a Store,
@@ -1215,6 +1216,7 @@ impl<M: Mailbox> DryRun<'_, M> {
     /// document, no ledger row, no lease).
     pub async fn run(&self) -> Result<Vec<Prediction>, ImportError> {
         let folders = resolve(self.mailbox, self.importer).await?;
+        let keys = content_keys(self.store, self.importer).await?;
         let mut out = Vec::new();
         let mut cursor: Option<PageCursor> = None;
         loop {
@@ -1224,7 +1226,7 @@ impl<M: Mailbox> DryRun<'_, M> {
                 .await
                 .map_err(ImportError::Mailbox)?;
             for msg in &page.messages {
-                let verdict = assess(self.store, self.mailbox, self.importer, msg).await?;
+                let verdict = assess(self.store, self.mailbox, self.importer, &keys, msg).await?;
                 out.push(self.predict(msg, verdict));
             }
             match page.next {

@@ -1,5 +1,6 @@
 //! Importer configurations, scoped to their client, with the secret sealed.
 
+use domain::content::ContentKeys;
 use domain::importer::{ImporterSettings, SecretChange, SecretKind, ValidImporter};
 use domain::sink::SinkSecretChange;
 use jiff::Timestamp;
@@ -45,6 +46,24 @@ fn sink_secret_field(importer_id: &str) -> SealedField<'_> {
         column: "sink_secret_sealed",
         row_id: importer_id,
     }
+}
+
+fn content_keys_field(importer_id: &str) -> SealedField<'_> {
+    SealedField {
+        table: "importers",
+        column: "content_keys_sealed",
+        row_id: importer_id,
+    }
+}
+
+/// The settings as the sealed keys make them: which senders have a ZIP
+/// password and whether an S/MIME key is set is decided here, from what is
+/// actually sealed, and nowhere else.
+fn settings_with_keys(settings: &ImporterSettings, keys: &ContentKeys) -> ImporterSettings {
+    let mut settings = settings.clone();
+    settings.zip.password_senders = keys.zip_passwords.iter().map(|z| z.sender.clone()).collect();
+    settings.smime.key_set = keys.smime_pkcs12_base64.is_some();
+    settings
 }
 
 fn record_from_row(
@@ -100,11 +119,14 @@ impl Store {
             SinkSecretChange::Keep | SinkSecretChange::Clear => None,
         };
         let sink_secret_set = sink_sealed.is_some();
-        let settings = serde_json::to_string(&valid.settings)
+        let keys = ContentKeys::default().apply(&valid.content_keys);
+        let keys_sealed = self.seal_content_keys(&id, &keys)?;
+        let settings_value = settings_with_keys(&valid.settings, &keys);
+        let settings = serde_json::to_string(&settings_value)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
-            "INSERT INTO importers (id, client_id, name, protocol, settings, secret_kind, secret_sealed, sink_secret_sealed, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+            "INSERT INTO importers (id, client_id, name, protocol, settings, secret_kind, secret_sealed, sink_secret_sealed, content_keys_sealed, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
         )
         .bind(&id)
         .bind(client_id)
@@ -114,13 +136,14 @@ impl Store {
         .bind(kind.map(secret_kind_name))
         .bind(sealed)
         .bind(sink_sealed)
+        .bind(keys_sealed)
         .bind(to_millis(now))
         .execute(self.pool())
         .await?;
         Ok(ImporterRecord {
             id,
             client_id: client_id.to_owned(),
-            settings: valid.settings.clone(),
+            settings: settings_value,
             stored_secret: kind,
             sink_secret_set,
             created_at: now,
@@ -182,7 +205,15 @@ impl Store {
             .transpose()?
             .ok_or(StoreError::NotFound("importer"))?;
         let secret_changed = matches!(valid.secret, Some((_, SecretChange::Set(_))));
-        let settings = serde_json::to_string(&valid.settings)
+        let old_keys = self.content_keys_in(&mut tx, id).await?;
+        let keys = old_keys.apply(&valid.content_keys);
+        sqlx::query("UPDATE importers SET content_keys_sealed = $1 WHERE id = $2")
+            .bind(self.seal_content_keys(id, &keys)?)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let settings_value = settings_with_keys(&valid.settings, &keys);
+        let settings = serde_json::to_string(&settings_value)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let stored_secret = match &valid.secret {
             Some((kind, SecretChange::Set(secret))) => {
@@ -239,7 +270,7 @@ impl Store {
             .await?;
         let grant_dropped = if old
             .settings
-            .grant_survives_change_to(&valid.settings, secret_changed)
+            .grant_survives_change_to(&settings_value, secret_changed)
         {
             false
         } else {
@@ -254,7 +285,7 @@ impl Store {
             record: ImporterRecord {
                 id: id.to_owned(),
                 client_id: client_id.to_owned(),
-                settings: valid.settings.clone(),
+                settings: settings_value,
                 stored_secret,
                 sink_secret_set,
                 created_at: old.created_at,
@@ -293,6 +324,57 @@ impl Store {
     /// Opens the sink's own sealed credential (a webhook's token).
     pub async fn sink_secret(&self, client_id: &str, id: &str) -> Result<Option<SecretString>> {
         self.open_sealed(client_id, sink_secret_field(id)).await
+    }
+
+    /// Opens the importer's content keys (ZIP passwords, S/MIME key); none
+    /// sealed is the empty set.
+    pub async fn content_keys(&self, client_id: &str, id: &str) -> Result<ContentKeys> {
+        let row: Option<(Option<Vec<u8>>,)> = sqlx::query_as(
+            "SELECT content_keys_sealed FROM importers WHERE client_id = $1 AND id = $2",
+        )
+        .bind(client_id)
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        self.open_content_keys(id, row.and_then(|(s,)| s))
+    }
+
+    async fn content_keys_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        id: &str,
+    ) -> Result<ContentKeys> {
+        let row: Option<(Option<Vec<u8>>,)> =
+            sqlx::query_as("SELECT content_keys_sealed FROM importers WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        self.open_content_keys(id, row.and_then(|(s,)| s))
+    }
+
+    fn open_content_keys(&self, id: &str, sealed: Option<Vec<u8>>) -> Result<ContentKeys> {
+        let Some(sealed) = sealed else {
+            return Ok(ContentKeys::default());
+        };
+        let plain = self.keyring().open_bytes(content_keys_field(id), &sealed)?;
+        // serde's message may quote a value: a secret must not reach a log.
+        serde_json::from_slice(&plain).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "importer {id}: its sealed content keys are not readable ({:?} error at column {})",
+                e.classify(),
+                e.column()
+            ))
+        })
+    }
+
+    fn seal_content_keys(&self, id: &str, keys: &ContentKeys) -> Result<Option<Vec<u8>>> {
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        let plain = zeroize::Zeroizing::new(
+            serde_json::to_vec(keys).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        );
+        Ok(Some(self.keyring().seal_bytes(content_keys_field(id), &plain)))
     }
 
     /// Opens one sealed column of an importer of `client_id`.

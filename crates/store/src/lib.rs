@@ -180,9 +180,10 @@ impl Store {
 }
 
 /// Every column that holds a sealed value: `(table, id column, column)`.
-const SEALED_COLUMNS: [(&str, &str, &str); 7] = [
+const SEALED_COLUMNS: [(&str, &str, &str); 8] = [
     ("importers", "id", "secret_sealed"),
     ("importers", "id", "sink_secret_sealed"),
+    ("importers", "id", "content_keys_sealed"),
     ("oauth_grants", "importer_id", "access_token_sealed"),
     ("oauth_grants", "importer_id", "refresh_token_sealed"),
     ("oauth_states", "state_sha256", "pkce_verifier_sealed"),

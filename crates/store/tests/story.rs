@@ -1291,6 +1291,7 @@ async fn documents_are_recorded_once_and_scoped_to_their_client(db: TestDb) {
                 size: 3,
                 sha256: "00".repeat(32),
             }],
+            smime: None,
         },
     };
     assert!(

@@ -266,11 +266,10 @@ mod tests {
         let mails = mails();
         assert!(mails.len() >= 9);
         for (i, m) in mails.iter().enumerate() {
+            let keys = domain::content::ContentKeys::default();
             let analysis = import::mime::analyze_with(
                 m.mime.as_bytes(),
-                &settings.attachments,
-                &settings.rules,
-                settings.import_body,
+                &import::mime::Policy::of(&settings, &keys),
             );
             let got = match analysis.decision {
                 import::Decision::Import { .. } => Fate::Import,

@@ -216,11 +216,19 @@ fn the_body_joins_the_document_as_import_body_says() {
     use import::mime::analyze_with;
     let all = corpus::corpus();
     let mail = |name: &str| &all.iter().find(|m| m.name == name).expect("in corpus").raw;
+    let (attachments, rules) = (corpus::attachment_rules(), corpus::import_rules());
+    let (zip, smime, keys) = Default::default();
     let files = |raw: &[u8], body| match analyze_with(
         raw,
-        &corpus::attachment_rules(),
-        &corpus::import_rules(),
-        body,
+        &import::mime::Policy {
+            attachments: &attachments,
+            rules: &rules,
+            body,
+            zip: &zip,
+            smime: &smime,
+            keys: &keys,
+            max_unpacked_bytes: u64::MAX,
+        },
     )
     .decision
     {

@@ -9,5 +9,6 @@
     reason = "tests: a failed expectation is the test failing"
 )]
 
+mod content;
 mod corpus;
 mod pipeline;

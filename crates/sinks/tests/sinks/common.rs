@@ -23,6 +23,7 @@ pub fn document(id: &str) -> Document {
         received_at: Some("2026-03-01T10:00:00Z".parse().expect("ts")),
         imported_at: "2026-03-01T10:05:00Z".parse().expect("ts"),
         attachments: Vec::new(),
+        smime: None,
     };
     let part = |name: Option<&str>, ct: &str, bytes: &[u8]| NewAttachment {
         filename: name.map(str::to_owned),

@@ -7,8 +7,9 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use domain::importer::{
     AttachmentRules, Connection, Endpoints, ImapAuth, ImapLogin, ImapSecurity, ImporterInput,
-    Protocol, SecretKind,
+    Protocol, SecretKind, ValidImporter,
 };
+use domain::validation::ValidationErrors;
 use jiff::Timestamp;
 use serde::Serialize;
 use store::grants::{Grant, GrantState};
@@ -95,6 +96,12 @@ pub struct ImporterView {
     pub max_attempts: u32,
     /// Whether the body becomes part of the document.
     pub import_body: domain::importer::ImportBody,
+    /// Sender patterns with a stored password for their encrypted ZIPs
+    /// (the passwords are write-only), in the order they are tried.
+    pub zip_passwords: Vec<ZipPasswordView>,
+    /// Whether a ZIP attachment is kept beside the files taken from it.
+    pub zip_keep_archive: bool,
+    pub smime: SmimeView,
     /// True when a delegated importer has no usable grant (none, one
     /// Microsoft refused, one whose account cannot open the mailbox, or one
     /// without `Mail.ReadWrite.Shared` for a shared mailbox): press
@@ -108,6 +115,45 @@ pub struct ImporterView {
     pub authentication_notice: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ZipPasswordView {
+    pub sender: String,
+    pub password_set: bool,
+}
+
+/// S/MIME handling; the key and its password are write-only.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SmimeView {
+    pub trusted_ca_pem: Option<String>,
+    /// Whether the operating system's root CAs are trusted too.
+    pub platform_roots: bool,
+    pub on_bad_signature: domain::content::OnBadSignature,
+    /// Whether a decryption key (PKCS#12) is stored.
+    pub key_set: bool,
+}
+
+/// A PKCS#12 submitted for S/MIME must open with its password and hold a
+/// key with its certificate: checked at save, not at the first encrypted mail.
+fn check_smime_key(valid: &ValidImporter) -> Result<(), ValidationErrors> {
+    let domain::content::KeyChange::Set {
+        pkcs12_base64,
+        password,
+    } = &valid.content_keys.smime_key
+    else {
+        return Ok(());
+    };
+    import::smime::open_pkcs12(pkcs12_base64.as_str(), password.as_str())
+        .map(|_| ())
+        .map_err(|why| {
+            let field = if why.starts_with("smime.pkcs12_password") {
+                "smime.pkcs12_password"
+            } else {
+                "smime.key_pkcs12_base64"
+            };
+            ValidationErrors::single(field, why)
+        })
 }
 
 fn rfc3339(ts: Timestamp) -> String {
@@ -215,6 +261,22 @@ fn view_of(
         max_mail_bytes: s.limits.max_mail_bytes,
         max_attempts: s.limits.max_attempts,
         import_body: s.import_body,
+        zip_passwords: s
+            .zip
+            .password_senders
+            .iter()
+            .map(|sender| ZipPasswordView {
+                sender: sender.clone(),
+                password_set: true,
+            })
+            .collect(),
+        zip_keep_archive: s.zip.keep_archive,
+        smime: SmimeView {
+            trusted_ca_pem: s.smime.trusted_ca_pem.clone(),
+            platform_roots: s.smime.platform_roots,
+            on_bad_signature: s.smime.on_bad_signature,
+            key_set: s.smime.key_set,
+        },
         sink: SinkView {
             settings: s.sink.clone(),
             token_set: matches!(s.sink, domain::sink::SinkSettings::Webhook { .. })
@@ -279,6 +341,8 @@ pub async fn create(
     JsonBody(input): JsonBody<ImporterInput>,
 ) -> Result<(StatusCode, axum::Json<ImporterView>), Problem> {
     let valid = input.validate(None)?;
+    valid.check_kept_secrets(None, false)?;
+    check_smime_key(&valid)?;
     let record = state
         .store
         .create_importer(&caller.client_id, &valid, state.clock.now())
@@ -323,7 +387,8 @@ pub async fn replace(
         .await?
         .ok_or_else(|| Problem::not_found("importer"))?;
     let valid = input.validate(existing.stored_secret)?;
-    valid.check_kept_secrets(&existing.settings, existing.sink_secret_set)?;
+    valid.check_kept_secrets(Some(&existing.settings), existing.sink_secret_set)?;
+    check_smime_key(&valid)?;
     let saved = state
         .store
         .update_importer(&caller.client_id, &id, &valid, state.clock.now())

@@ -103,7 +103,11 @@ pub struct ContentKeys {
 
 impl std::fmt::Debug for ContentKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let senders: Vec<&str> = self.zip_passwords.iter().map(|z| z.sender.as_str()).collect();
+        let senders: Vec<&str> = self
+            .zip_passwords
+            .iter()
+            .map(|z| z.sender.as_str())
+            .collect();
         f.debug_struct("ContentKeys")
             .field("zip_password_senders", &senders)
             .field("smime_key", &self.smime_pkcs12_base64.is_some())
@@ -167,7 +171,10 @@ impl ContentKeys {
                 self.smime_pkcs12_password.clone(),
             ),
             KeyChange::Clear => (None, None),
-            KeyChange::Set { pkcs12_base64, password } => (
+            KeyChange::Set {
+                pkcs12_base64,
+                password,
+            } => (
                 Some(SecretString::from(pkcs12_base64.clone())),
                 Some(SecretString::from(password.clone())),
             ),
@@ -378,7 +385,11 @@ mod tests {
         assert_eq!((p, pw.expose_secret()), ("*@a.example", "one"));
         let (p, _) = k.zip_password_for(Some("x@b.example")).expect("match");
         assert_eq!(p, "*");
-        assert!(keys(&[("*@a.example", "one")]).zip_password_for(Some("x@b.example")).is_none());
+        assert!(
+            keys(&[("*@a.example", "one")])
+                .zip_password_for(Some("x@b.example"))
+                .is_none()
+        );
         assert!(k.zip_password_for(None).is_none());
     }
 

@@ -11,6 +11,7 @@ use crate::content::{
     ContentKeysChange, SmimeInput, SmimeSettings, ZipPasswordInput, ZipSettings, parse_smime,
     parse_zip_passwords,
 };
+use crate::credential::ClientCertificate;
 use crate::folder::FolderSpec;
 use crate::rules::{ImportRules, ImportRulesInput, Pattern, parse_patterns};
 use crate::sink::{SinkInput, SinkSettings};
@@ -186,6 +187,10 @@ pub struct EntraApp {
     pub endpoints: Endpoints,
     /// Entered by the admin from Azure, so mailferry can warn before it lapses.
     pub client_secret_expires_at: Option<Timestamp>,
+    /// Set when the app signs in with a certificate instead of a secret
+    /// (the private key is the sealed secret then).
+    #[serde(default)]
+    pub certificate: Option<Box<ClientCertificate>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -355,7 +360,10 @@ impl ImporterSettings {
     pub fn warnings(&self, now: Timestamp) -> Vec<String> {
         let mut warnings: Vec<String> = self
             .entra_app()
-            .and_then(|app| app.secret_expiry_warning(now))
+            .and_then(|app| match &app.certificate {
+                Some(c) => c.expiry_warning(now),
+                None => app.secret_expiry_warning(now),
+            })
             .into_iter()
             .collect();
         if let Connection::Imap(i) = &self.connection
@@ -430,6 +438,10 @@ impl ImporterSettings {
     /// IMAP with XOAUTH2) or the IMAP password.
     pub fn secret_kind(&self) -> SecretKind {
         match self.entra_app() {
+            Some(EntraApp {
+                certificate: Some(_),
+                ..
+            }) => SecretKind::ClientCertificate,
             Some(_) => SecretKind::ClientSecret,
             None => SecretKind::Password,
         }
@@ -493,6 +505,9 @@ impl EntraApp {
 pub enum SecretKind {
     ClientSecret,
     Password,
+    /// The private key of the app's certificate.
+    #[serde(rename = "client_private_key_pem")]
+    ClientCertificate,
 }
 
 impl SecretKind {
@@ -500,6 +515,7 @@ impl SecretKind {
         match self {
             Self::ClientSecret => "client_secret",
             Self::Password => "password",
+            Self::ClientCertificate => "client_private_key_pem",
         }
     }
 }
@@ -521,6 +537,10 @@ pub struct ImporterInput {
     pub client_secret: Option<String>,
     /// When the client secret expires in Azure (RFC 3339, or a date meaning 00:00 UTC).
     pub client_secret_expires_at: Option<String>,
+    /// Instead of `client_secret`: the app's certificate (PEM) …
+    pub client_certificate_pem: Option<String>,
+    /// … and its private key (PEM, PKCS#8 or PKCS#1 RSA). Write-only.
+    pub client_private_key_pem: Option<String>,
     pub tenant_id: Option<String>,
     pub mailbox: Option<String>,
     #[schema(required = true)]
@@ -629,7 +649,9 @@ impl ValidImporter {
         sink_secret_stored: bool,
     ) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        let stored_senders = before.map(|b| b.zip.password_senders.as_slice()).unwrap_or_default();
+        let stored_senders = before
+            .map(|b| b.zip.password_senders.as_slice())
+            .unwrap_or_default();
         for (i, (sender, password)) in self.content_keys.zip_passwords.iter().enumerate() {
             if password.is_none() && !stored_senders.contains(sender) {
                 errors.add(
@@ -641,6 +663,15 @@ impl ValidImporter {
         let Some(before) = before else {
             return errors.into_result(());
         };
+        let certificate = |s: &ImporterSettings| s.entra_app().and_then(|a| a.certificate.clone());
+        if let Some((SecretKind::ClientCertificate, SecretChange::Keep)) = &self.secret
+            && certificate(before).map(|c| c.pem) != certificate(&self.settings).map(|c| c.pem)
+        {
+            errors.add(
+                "client_private_key_pem",
+                "is required again: the certificate changed, and the stored key belongs to the old one",
+            );
+        }
         if let Some((kind, SecretChange::Keep)) = &self.secret {
             let moved = before.secret_destination() != self.settings.secret_destination();
             if moved {
@@ -785,6 +816,7 @@ impl ImporterInput {
             let submitted = match kind {
                 SecretKind::ClientSecret => self.client_secret.as_deref(),
                 SecretKind::Password => self.password.as_deref(),
+                SecretKind::ClientCertificate => self.client_private_key_pem.as_deref(),
             };
             match submitted {
                 Some(s) if !s.is_empty() => Some((kind, SecretChange::Set(s.to_owned()))),
@@ -1011,12 +1043,33 @@ impl ImporterInput {
                 .map_err(|m| errors.add("client_secret_expires_at", m))
                 .ok(),
         };
+        let certificate = match self.client_certificate_pem.as_deref().map(str::trim) {
+            None | Some("") => Some(None),
+            Some(_) if self.client_secret.is_some() => {
+                errors.add(
+                    "client_secret",
+                    "does not go with client_certificate_pem: the app signs in with either a secret or a certificate; remove one",
+                );
+                None
+            }
+            Some(pem) => ClientCertificate::parse(pem)
+                .map(|p| Some(Box::new(p.certificate)))
+                .map_err(|m| errors.add("client_certificate_pem", m))
+                .ok(),
+        };
+        if self.client_private_key_pem.is_some() && self.client_certificate_pem.is_none() {
+            errors.add(
+                "client_certificate_pem",
+                "is required with client_private_key_pem: the certificate uploaded to the app registration, as PEM",
+            );
+        }
         Some(EntraApp {
             client_id: client_id?,
             tenant_id: tenant_id?,
             cloud: cloud?,
             endpoints: endpoints?,
             client_secret_expires_at: client_secret_expires_at?,
+            certificate: certificate?,
         })
     }
 
@@ -1124,6 +1177,14 @@ impl ImporterInput {
         let graph_fields = [
             ("client_id", self.client_id.is_some()),
             ("client_secret", self.client_secret.is_some()),
+            (
+                "client_certificate_pem",
+                self.client_certificate_pem.is_some(),
+            ),
+            (
+                "client_private_key_pem",
+                self.client_private_key_pem.is_some(),
+            ),
             ("tenant_id", self.tenant_id.is_some()),
             ("cloud", self.cloud.is_some()),
             ("endpoints", self.endpoints.is_some()),

@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod content;
+pub mod credential;
 pub mod document;
 pub mod folder;
 pub mod importer;

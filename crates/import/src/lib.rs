@@ -11,9 +11,9 @@ mod lease;
 pub mod mime;
 pub mod pipeline;
 pub mod reprocess;
+mod rfc2231;
 pub mod smime;
 pub mod tnef;
 pub mod unpack;
-mod rfc2231;
 
 pub use mime::{Analysis, Decision, Extracted, MailFacts, Reason, Skipped, analyze};

@@ -223,13 +223,14 @@ pub fn analyze_with(raw: &[u8], policy: &Policy<'_>) -> Analysis {
         entries_left: MAX_ZIP_ENTRIES,
     };
     let mut verdict: Option<SmimeVerdict> = None;
-    let to_error = |reason: Reason, skipped: Vec<Skipped>, verdict: Option<SmimeVerdict>| Analysis {
-        facts: facts.clone(),
-        content_sha256: content_sha256.clone(),
-        decision: Decision::ToError { reason },
-        skipped,
-        smime: verdict,
-    };
+    let to_error =
+        |reason: Reason, skipped: Vec<Skipped>, verdict: Option<SmimeVerdict>| Analysis {
+            facts: facts.clone(),
+            content_sha256: content_sha256.clone(),
+            decision: Decision::ToError { reason },
+            skipped,
+            smime: verdict,
+        };
     // The mail's facts come from its own headers; what it carries comes
     // from inside its S/MIME wrapping, if it has one.
     let unwrapped = if smime::is_wrapped(&message) {
@@ -301,7 +302,11 @@ pub fn analyze_with(raw: &[u8], policy: &Policy<'_>) -> Analysis {
             }
         }
         let took_some = kept.len() > before;
-        if took_some && contents.keepable && policy.zip.keep_archive {
+        let keep = match contents.container {
+            unpack::Container::Zip => policy.zip.keep_archive,
+            unpack::Container::Tnef { damaged } => damaged,
+        };
+        if took_some && keep {
             kept.push(candidate);
         } else {
             let why = if took_some {

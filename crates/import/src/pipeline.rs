@@ -1200,8 +1200,13 @@ pub async fn assess<M: Mailbox>(
 }
 
 /// The importer's ZIP passwords and S/MIME key, opened once per run.
-async fn content_keys(store: &Store, importer: &ImporterRecord) -> Result<ContentKeys, ImportError> {
-    Ok(store.content_keys(&importer.client_id, &importer.id).await?)
+async fn content_keys(
+    store: &Store,
+    importer: &ImporterRecord,
+) -> Result<ContentKeys, ImportError> {
+    Ok(store
+        .content_keys(&importer.client_id, &importer.id)
+        .await?)
 }
 
 /// A dry run needs no sink, clock or log: it only reads.

@@ -288,7 +288,10 @@ pub fn open_pkcs12(base64: &str, password: &str) -> Result<(PKey<Private>, X509)
         .map_err(|_| "smime.pkcs12_password does not open the PKCS#12 file: give the password it was exported with".to_owned())?;
     match (parsed.pkey, parsed.cert) {
         (Some(k), Some(c)) => Ok((k, c)),
-        _ => Err("the PKCS#12 file holds no private key with its certificate: export both together".to_owned()),
+        _ => Err(
+            "the PKCS#12 file holds no private key with its certificate: export both together"
+                .to_owned(),
+        ),
     }
 }
 

@@ -36,12 +36,18 @@ pub struct Budget<'a> {
     pub entries_left: usize,
 }
 
-/// The files of a container part, or `None` when the part is no container.
+/// The files of a container part.
 pub struct Contents {
     pub files: Vec<Extracted>,
-    /// Whether the container itself may be kept beside its files (a ZIP
-    /// may; a `winmail.dat` is only Outlook's wrapping).
-    pub keepable: bool,
+    pub container: Container,
+}
+
+pub enum Container {
+    /// Kept beside its files when the importer says so.
+    Zip,
+    /// Outlook's wrapping, no document of its own, unless it is damaged
+    /// past the files read from it: then it is kept, so nothing is lost.
+    Tnef { damaged: bool },
 }
 
 /// Opens `part` if it is a container.
@@ -50,15 +56,12 @@ pub fn open(part: &Extracted, budget: &mut Budget<'_>) -> Result<Option<Contents
         return unzip(part, budget, 1).map(|files| {
             files.map(|files| Contents {
                 files,
-                keepable: true,
+                container: Container::Zip,
             })
         });
     }
     if is_tnef(part) {
-        return Ok(untnef(part, budget)?.map(|files| Contents {
-            files,
-            keepable: false,
-        }));
+        return untnef(part, budget);
     }
     Ok(None)
 }
@@ -153,12 +156,13 @@ fn unzip(
             )
         };
         let file = match &password {
-            Some((sender, pw)) => match archive.by_index_decrypt(i, pw.expose_secret().as_bytes())
-            {
-                Ok(f) => f,
-                Err(ZipError::InvalidPassword) => return Err(wrong_password(sender)),
-                Err(e) => return Err(broken(&name, e)),
-            },
+            Some((sender, pw)) => {
+                match archive.by_index_decrypt(i, pw.expose_secret().as_bytes()) {
+                    Ok(f) => f,
+                    Err(ZipError::InvalidPassword) => return Err(wrong_password(sender)),
+                    Err(e) => return Err(broken(&name, e)),
+                }
+            }
             None => match archive.by_index(i) {
                 Ok(f) => f,
                 Err(e) => return Err(broken(&name, e)),
@@ -166,7 +170,9 @@ fn unzip(
         };
         let mut bytes = Vec::new();
         // One byte over the budget tells a lying size header from the truth.
-        let read = file.take(budget.bytes_left.saturating_add(1)).read_to_end(&mut bytes);
+        let read = file
+            .take(budget.bytes_left.saturating_add(1))
+            .read_to_end(&mut bytes);
         if let Err(e) = read {
             // ZipCrypto's check byte lets 1 wrong password in 256 through;
             // the CRC (or AES's MAC) then fails while reading.
@@ -217,14 +223,17 @@ fn member_file(path: &str, bytes: Vec<u8>) -> Extracted {
     }
 }
 
-/// The attachments of a `winmail.dat`; `None` when it cannot be read (it
+/// The attachments of a `winmail.dat`; `None` when none can be read (it
 /// is then kept as the sender sent it).
-fn untnef(part: &Extracted, budget: &mut Budget<'_>) -> Result<Option<Vec<Extracted>>, Reason> {
-    let Ok(attachments) = crate::tnef::read_attachments(&part.bytes) else {
+fn untnef(part: &Extracted, budget: &mut Budget<'_>) -> Result<Option<Contents>, Reason> {
+    let Ok(reading) = crate::tnef::read(&part.bytes) else {
         return Ok(None);
     };
+    if reading.files.is_empty() && reading.damage.is_some() {
+        return Ok(None);
+    }
     let mut files = Vec::new();
-    for a in attachments {
+    for a in reading.files {
         let got = a.data.len() as u64;
         if got > budget.bytes_left || budget.entries_left == 0 {
             return Err(Reason::new(
@@ -243,5 +252,10 @@ fn untnef(part: &Extracted, budget: &mut Budget<'_>) -> Result<Option<Vec<Extrac
         }
         files.push(file);
     }
-    Ok(Some(files))
+    Ok(Some(Contents {
+        files,
+        container: Container::Tnef {
+            damaged: reading.damage.is_some(),
+        },
+    }))
 }

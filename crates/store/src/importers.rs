@@ -61,7 +61,11 @@ fn content_keys_field(importer_id: &str) -> SealedField<'_> {
 /// actually sealed, and nowhere else.
 fn settings_with_keys(settings: &ImporterSettings, keys: &ContentKeys) -> ImporterSettings {
     let mut settings = settings.clone();
-    settings.zip.password_senders = keys.zip_passwords.iter().map(|z| z.sender.clone()).collect();
+    settings.zip.password_senders = keys
+        .zip_passwords
+        .iter()
+        .map(|z| z.sender.clone())
+        .collect();
     settings.smime.key_set = keys.smime_pkcs12_base64.is_some();
     settings
 }
@@ -374,7 +378,9 @@ impl Store {
         let plain = zeroize::Zeroizing::new(
             serde_json::to_vec(keys).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         );
-        Ok(Some(self.keyring().seal_bytes(content_keys_field(id), &plain)))
+        Ok(Some(
+            self.keyring().seal_bytes(content_keys_field(id), &plain),
+        ))
     }
 
     /// Opens one sealed column of an importer of `client_id`.

@@ -20,7 +20,9 @@ fn run(dir: &Path, program: &str, args: &[&str]) {
         .args(args)
         .current_dir(dir)
         .output()
-        .unwrap_or_else(|e| panic!("{program} is needed (scripts/install-test-deps.sh installs it): {e}"));
+        .unwrap_or_else(|e| {
+            panic!("{program} is needed (scripts/install-test-deps.sh installs it): {e}")
+        });
     assert!(
         out.status.success(),
         "{program} {args:?}: {}",
@@ -93,8 +95,11 @@ impl Setup {
     }
 }
 
-/// The imported files as (name, bytes), or the Error reason as (code, detail).
-fn files(a: &Analysis) -> Result<Vec<(String, Vec<u8>)>, (String, String)> {
+/// A file's name and bytes.
+type File = (String, Vec<u8>);
+
+/// The imported files, or the Error reason as (code, detail).
+fn files(a: &Analysis) -> Result<Vec<File>, (String, String)> {
     match &a.decision {
         Decision::Import { attachments } => Ok(attachments
             .iter()
@@ -136,7 +141,12 @@ fn a_zipcrypto_zip_from_zip_p_opens_with_the_senders_password() {
         &["-q", "-P", "s3cret", "a.zip", "invoice.pdf", "agb.pdf"],
         "a.zip",
     );
-    let raw = mail_with("Billing <billing@supplier.example>", "a.zip", "application/zip", &zip);
+    let raw = mail_with(
+        "Billing <billing@supplier.example>",
+        "a.zip",
+        "application/zip",
+        &zip,
+    );
     let a = Setup::new().analyze(&raw);
     let got = files(&a).expect("imported");
     // The terms are excluded by name; the archive is kept beside its files.
@@ -147,7 +157,9 @@ fn a_zipcrypto_zip_from_zip_p_opens_with_the_senders_password() {
     assert_eq!(got[0].1, INVOICE);
     assert_eq!(got[1].1, zip);
     assert!(
-        a.skipped.iter().any(|s| s.name == "agb.pdf" && s.why.contains("in `a.zip`")),
+        a.skipped
+            .iter()
+            .any(|s| s.name == "agb.pdf" && s.why.contains("in `a.zip`")),
         "{:?}",
         a.skipped
     );
@@ -159,10 +171,22 @@ fn an_aes256_zip_from_7z_opens_and_the_archive_can_be_left_out() {
     let zip = zip_made_by(
         dir.path(),
         "7z",
-        &["a", "-tzip", "-ps3cret", "-mem=AES256", "b.zip", "invoice.pdf"],
+        &[
+            "a",
+            "-tzip",
+            "-ps3cret",
+            "-mem=AES256",
+            "b.zip",
+            "invoice.pdf",
+        ],
         "b.zip",
     );
-    let raw = mail_with("billing@supplier.example", "b.zip", "application/x-zip-compressed", &zip);
+    let raw = mail_with(
+        "billing@supplier.example",
+        "b.zip",
+        "application/x-zip-compressed",
+        &zip,
+    );
     let mut setup = Setup::new();
     setup.zip.keep_archive = false;
     let got = files(&setup.analyze(&raw)).expect("imported");
@@ -174,7 +198,17 @@ fn a_wrong_or_missing_password_is_zip_password_naming_the_pattern_or_the_sender(
     let dir = pdfs();
     for (program, args) in [
         ("zip", vec!["-q", "-P", "other", "c.zip", "invoice.pdf"]),
-        ("7z", vec!["a", "-tzip", "-pother", "-mem=AES256", "c.zip", "invoice.pdf"]),
+        (
+            "7z",
+            vec![
+                "a",
+                "-tzip",
+                "-pother",
+                "-mem=AES256",
+                "c.zip",
+                "invoice.pdf",
+            ],
+        ),
     ] {
         let _ = std::fs::remove_file(dir.path().join("c.zip"));
         let zip = zip_made_by(dir.path(), program, &args, "c.zip");
@@ -183,7 +217,12 @@ fn a_wrong_or_missing_password_is_zip_password_naming_the_pattern_or_the_sender(
         assert_eq!(code, "zip_password", "{program}");
         assert!(detail.contains("`*@supplier.example`"), "{detail}");
 
-        let raw = mail_with("someone@elsewhere.example", "c.zip", "application/zip", &zip);
+        let raw = mail_with(
+            "someone@elsewhere.example",
+            "c.zip",
+            "application/zip",
+            &zip,
+        );
         let (code, detail) = files(&Setup::new().analyze(&raw)).expect_err("to Error");
         assert_eq!(code, "zip_password");
         assert!(detail.contains("someone@elsewhere.example"), "{detail}");
@@ -196,14 +235,27 @@ fn zips_in_zips_are_opened_to_a_bounded_depth() {
     run(dir.path(), "zip", &["-q", "inner.zip", "invoice.pdf"]);
     run(dir.path(), "zip", &["-q", "outer.zip", "inner.zip"]);
     let outer = std::fs::read(dir.path().join("outer.zip")).expect("zip");
-    let raw = mail_with("billing@supplier.example", "outer.zip", "application/zip", &outer);
-    assert_eq!(names(&Setup::new().analyze(&raw)), ["invoice.pdf", "outer.zip"]);
+    let raw = mail_with(
+        "billing@supplier.example",
+        "outer.zip",
+        "application/zip",
+        &outer,
+    );
+    assert_eq!(
+        names(&Setup::new().analyze(&raw)),
+        ["invoice.pdf", "outer.zip"]
+    );
 
     // Four levels: one more than opened.
     run(dir.path(), "zip", &["-q", "l3.zip", "outer.zip"]);
     run(dir.path(), "zip", &["-q", "l4.zip", "l3.zip"]);
     let deep = std::fs::read(dir.path().join("l4.zip")).expect("zip");
-    let raw = mail_with("billing@supplier.example", "l4.zip", "application/zip", &deep);
+    let raw = mail_with(
+        "billing@supplier.example",
+        "l4.zip",
+        "application/zip",
+        &deep,
+    );
     let (code, detail) = files(&Setup::new().analyze(&raw)).expect_err("to Error");
     assert_eq!(code, "zip_too_large");
     assert!(detail.contains("nested"), "{detail}");
@@ -216,15 +268,29 @@ fn a_zip_bomb_is_zip_too_large_and_so_is_a_zip_over_the_mail_limit() {
     run(dir.path(), "zip", &["-q", "bomb.zip", "zeros.pdf"]);
     let bomb = std::fs::read(dir.path().join("bomb.zip")).expect("zip");
     assert!(bomb.len() < 200 * 1024, "the test's bomb compresses well");
-    let raw = mail_with("billing@supplier.example", "bomb.zip", "application/zip", &bomb);
+    let raw = mail_with(
+        "billing@supplier.example",
+        "bomb.zip",
+        "application/zip",
+        &bomb,
+    );
     let (code, detail) = files(&Setup::new().analyze(&raw)).expect_err("to Error");
     assert_eq!(code, "zip_too_large");
     assert!(detail.contains("bomb"), "{detail}");
 
     let dir = pdfs();
-    run(dir.path(), "zip", &["-q", "ok.zip", "invoice.pdf", "agb.pdf"]);
+    run(
+        dir.path(),
+        "zip",
+        &["-q", "ok.zip", "invoice.pdf", "agb.pdf"],
+    );
     let zip = std::fs::read(dir.path().join("ok.zip")).expect("zip");
-    let raw = mail_with("billing@supplier.example", "ok.zip", "application/zip", &zip);
+    let raw = mail_with(
+        "billing@supplier.example",
+        "ok.zip",
+        "application/zip",
+        &zip,
+    );
     let mut setup = Setup::new();
     setup.max_unpacked_bytes = INVOICE.len() as u64 + 5;
     let (code, detail) = files(&setup.analyze(&raw)).expect_err("to Error");
@@ -268,7 +334,11 @@ fn signed_mails_clear_and_opaque_are_verified_and_unwrapped() {
     for mail in ["signed-clear.eml", "signed-opaque.eml"] {
         let a = trusting(dir).analyze(&read(dir, mail));
         let got = files(&a).unwrap_or_else(|e| panic!("{mail}: {e:?}"));
-        assert_eq!(got, [("invoice.pdf".to_owned(), invoice_pdf(dir))], "{mail}");
+        assert_eq!(
+            got,
+            [("invoice.pdf".to_owned(), invoice_pdf(dir))],
+            "{mail}"
+        );
         let v = a.smime.expect("a verdict");
         assert!(v.signed && !v.encrypted, "{mail}");
         assert_eq!(v.signature.as_deref(), Some("valid"), "{mail}: {v:?}");
@@ -291,7 +361,10 @@ fn a_tampered_or_untrusted_signature_is_smime_invalid_signature_unless_set_to_im
     let (code, detail) =
         files(&Setup::new().analyze(&read(dir, "signed-clear.eml"))).expect_err("to Error");
     assert_eq!(code, "smime_invalid_signature");
-    assert!(detail.contains("not trusted") && detail.contains("trusted_ca_pem"), "{detail}");
+    assert!(
+        detail.contains("not trusted") && detail.contains("trusted_ca_pem"),
+        "{detail}"
+    );
 
     let mut lenient = trusting(dir);
     lenient.smime.on_bad_signature = OnBadSignature::Import;
@@ -314,7 +387,11 @@ fn encrypted_mails_are_decrypted_with_the_importers_key_and_without_it_are_smime
 
         let a = with_key(trusting(dir), dir, "alice.p12").analyze(&raw);
         let got = files(&a).unwrap_or_else(|e| panic!("{mail}: {e:?}"));
-        assert_eq!(got, [("invoice.pdf".to_owned(), invoice_pdf(dir))], "{mail}");
+        assert_eq!(
+            got,
+            [("invoice.pdf".to_owned(), invoice_pdf(dir))],
+            "{mail}"
+        );
         let v = a.smime.expect("a verdict");
         assert!(v.encrypted && !v.signed);
     }
@@ -332,8 +409,12 @@ fn a_pkcs12_is_checked_with_its_password() {
 }
 
 fn tnef_fixture(name: &str) -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tnef").join(name))
-        .expect("fixture")
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tnef")
+            .join(name),
+    )
+    .expect("fixture")
 }
 
 #[test]
@@ -351,10 +432,20 @@ fn a_winmail_dat_from_outlook_gives_its_attachments_under_their_long_names() {
     got.sort();
     assert_eq!(
         got,
-        ["quick.doc", "quick.html", "quick.pdf", "quick.txt", "quick.xml"]
+        [
+            "quick.doc",
+            "quick.html",
+            "quick.pdf",
+            "quick.txt",
+            "quick.xml"
+        ]
     );
     // Outlook's wrapping itself is no document.
-    assert!(a.skipped.iter().any(|s| s.name == "winmail.dat"), "{:?}", a.skipped);
+    assert!(
+        a.skipped.iter().any(|s| s.name == "winmail.dat"),
+        "{:?}",
+        a.skipped
+    );
 
     // With the PDF rule, only the PDF passes.
     assert_eq!(names(&Setup::new().analyze(&raw)), ["quick.pdf"]);

@@ -7,6 +7,7 @@
 //! expiry arithmetic is pure UTC and testable.
 
 pub mod account;
+pub mod assertion;
 pub mod error;
 pub mod http;
 pub mod token;
@@ -65,12 +66,24 @@ pub struct AuthorizeRequest {
     pub pkce_verifier: SecretString,
 }
 
+/// How the app proves itself at the token endpoint.
+#[derive(Debug, Clone)]
+enum ClientCredential {
+    /// A public client, or a confidential one whose secret is not at hand.
+    None,
+    Secret(SecretString),
+    Certificate(std::sync::Arc<assertion::AssertionSigner>),
+    /// The stored key does not fit the certificate: every token request
+    /// fails with this, naming the fix.
+    Unusable(String),
+}
+
 /// One importer's view of the identity platform.
 #[derive(Debug, Clone)]
 pub struct IdentityClient {
     http: HttpClient,
     client_id: String,
-    client_secret: Option<SecretString>,
+    credential: ClientCredential,
     tenant: String,
     authority: String,
     graph_resource: String,
@@ -78,11 +91,25 @@ pub struct IdentityClient {
 }
 
 impl IdentityClient {
-    pub fn new(http: HttpClient, app: &EntraApp, client_secret: Option<SecretString>) -> Self {
+    /// `secret` is the client secret, or the certificate's private key
+    /// (PEM) when the app has a certificate.
+    pub fn new(http: HttpClient, app: &EntraApp, secret: Option<SecretString>) -> Self {
+        let credential = match (secret, &app.certificate) {
+            (None, _) => ClientCredential::None,
+            (Some(s), None) => ClientCredential::Secret(s),
+            (Some(key), Some(cert)) => {
+                match assertion::AssertionSigner::new(cert, key.expose_secret()) {
+                    Ok(signer) => ClientCredential::Certificate(std::sync::Arc::new(signer)),
+                    Err(m) => ClientCredential::Unusable(format!(
+                        "the stored client_private_key_pem {m}: enter the certificate's key again"
+                    )),
+                }
+            }
+        };
         Self {
             http,
             client_id: app.client_id.clone(),
-            client_secret,
+            credential,
             tenant: app.tenant_id.as_str().to_owned(),
             authority: app.endpoints.authority.trim_end_matches('/').to_owned(),
             graph_resource: app.cloud.graph_resource(),
@@ -117,10 +144,39 @@ impl IdentityClient {
             // Microsoft documents the secret in the body; Basic works too,
             // but the body form is what every Entra sample uses.
             .set_auth_type(AuthType::RequestBody);
-        if let Some(secret) = &self.client_secret {
+        if let ClientCredential::Secret(secret) = &self.credential {
             client = client.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()));
         }
         Ok(client)
+    }
+
+    /// The `client_assertion` form fields a certificate credential adds to
+    /// a token request (none for a secret, which `oauth()` sets).
+    fn assertion_params(
+        &self,
+        now: Timestamp,
+    ) -> Result<Vec<(&'static str, String)>, IdentityError> {
+        match &self.credential {
+            ClientCredential::Certificate(signer) => {
+                let jwt = signer
+                    .assertion(&self.client_id, &self.endpoint("token"), now)
+                    .map_err(|_| {
+                        IdentityError::Config(
+                            "the client assertion could not be signed with client_private_key_pem"
+                                .to_owned(),
+                        )
+                    })?;
+                Ok(vec![
+                    (
+                        "client_assertion_type",
+                        assertion::ASSERTION_TYPE.to_owned(),
+                    ),
+                    ("client_assertion", jwt),
+                ])
+            }
+            ClientCredential::Unusable(m) => Err(IdentityError::Config(m.clone())),
+            ClientCredential::None | ClientCredential::Secret(_) => Ok(Vec::new()),
+        }
     }
 
     /// The resource a delegated grant's tokens are for: a Graph token is
@@ -187,14 +243,16 @@ impl IdentityClient {
         let redirect = RedirectUrl::new(redirect_uri.to_owned())
             .map_err(|e| IdentityError::Config(format!("redirect URI: {e}")))?;
         let client = self.oauth()?;
-        let response = client
+        let mut request = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .set_pkce_verifier(PkceCodeVerifier::new(
                 pkce_verifier.expose_secret().to_owned(),
             ))
-            .set_redirect_uri(Cow::Owned(redirect))
-            .request_async(&self.http)
-            .await?;
+            .set_redirect_uri(Cow::Owned(redirect));
+        for (name, value) in self.assertion_params(now)? {
+            request = request.add_extra_param(name, value);
+        }
+        let response = request.request_async(&self.http).await?;
         TokenSet::from_response(response, now, self.resource(access))
     }
 
@@ -208,11 +266,13 @@ impl IdentityClient {
     ) -> Result<TokenSet, IdentityError> {
         let client = self.oauth()?;
         let rt = RefreshToken::new(refresh_token.expose_secret().to_owned());
-        let response = client
+        let mut request = client
             .exchange_refresh_token(&rt)
-            .add_scopes(self.delegated_scopes(access).into_iter().map(Scope::new))
-            .request_async(&self.http)
-            .await?;
+            .add_scopes(self.delegated_scopes(access).into_iter().map(Scope::new));
+        for (name, value) in self.assertion_params(now)? {
+            request = request.add_extra_param(name, value);
+        }
+        let response = request.request_async(&self.http).await?;
         TokenSet::from_response(response, now, self.resource(access))
     }
 
@@ -259,11 +319,13 @@ impl IdentityClient {
     /// An app-only token for `{graph}/.default` on the importer's tenant.
     pub async fn client_credentials(&self, now: Timestamp) -> Result<TokenSet, IdentityError> {
         let client = self.oauth()?;
-        let response = client
+        let mut request = client
             .exchange_client_credentials()
-            .add_scope(Scope::new(format!("{}/.default", self.graph_resource)))
-            .request_async(&self.http)
-            .await?;
+            .add_scope(Scope::new(format!("{}/.default", self.graph_resource)));
+        for (name, value) in self.assertion_params(now)? {
+            request = request.add_extra_param(name, value);
+        }
+        let response = request.request_async(&self.http).await?;
         TokenSet::from_response(response, now, &self.graph_resource)
     }
 }

@@ -59,6 +59,11 @@ pub struct ImporterView {
     pub client_secret_set: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret_expires_at: Option<String>,
+    /// Set when the app signs in with a certificate instead of a secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<CertificateView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_private_key_set: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<String>,
     /// Empty: the authorizing user's own mailbox.
@@ -134,9 +139,30 @@ pub struct SmimeView {
     pub key_set: bool,
 }
 
-/// A PKCS#12 submitted for S/MIME must open with its password and hold a
-/// key with its certificate: checked at save, not at the first encrypted mail.
-fn check_smime_key(valid: &ValidImporter) -> Result<(), ValidationErrors> {
+/// The app's certificate as shown (its private key is write-only).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CertificateView {
+    pub subject: String,
+    /// SHA-256, hex, as the Azure portal shows it.
+    pub thumbprint: String,
+    pub not_after: String,
+}
+
+/// Keys are checked at save, not at the first token request or the first
+/// encrypted mail: a certificate's private key must be that certificate's,
+/// and a PKCS#12 for S/MIME must open with its password and hold a key
+/// with its certificate.
+fn check_keys(valid: &ValidImporter) -> Result<(), ValidationErrors> {
+    if let Some((SecretKind::ClientCertificate, domain::importer::SecretChange::Set(key))) =
+        &valid.secret
+        && let Some(cert) = valid
+            .settings
+            .entra_app()
+            .and_then(|a| a.certificate.as_ref())
+    {
+        microsoft::entra::assertion::AssertionSigner::new(cert, key)
+            .map_err(|m| ValidationErrors::single("client_private_key_pem", m))?;
+    }
     let domain::content::KeyChange::Set {
         pkcs12_base64,
         password,
@@ -239,6 +265,8 @@ fn view_of(
         client_id: None,
         client_secret_set: None,
         client_secret_expires_at: None,
+        client_certificate: None,
+        client_private_key_set: None,
         tenant_id: None,
         mailbox: None,
         cloud: None,
@@ -290,7 +318,17 @@ fn view_of(
     };
     if let Some(app) = s.entra_app() {
         v.client_id = Some(app.client_id.clone());
-        v.client_secret_set = secret_set(SecretKind::ClientSecret);
+        match &app.certificate {
+            Some(c) => {
+                v.client_certificate = Some(CertificateView {
+                    subject: c.subject.clone(),
+                    thumbprint: c.thumbprint_hex(),
+                    not_after: rfc3339(c.not_after),
+                });
+                v.client_private_key_set = secret_set(SecretKind::ClientCertificate);
+            }
+            None => v.client_secret_set = secret_set(SecretKind::ClientSecret),
+        }
         v.client_secret_expires_at = app.client_secret_expires_at.map(rfc3339);
         v.tenant_id = Some(app.tenant_id.as_str().to_owned());
         v.cloud = Some(app.cloud);
@@ -342,7 +380,7 @@ pub async fn create(
 ) -> Result<(StatusCode, axum::Json<ImporterView>), Problem> {
     let valid = input.validate(None)?;
     valid.check_kept_secrets(None, false)?;
-    check_smime_key(&valid)?;
+    check_keys(&valid)?;
     let record = state
         .store
         .create_importer(&caller.client_id, &valid, state.clock.now())
@@ -388,7 +426,7 @@ pub async fn replace(
         .ok_or_else(|| Problem::not_found("importer"))?;
     let valid = input.validate(existing.stored_secret)?;
     valid.check_kept_secrets(Some(&existing.settings), existing.sink_secret_set)?;
-    check_smime_key(&valid)?;
+    check_keys(&valid)?;
     let saved = state
         .store
         .update_importer(&caller.client_id, &id, &valid, state.clock.now())

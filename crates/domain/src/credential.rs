@@ -1,0 +1,89 @@
+//! An app's certificate credential, the public half: Microsoft recommends
+//! certificates over client secrets. The private key is sealed apart like
+//! every secret; this is what may be shown and stored in the settings.
+
+use base64::Engine;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// An X.509 certificate uploaded to the app registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientCertificate {
+    pub pem: String,
+    /// base64url SHA-256 of the DER: the assertion's `x5t#S256` header and
+    /// the thumbprint Azure shows (in hex there).
+    pub x5t_s256: String,
+    pub subject: String,
+    pub not_before: Timestamp,
+    pub not_after: Timestamp,
+}
+
+/// The certificate and its public key (a PKCS#1 `RSAPublicKey`), which the
+/// private key must match.
+pub struct ParsedCertificate {
+    pub certificate: ClientCertificate,
+    pub public_key: Vec<u8>,
+}
+
+impl ClientCertificate {
+    /// Parses the first certificate of a PEM text; the error says what to paste.
+    pub fn parse(pem: &str) -> Result<ParsedCertificate, String> {
+        let (_, block) = x509_parser::pem::parse_x509_pem(pem.trim().as_bytes()).map_err(|_| {
+            "is not a PEM certificate: paste the certificate (the .cer/.pem file uploaded to the app registration) starting with `-----BEGIN CERTIFICATE-----`".to_owned()
+        })?;
+        if block.label != "CERTIFICATE" {
+            return Err(format!(
+                "holds a `{}`, not a certificate: the private key goes in client_private_key_pem",
+                block.label
+            ));
+        }
+        let cert = block
+            .parse_x509()
+            .map_err(|e| format!("is not a valid X.509 certificate ({e})"))?;
+        let time = |t: &x509_parser::time::ASN1Time| {
+            Timestamp::from_second(t.timestamp()).map_err(|e| format!("has an unusable date ({e})"))
+        };
+        let validity = cert.validity();
+        let certificate = ClientCertificate {
+            pem: pem.trim().to_owned(),
+            x5t_s256: base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(Sha256::digest(&block.contents)),
+            subject: cert.subject().to_string(),
+            not_before: time(&validity.not_before)?,
+            not_after: time(&validity.not_after)?,
+        };
+        Ok(ParsedCertificate {
+            certificate,
+            public_key: cert.public_key().subject_public_key.data.to_vec(),
+        })
+    }
+
+    /// The thumbprint as Azure's portal shows it: upper-case hex SHA-256.
+    pub fn thumbprint_hex(&self) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&self.x5t_s256)
+            .unwrap_or_default()
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect()
+    }
+
+    /// A warning when the certificate expires within 30 days or has expired.
+    pub fn expiry_warning(&self, now: Timestamp) -> Option<String> {
+        let date = self.not_after.strftime("%Y-%m-%d");
+        let remaining = self.not_after.duration_since(now);
+        if remaining <= jiff::SignedDuration::ZERO {
+            Some(format!(
+                "the client certificate expired on {date}: Microsoft refuses it; upload a new certificate to the app registration and enter it and its key here"
+            ))
+        } else if remaining < jiff::SignedDuration::from_hours(24 * 30) {
+            let days = remaining.as_secs() / 86_400;
+            Some(format!(
+                "the client certificate expires on {date} (in {days} days): upload a new one to the app registration and enter it and its key here before then"
+            ))
+        } else {
+            None
+        }
+    }
+}

@@ -42,6 +42,10 @@ pub fn router() -> Router<Shared> {
             "/_emulator/token-lifetimes",
             get(get_lifetimes).put(set_lifetimes),
         )
+        .route(
+            "/_emulator/apps/{client_id}/certificates",
+            axum::routing::post(add_certificate),
+        )
         .route("/_emulator/counters", get(counters))
         .route("/_emulator/counters/reset", post(reset_counters))
 }
@@ -328,6 +332,31 @@ pub fn revoke_refresh_tokens(ctx: &Ctx, upn: &str) -> Result<Timestamp, AdminErr
         }
     }
     Ok(now)
+}
+
+/// `POST /_emulator/apps/{client_id}/certificates` `{"pem": …}`: uploads a
+/// certificate credential, as under "Certificates & secrets" in Azure.
+async fn add_certificate(
+    State(ctx): State<Shared>,
+    Path(client_id): Path<String>,
+    Json(body): Json<crate::seed::SeedCertificate>,
+) -> Result<Response, AdminError> {
+    let cert = crate::state::AppCertificate::from_pem(&body.pem).map_err(state_problem)?;
+    let mut world = ctx.lock();
+    let app = world.apps.get_mut(&client_id).ok_or_else(|| {
+        state_problem(StateError::Unknown {
+            kind: "app",
+            name: client_id.clone(),
+        })
+    })?;
+    let answer = json!({
+        "x5t#S256": cert.x5t_s256,
+        "thumbprint_sha1": cert.sha1_hex,
+        "not_before": cert.not_before.to_string(),
+        "not_after": cert.not_after.to_string(),
+    });
+    app.certificates.push(cert);
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
 async fn revoke(State(ctx): State<Shared>, Path(upn): Path<String>) -> Response {

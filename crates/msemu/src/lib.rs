@@ -40,8 +40,8 @@ pub use admin::{FolderInfo, MessageInfo, NewMessage};
 pub use counters::{MailboxCounters, Snapshot as Counters};
 pub use faults::{FaultKind, FaultRule};
 pub use seed::{
-    Seed, SeedApp, SeedFolder, SeedMessage, SeedSecret, SeedSharedMailbox, SeedTenant, SeedUser,
-    demo,
+    Seed, SeedApp, SeedCertificate, SeedFolder, SeedMessage, SeedSecret, SeedSharedMailbox,
+    SeedTenant, SeedUser, demo,
 };
 
 /// Errors starting or running the emulator.

@@ -37,6 +37,9 @@ pub struct SeedApp {
     /// Client secrets. An app without secrets is a public client.
     #[serde(default)]
     pub secrets: Vec<SeedSecret>,
+    /// Certificate credentials (PEM), checked in client assertions.
+    #[serde(default)]
+    pub certificates: Vec<SeedCertificate>,
     /// Registered redirect URIs, matched exactly (case and trailing slash matter).
     #[serde(default)]
     pub redirect_uris: Vec<String>,
@@ -55,6 +58,13 @@ pub struct SeedApp {
     /// Users (UPNs) who already consented to all delegated permissions.
     #[serde(default)]
     pub user_consents: Vec<String>,
+}
+
+/// A certificate uploaded to the app registration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedCertificate {
+    pub pem: String,
 }
 
 /// A client secret with an optional expiry.
@@ -189,6 +199,7 @@ impl Seed {
                     SeedApp {
                         client_id: demo::CLIENT_ID.into(),
                         display_name: "mailferry".into(),
+                        certificates: Vec::new(),
                         secrets: vec![SeedSecret {
                             value: demo::CLIENT_SECRET.into(),
                             expires: None,
@@ -211,6 +222,7 @@ impl Seed {
                     SeedApp {
                         client_id: demo::DAEMON_CLIENT_ID.into(),
                         display_name: "mailferry daemon".into(),
+                        certificates: Vec::new(),
                         secrets: vec![SeedSecret {
                             value: demo::DAEMON_CLIENT_SECRET.into(),
                             expires: None,

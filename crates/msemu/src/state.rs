@@ -39,6 +39,8 @@ pub enum StateError {
     Base64,
     #[error("a message needs `mime` or `mime_base64`")]
     NoMime,
+    #[error("the certificate is unusable: {0}")]
+    Certificate(String),
 }
 
 /// Why a Graph lookup failed: Graph tells a malformed id (400) from a missing one (404).
@@ -60,12 +62,28 @@ pub struct Secret {
     pub expires: Option<Timestamp>,
 }
 
+/// A certificate credential of an app (its public half).
+#[derive(Clone)]
+pub struct AppCertificate {
+    /// base64url SHA-256 of the DER (`x5t#S256`).
+    pub x5t_s256: String,
+    /// base64url SHA-1 of the DER (`x5t`, the older header).
+    pub x5t: String,
+    /// What Entra's errors print: the SHA-1 thumbprint in upper-case hex.
+    pub sha1_hex: String,
+    /// The RSA public key (PKCS#1), as the certificate carries it.
+    pub public_key: Vec<u8>,
+    pub not_before: Timestamp,
+    pub not_after: Timestamp,
+}
+
 #[derive(Clone)]
 pub struct App {
     pub tenant_id: String,
     pub client_id: String,
     pub display_name: String,
     pub secrets: Vec<Secret>,
+    pub certificates: Vec<AppCertificate>,
     pub redirect_uris: Vec<String>,
     pub delegated_permissions: Vec<String>,
     pub application_roles: Vec<String>,
@@ -74,7 +92,7 @@ pub struct App {
 
 impl App {
     pub fn is_confidential(&self) -> bool {
-        !self.secrets.is_empty()
+        !self.secrets.is_empty() || !self.certificates.is_empty()
     }
 }
 
@@ -328,6 +346,11 @@ impl State {
                                 expires: s.expires,
                             })
                             .collect(),
+                        certificates: a
+                            .certificates
+                            .iter()
+                            .map(|c| AppCertificate::from_pem(&c.pem))
+                            .collect::<Result<_, _>>()?,
                         redirect_uris: a.redirect_uris.clone(),
                         delegated_permissions: a.delegated_permissions.clone(),
                         application_roles: a.application_roles.clone(),

@@ -84,6 +84,31 @@ function folderInput(key, value, canPick) {
       <span class="field-error" data-error="folders.${key}"></span></label>`;
 }
 
+// Whether the app signs in with a secret or a certificate (a form choice, not an API field).
+const CREDENTIALS = [["secret", "Client secret"], ["certificate", "Certificate"]];
+const ON_BAD_SIGNATURE = [["error", "Move to Error (smime_invalid_signature)"], ["import", "Import and record the failed verdict"]];
+const KEPT = "stored — leave empty to keep";
+
+function textarea(field, label, value, opts = {}) {
+  const hint = opts.hint ? `<span class="hint">${opts.hint}</span>` : "";
+  return `<label data-wrap="${field}">${esc(label)} ${hint}
+    <textarea data-field="${field}" rows="${opts.rows || 3}" ${opts.placeholder ? `placeholder="${esc(opts.placeholder)}"` : ""} ${opts.extra || ""}>${esc(value ?? "")}</textarea>
+    <span class="field-error" data-error="${field}"></span></label>`;
+}
+
+// One sender pattern + password of the ZIP list; `stored`: a password is kept for this sender.
+function zipRow(row = {}) {
+  return `<div class="grid3" data-zip-row ${row.password_set ? `data-stored-sender="${esc(row.sender)}"` : ""}>
+    <label>Sender pattern <span class="hint">e.g. *@supplier.example</span>
+      <input type="text" data-zip="sender" value="${esc(row.sender ?? "")}" placeholder="*@supplier.example">
+      <span class="field-error" data-zip-error="sender"></span></label>
+    <label>ZIP password <span class="hint">write-only</span>
+      <input type="password" data-zip="password" value="" ${row.password_set ? `placeholder="${esc(KEPT)}"` : ""} autocomplete="new-password">
+      <span class="field-error" data-zip-error="password"></span></label>
+    <span class="actions"><button type="button" class="secondary" data-zip-remove>Remove</button></span>
+  </div>`;
+}
+
 function importerForm(imp) {
   const isNew = !imp.id;
   const p = imp.protocol || "graph_delegated";
@@ -91,6 +116,8 @@ function importerForm(imp) {
   const att = { allowed_types: [], allowed_extensions: [], include_inline: false, min_size: 0, exclude_names: [], include_names: [], ...imp.attachments };
   const rules = imp.rules || { sender_allow: [], subject_block: [] };
   const sink = imp.sink || { kind: "spool" };
+  const smime = { trusted_ca_pem: null, platform_roots: true, on_bad_signature: "error", key_set: false, ...imp.smime };
+  const credential = imp.client_certificate ? "certificate" : "secret";
   return `<form id="importer-form" class="card" autocomplete="off">
     <h1>${isNew ? "New e-mail importer" : esc(imp.name)}</h1>
     <div id="form-notice"></div>
@@ -101,10 +128,16 @@ function importerForm(imp) {
       <div class="grid2">
         ${input("client_id", "Client ID", imp.client_id, { hint: "Application (client) ID from Azure" })}
         ${input("tenant_id", "Tenant ID", imp.tenant_id, { hint: "Directory (tenant) ID or domain" })}
+        <label>Credential <select data-field="credential">${CREDENTIALS.map(([k, v]) => `<option value="${k}" ${k === credential ? "selected" : ""}>${v}</option>`).join("")}</select>
+          <span class="hint">what the app signs in with, as uploaded to its registration (Certificates &amp; secrets)</span></label>
         ${input("client_secret", "Client secret", "", { type: "password", hint: imp.client_secret_set ? "stored — leave empty to keep it" : "the secret's value, not its ID", extra: 'autocomplete="new-password"' })}
         ${input("client_secret_expires_at", "Client secret expires", imp.client_secret_expires_at ? imp.client_secret_expires_at.slice(0, 10) : "", { type: "date", hint: "to be warned 30 days before" })}
         ${input("mailbox", "Mailbox", imp.mailbox, { hint: "empty: the authorizing user's own mailbox; a shared mailbox needs Mail.ReadWrite.Shared" })}
         <label>Cloud <select data-field="cloud">${["global", "usgov", "usgov-dod", "china"].map((c) => `<option ${c === (imp.cloud || "global") ? "selected" : ""}>${c}</option>`).join("")}</select></label>
+      </div>
+      <div class="grid2" data-section="certificate">
+        ${textarea("client_certificate_pem", "Certificate (PEM)", imp.client_certificate?.pem, { hint: "public: the certificate uploaded to the app registration", placeholder: "-----BEGIN CERTIFICATE-----" })}
+        ${textarea("client_private_key_pem", "Private key (PEM)", "", { hint: "write-only: never shown again once saved", placeholder: imp.client_private_key_set ? KEPT : "-----BEGIN PRIVATE KEY-----", extra: 'autocomplete="off" spellcheck="false"' })}
       </div>
       <details><summary class="muted">Endpoints (emulator or proxy)</summary><div class="grid2">
         ${input("endpoints.authority", "Authority", imp.endpoints?.authority, { placeholder: "https://login.microsoftonline.com" })}
@@ -138,6 +171,25 @@ function importerForm(imp) {
         <span class="hint">stored as body.txt and body.html in the document</span><span class="field-error" data-error="import_body"></span></label>
       <label class="inline"><input type="checkbox" data-field="attachments.include_inline" ${att.include_inline ? "checked" : ""}> Import inline images</label>
     </div>
+    <h3>ZIP attachments</h3>
+    <p class="muted small">Files are taken out of ZIP attachments; an encrypted ZIP opens with the password of the first sender pattern that matches.</p>
+    <div id="zip-rows">${(imp.zip_passwords || []).map(zipRow).join("")}</div>
+    <span class="field-error" data-error="zip_passwords"></span>
+    <div class="actions"><button type="button" class="secondary" id="zip-add">Add sender password</button></div>
+    <label class="inline"><input type="checkbox" data-field="zip_keep_archive" ${(imp.zip_keep_archive ?? true) ? "checked" : ""}> Keep the ZIP itself beside its files</label>
+    <h3>S/MIME</h3>
+    <div class="grid2">
+      ${textarea("smime.trusted_ca_pem", "Trusted CA certificates (PEM)", smime.trusted_ca_pem, { hint: "signers may chain to these; empty: only the system's root CAs, if trusted below", placeholder: "-----BEGIN CERTIFICATE-----" })}
+      <div>
+        <label class="inline"><input type="checkbox" data-field="smime.platform_roots" ${smime.platform_roots ? "checked" : ""}> Also trust the system's root CAs</label>
+        <label>Bad signature <select data-field="smime.on_bad_signature">${ON_BAD_SIGNATURE.map(([k, v]) => `<option value="${k}" ${k === smime.on_bad_signature ? "selected" : ""}>${v}</option>`).join("")}</select>
+          <span class="field-error" data-error="smime.on_bad_signature"></span></label>
+      </div>
+      ${input("smime.key_pkcs12_base64", "Decryption key (PKCS#12, .p12/.pfx)", "", { type: "file", hint: smime.key_set ? "choose a file only to replace the stored key" : "only needed for encrypted mails", extra: 'accept=".p12,.pfx,application/x-pkcs12"' })}
+      ${input("smime.pkcs12_password", "PKCS#12 password", "", { type: "password", hint: "the password the file was exported with; write-only", extra: 'autocomplete="new-password"' })}
+    </div>
+    ${smime.key_set ? `<p class="small" id="smime-key-stored">A key is stored.</p>
+    <label class="inline"><input type="checkbox" data-field="smime.remove_key"> Remove key</label>` : ""}
     <h3>Rules</h3>
     <div class="grid2">
       ${input("rules.sender_allow", "Allowed senders", rules.sender_allow.join(", "), { hint: "comma-separated, * wildcards, e.g. *@contoso.com; empty allows every sender; checked first" })}
@@ -165,6 +217,7 @@ function importerForm(imp) {
   </form>
   <div id="test-result"></div>
   ${isNew ? "" : `<div class="card" id="status"><h2>Status</h2><p class="muted">Loading…</p></div>
+  ${importerDetails(imp)}
   <div class="card" id="mail-focus" hidden></div>
   <div class="card" id="mails" data-importer="${esc(imp.id)}">
     <h2>Mails in Error</h2>
@@ -176,7 +229,60 @@ function importerForm(imp) {
   </div>`}`;
 }
 
-function readForm(form, isNew, imp = {}) {
+// What is stored beyond the form's fields: write-only keys (set or not), the
+// app's certificate, limits the form does not edit.
+function importerDetails(imp) {
+  const yes = (b) => (b ? "yes" : "no");
+  const smime = imp.smime || {};
+  const cert = imp.client_certificate;
+  const rows = [
+    ...(cert ? [
+      ["certificate.subject", "App certificate", esc(cert.subject)],
+      ["certificate.thumbprint", "Thumbprint (SHA-256)", `<code>${esc(cert.thumbprint)}</code>`],
+      ["certificate.not_after", "Certificate expires", esc(String(cert.not_after || "").slice(0, 10) || "–")],
+      ["client_private_key_set", "Private key stored", yes(imp.client_private_key_set)],
+    ] : []),
+    ["max_mail_bytes", "Largest mail", `${esc(imp.max_mail_bytes)} bytes`],
+    ["max_attempts", "Attempts before Error", esc(imp.max_attempts)],
+    ["zip_passwords", "ZIP passwords for", (imp.zip_passwords || []).length ? imp.zip_passwords.map((z) => `<code>${esc(z.sender)}</code>`).join(", ") : "–"],
+    ["zip_keep_archive", "Keep the ZIP beside its files", yes(imp.zip_keep_archive ?? true)],
+    ["smime.trust", "S/MIME trust", `custom CA: ${yes(smime.trusted_ca_pem)} · system root CAs: ${yes(smime.platform_roots ?? true)}`],
+    ["smime.on_bad_signature", "Bad S/MIME signature", esc(Object.fromEntries(ON_BAD_SIGNATURE)[smime.on_bad_signature] || smime.on_bad_signature || "–")],
+    ["smime.key_set", "S/MIME key stored", yes(smime.key_set)],
+  ];
+  return `<div class="card" id="details"><h2>Stored settings</h2><table><tbody>
+    ${rows.map(([key, label, value]) => `<tr><th>${esc(label)}</th><td data-detail="${key}">${value}</td></tr>`).join("")}
+  </tbody></table></div>`;
+}
+
+// The ZIP rows as submitted: blank rows are left out, and each row's error
+// slots take the index the API will name (zip_passwords[i].sender).
+function zipPasswords(form) {
+  const out = [];
+  for (const row of form.querySelectorAll("[data-zip-row]")) {
+    const sender = row.querySelector('[data-zip="sender"]').value.trim();
+    const password = row.querySelector('[data-zip="password"]').value;
+    row.querySelectorAll("[data-zip-error]").forEach((slot) => { slot.textContent = ""; slot.removeAttribute("data-error"); });
+    if (!sender && !password) continue;
+    row.querySelectorAll("[data-zip-error]").forEach((slot) => (slot.dataset.error = `zip_passwords[${out.length}].${slot.dataset.zipError}`));
+    // Write-only: an empty password keeps the one stored for this sender.
+    out.push({ sender, ...(password && { password }) });
+  }
+  return out;
+}
+
+// A chosen file's content in base64 (FileReader gives a data: URL; its prefix goes).
+function fileBase64(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.addEventListener("load", () => resolve(String(reader.result).replace(/^data:[^,]*,/, "")));
+    reader.addEventListener("error", () => reject(reader.error));
+    reader.readAsDataURL(file);
+  });
+}
+
+// files.pkcs12: the chosen PKCS#12 file in base64 (read before, as FileReader is asynchronous).
+function readForm(form, isNew, imp = {}, files = {}) {
   const get = (f) => form.querySelector(`[data-field="${f}"]`);
   const val = (f) => get(f).value.trim();
   const list = (f) => val(f).split(",").map((x) => x.trim()).filter(Boolean);
@@ -194,6 +300,8 @@ function readForm(form, isNew, imp = {}) {
     },
     rules: { sender_allow: list("rules.sender_allow"), subject_block: list("rules.subject_block") },
     import_body: val("import_body"),
+    zip_passwords: zipPasswords(form),
+    zip_keep_archive: get("zip_keep_archive").checked,
     // Not on the form: kept as they are.
     ...(imp.max_mail_bytes && { max_mail_bytes: imp.max_mail_bytes, max_attempts: imp.max_attempts }),
     sink: val("sink.kind") === "webhook"
@@ -210,11 +318,25 @@ function readForm(form, isNew, imp = {}) {
   if (protocol !== "imap" || xoauth2) {
     Object.assign(body, { client_id: val("client_id"), tenant_id: val("tenant_id"), cloud: val("cloud") });
     if (!xoauth2) body.mailbox = val("mailbox");
-    if (val("client_secret")) body.client_secret = val("client_secret");
-    if (val("client_secret_expires_at")) body.client_secret_expires_at = val("client_secret_expires_at");
+    // Only the chosen credential's fields: the API takes a secret or a certificate, never both.
+    if (val("credential") === "certificate") {
+      body.client_certificate_pem = val("client_certificate_pem");
+      if (val("client_private_key_pem")) body.client_private_key_pem = val("client_private_key_pem");
+    } else {
+      if (val("client_secret")) body.client_secret = val("client_secret");
+      if (val("client_secret_expires_at")) body.client_secret_expires_at = val("client_secret_expires_at");
+    }
     const authority = val("endpoints.authority"), graph = xoauth2 ? "" : val("endpoints.graph");
     if (authority || graph) body.endpoints = { ...(authority && { authority }), ...(graph && { graph }) };
   }
+  // The key and its password are write-only: omitted, the stored key stays; "" removes it.
+  const smime = { platform_roots: get("smime.platform_roots").checked, on_bad_signature: val("smime.on_bad_signature") };
+  if (val("smime.trusted_ca_pem")) smime.trusted_ca_pem = val("smime.trusted_ca_pem");
+  const p12Password = get("smime.pkcs12_password").value;
+  if (get("smime.remove_key")?.checked) smime.key_pkcs12_base64 = "";
+  else if (files.pkcs12 !== undefined) Object.assign(smime, { key_pkcs12_base64: files.pkcs12, pkcs12_password: p12Password });
+  else if (p12Password) smime.pkcs12_password = p12Password; // the API says the file is missing
+  body.smime = smime;
   return body;
 }
 
@@ -238,6 +360,11 @@ function toggleSections(form) {
   form.querySelector('[data-section="imap"]').hidden = protocol !== "imap";
   for (const field of ["mailbox", "endpoints.graph"]) form.querySelector(`[data-wrap="${field}"]`).hidden = xoauth2;
   form.querySelector('[data-wrap="password"]').hidden = xoauth2;
+  const certificate = form.querySelector('[data-field="credential"]').value === "certificate";
+  for (const field of ["client_secret", "client_secret_expires_at"]) form.querySelector(`[data-wrap="${field}"]`).hidden = certificate;
+  form.querySelector('[data-section="certificate"]').hidden = !certificate;
+  const removeKey = form.querySelector('[data-field="smime.remove_key"]');
+  for (const field of ["smime.key_pkcs12_base64", "smime.pkcs12_password"]) form.querySelector(`[data-field="${field}"]`).disabled = !!removeKey?.checked;
   const auth = form.querySelector("#authenticate");
   if (auth) auth.hidden = !(protocol === "graph_delegated" || xoauth2);
   const webhook = form.querySelector('[data-field="sink.kind"]').value === "webhook";
@@ -258,9 +385,29 @@ async function importerPage(id, opts = {}) {
   form.querySelector('[data-field="protocol"]').addEventListener("change", () => toggleSections(form));
   form.querySelector('[data-field="auth"]').addEventListener("change", () => toggleSections(form));
   form.querySelector('[data-field="sink.kind"]').addEventListener("change", () => toggleSections(form));
+  form.querySelector('[data-field="credential"]').addEventListener("change", () => toggleSections(form));
+  form.querySelector('[data-field="smime.remove_key"]')?.addEventListener("change", () => toggleSections(form));
+  const zipRows = form.querySelector("#zip-rows");
+  form.querySelector("#zip-add").addEventListener("click", () => {
+    zipRows.insertAdjacentHTML("beforeend", zipRow());
+    zipRows.lastElementChild.querySelector('[data-zip="sender"]').focus();
+  });
+  zipRows.addEventListener("click", (ev) => ev.target.closest("[data-zip-remove]")?.closest("[data-zip-row]").remove());
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    const body = readForm(form, !imp.id, imp);
+    const p12 = form.querySelector('[data-field="smime.key_pkcs12_base64"]');
+    const files = {};
+    if (p12.files.length && !p12.disabled) {
+      files.pkcs12 = await fileBase64(p12.files[0]).catch(() => "");
+      // "" would remove the stored key: an empty or unreadable file is refused here.
+      if (!files.pkcs12) { showFieldErrors(form, { detail: "The PKCS#12 file could not be read.", errors: [{ field: "smime.key_pkcs12_base64", message: "is empty or unreadable: choose the .p12/.pfx file again" }] }); return; }
+    }
+    if (form.querySelector('[data-field="credential"]').value === "certificate" && !form.querySelector('[data-field="client_certificate_pem"]').value.trim()
+        && !form.querySelector('[data-section="graph"]').hidden) {
+      showFieldErrors(form, { detail: "The certificate is missing.", errors: [{ field: "client_certificate_pem", message: "is required: the certificate uploaded to the app registration, as PEM (or choose Client secret)" }] });
+      return;
+    }
+    const body = readForm(form, !imp.id, imp, files);
     const res = imp.id ? await api("PUT", `/api/v2/importers/email/${encodeURIComponent(imp.id)}`, body) : await api("POST", "/api/v2/importers/email", body);
     if (!res.ok) { showFieldErrors(form, res.data); return; }
     const saved = res.data;

@@ -1,6 +1,7 @@
 //! The Microsoft identity platform v2.0 endpoints: authorize (with HTML login, consent and
 //! account-picker pages), token, OpenID discovery, keys and instance discovery.
 
+pub mod assertion;
 pub mod authorize;
 pub mod discovery;
 pub mod error;

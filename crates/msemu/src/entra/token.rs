@@ -52,7 +52,44 @@ fn client_credentials(
     }
 }
 
-fn authenticate_client(app: &App, secret: Option<&str>, now: Timestamp) -> Result<(), AadError> {
+/// A client assertion (certificate credential) from the body, if any.
+fn client_assertion(form: &HashMap<String, String>) -> Result<Option<&str>, AadError> {
+    match (
+        form.get("client_assertion_type"),
+        form.get("client_assertion"),
+    ) {
+        (None, None) => Ok(None),
+        (Some(t), Some(a)) if t == super::assertion::ASSERTION_TYPE => Ok(Some(a.as_str())),
+        (Some(t), Some(_)) => Err(AadError::new(
+            "invalid_request",
+            50027,
+            format!(
+                "Invalid JWT token. The client_assertion_type '{t}' is not supported; use '{}'.",
+                super::assertion::ASSERTION_TYPE
+            ),
+        )),
+        (None, Some(_)) => Err(AadError::missing("client_assertion_type")),
+        (Some(_), None) => Err(AadError::missing("client_assertion")),
+    }
+}
+
+fn authenticate_client(
+    app: &App,
+    secret: Option<&str>,
+    assertion: Option<(&str, &[String])>,
+    now: Timestamp,
+) -> Result<(), AadError> {
+    if let Some((jwt, audiences)) = assertion {
+        if !app.is_confidential() {
+            return Err(AadError::new(
+                "invalid_client",
+                700025,
+                "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.",
+            )
+            .status(StatusCode::BAD_REQUEST));
+        }
+        return super::assertion::verify(app, jwt, audiences, now);
+    }
     if !app.is_confidential() {
         return match secret {
             Some(_) => Err(AadError::new(
@@ -378,7 +415,12 @@ fn grant(
         .filter(|a| tenant_id.as_ref().is_none_or(|t| *t == a.tenant_id))
         .cloned()
         .ok_or_else(|| AadError::unknown_client(&client_id, tenant))?;
-    authenticate_client(&app, secret.as_deref(), now)?;
+    let audiences = [
+        format!("{base}/{tenant}/oauth2/v2.0/token"),
+        format!("{base}/{}/oauth2/v2.0/token", app.tenant_id),
+    ];
+    let assertion = client_assertion(form)?.map(|jwt| (jwt, &audiences[..]));
+    authenticate_client(&app, secret.as_deref(), assertion, now)?;
     let want_client_info = form.get("client_info").map(String::as_str) == Some("1");
 
     match grant_type.as_str() {

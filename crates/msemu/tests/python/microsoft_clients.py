@@ -117,6 +117,62 @@ def identity():
     return refreshed["access_token"], app_token["access_token"]
 
 
+def self_signed(days):
+    """An RSA key and a self-signed certificate, as `cryptography` (msal's own
+    dependency) makes them."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "msal certificate test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return key_pem, cert.public_bytes(serialization.Encoding.PEM).decode(), cert
+
+
+def certificate_credentials():
+    """msal's two assertion forms: RS256 with the SHA-1 `x5t` (a thumbprint
+    given), PS256 with `x5t#S256` (the certificate given)."""
+    from cryptography.hazmat.primitives import hashes
+
+    key_pem, cert_pem, cert = self_signed(30)
+    r = requests.post(f"{BASE}/_emulator/apps/{DAEMON_ID}/certificates", json={"pem": cert_pem})
+    assert r.status_code == 201, (r.status_code, r.text)
+    scope = ["https://graph.microsoft.com/.default"]
+    for label, credential in [
+        ("RS256 x5t", {"private_key": key_pem, "thumbprint": cert.fingerprint(hashes.SHA1()).hex()}),
+        ("PS256 x5t#S256", {"private_key": key_pem, "public_certificate": cert_pem}),
+    ]:
+        token = msal_app(DAEMON_ID, credential).acquire_token_for_client(scope)
+        assert "access_token" in token, (label, token)
+        ok(f"certificate credential {label}")
+
+    other_key, other_cert_pem, _ = self_signed(30)
+    refused = msal_app(
+        DAEMON_ID, {"private_key": other_key, "public_certificate": other_cert_pem}
+    ).acquire_token_for_client(scope)
+    assert refused.get("error") == "invalid_client" and 700027 in refused.get("error_codes", []), refused
+    ok("unknown certificate rejected 700027")
+
+
 class StaticToken(AccessTokenProvider):
     def __init__(self, token):
         self.token = token
@@ -223,6 +279,7 @@ async def graph(user_token, app_token):
 
 def main():
     user_token, app_token = identity()
+    certificate_credentials()
     asyncio.run(graph(user_token, app_token))
     ok("all")
 

@@ -146,6 +146,8 @@ pub struct CertificateView {
     /// SHA-256, hex, as the Azure portal shows it.
     pub thumbprint: String,
     pub not_after: String,
+    /// the certificate itself (public)
+    pub pem: String,
 }
 
 /// Keys are checked at save, not at the first token request or the first
@@ -324,6 +326,7 @@ fn view_of(
                     subject: c.subject.clone(),
                     thumbprint: c.thumbprint_hex(),
                     not_after: rfc3339(c.not_after),
+                    pem: c.pem.clone(),
                 });
                 v.client_private_key_set = secret_set(SecretKind::ClientCertificate);
             }

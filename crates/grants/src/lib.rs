@@ -83,6 +83,7 @@ impl TokenError {
                     client_id: app.map_or("", |a| a.client_id.as_str()),
                     tenant: app.map_or("", |a| a.tenant_id.as_str()),
                     permissions: &[],
+                    certificate: app.is_some_and(|a| a.certificate.is_some()),
                 })
             }
             Self::Unavailable { .. } => "Microsoft is busy or unreachable: try again in a minute; scheduled imports retry on their own".to_owned(),

@@ -116,6 +116,7 @@ pub(crate) fn fix_text(
         client_id: identity.client_id(),
         tenant: identity.tenant(),
         permissions: &permissions,
+        certificate: identity.uses_certificate(),
     });
     format!("{}. Fix: {fix}", e.reason())
 }

@@ -105,7 +105,7 @@ function zipRow(row = {}) {
     <label>ZIP password <span class="hint">write-only</span>
       <input type="password" data-zip="password" value="" ${row.password_set ? `placeholder="${esc(KEPT)}"` : ""} autocomplete="new-password">
       <span class="field-error" data-zip-error="password"></span></label>
-    <span class="actions"><button type="button" class="secondary" data-zip-remove>Remove</button></span>
+    <span class="actions" style="align-items:flex-end;margin:0 0 10px"><button type="button" class="secondary" data-zip-remove>Remove</button></span>
   </div>`;
 }
 

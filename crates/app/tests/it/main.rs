@@ -24,5 +24,6 @@ mod import;
 mod jobs;
 mod mail_fate;
 mod oauth;
+mod parity;
 mod scheduler_instances;
 mod ui;

@@ -758,6 +758,7 @@ async fn a_redirect_uri_mismatch_shows_the_exact_uri_to_register() {
     let importer = json(app.get(&format!("/api/v2/importers/email/{id}")).await).await;
     assert_eq!(importer["redirect_uri"], expected);
     let fix = microsoft::entra::Diagnosis::RedirectUriMismatch.fix(&microsoft::entra::FixContext {
+        certificate: false,
         redirect_uri: &expected,
         client_id: demo::CLIENT_ID,
         tenant: demo::TENANT_ID,

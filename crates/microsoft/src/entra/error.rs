@@ -128,6 +128,8 @@ pub struct FixContext<'a> {
     pub tenant: &'a str,
     /// Short names of the delegated permissions mailferry asks for.
     pub permissions: &'a [String],
+    /// The app signs in with a certificate, not a secret.
+    pub certificate: bool,
 }
 
 impl Diagnosis {
@@ -135,6 +137,10 @@ impl Diagnosis {
     pub fn fix(self, cx: &FixContext<'_>) -> String {
         match self {
             Self::ReauthRequired => "the Microsoft authorization is no longer valid (expired, revoked, or the password changed): press Authenticate and sign in again".into(),
+            Self::UpdateClientSecret if cx.certificate => format!(
+                "the certificate is not accepted (not uploaded to the app, expired, or this machine's clock is off by minutes): in the Azure portal open the app registration {} → Certificates & secrets and upload the certificate whose thumbprint the importer page shows, or enter a new certificate and its key here; check the server's time",
+                cx.client_id
+            ),
             Self::UpdateClientSecret => format!(
                 "the client secret is wrong or expired: in the Azure portal open the app registration {} → Certificates & secrets, create a new client secret, enter its Value (not its Secret ID) in this importer, save, and press Authenticate",
                 cx.client_id
@@ -308,6 +314,7 @@ mod tests {
     #[test]
     fn the_redirect_uri_fix_names_the_exact_uri() {
         let fix = Diagnosis::RedirectUriMismatch.fix(&FixContext {
+            certificate: false,
             redirect_uri: "https://mf.example.com/api/v2/importers/email/authenticate/end",
             client_id: "app",
             tenant: "t",

@@ -117,6 +117,14 @@ impl IdentityClient {
         }
     }
 
+    /// Whether the app proves itself with a certificate (client assertions).
+    pub fn uses_certificate(&self) -> bool {
+        matches!(
+            self.credential,
+            ClientCredential::Certificate(_) | ClientCredential::Unusable(_)
+        )
+    }
+
     pub fn client_id(&self) -> &str {
         &self.client_id
     }

@@ -77,6 +77,7 @@ impl SignIn<'_> {
             client_id: &self.app.client_id,
             tenant: self.app.tenant_id.as_str(),
             permissions,
+            certificate: self.app.certificate.is_some(),
         }
     }
 }
@@ -995,6 +996,7 @@ mod tests {
             client_id: "00000000-0000-0000-0000-000000000001",
             tenant: "contoso.example",
             permissions: &[],
+            certificate: false,
         };
         let response = microsoft_error_page(
             &format!("Invoices & {HOSTILE}"),

@@ -14,9 +14,16 @@ pub struct ClientCertificate {
     /// base64url SHA-256 of the DER: the assertion's `x5t#S256` header and
     /// the thumbprint Azure shows (in hex there).
     pub x5t_s256: String,
+    /// Upper-case hex SHA-1 of the DER: the thumbprint the Azure portal
+    /// lists under Certificates & secrets.
+    pub thumbprint_sha1: String,
     pub subject: String,
     pub not_before: Timestamp,
     pub not_after: Timestamp,
+}
+
+fn upper_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 
 /// The certificate and its public key (a PKCS#1 `RSAPublicKey`), which the
@@ -49,6 +56,7 @@ impl ClientCertificate {
             pem: pem.trim().to_owned(),
             x5t_s256: base64::engine::general_purpose::URL_SAFE_NO_PAD
                 .encode(Sha256::digest(&block.contents)),
+            thumbprint_sha1: upper_hex(&sha1::Sha1::digest(&block.contents)),
             subject: cert.subject().to_string(),
             not_before: time(&validity.not_before)?,
             not_after: time(&validity.not_after)?,
@@ -59,14 +67,13 @@ impl ClientCertificate {
         })
     }
 
-    /// The thumbprint as Azure's portal shows it: upper-case hex SHA-256.
-    pub fn thumbprint_hex(&self) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(&self.x5t_s256)
-            .unwrap_or_default()
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect()
+    /// The SHA-256 thumbprint in upper-case hex.
+    pub fn thumbprint_sha256(&self) -> String {
+        upper_hex(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(&self.x5t_s256)
+                .unwrap_or_default(),
+        )
     }
 
     /// A warning when the certificate expires within 30 days or has expired.

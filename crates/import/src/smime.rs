@@ -19,8 +19,9 @@ use openssl::nid::Nid;
 use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
 use openssl::pkcs12::Pkcs12;
 use openssl::pkey::{PKey, Private};
+use openssl::ssl::SslFiletype;
 use openssl::stack::Stack;
-use openssl::x509::store::{X509Store, X509StoreBuilder};
+use openssl::x509::store::{X509Lookup, X509Store, X509StoreBuilder};
 use openssl::x509::{X509, X509Ref};
 use secrecy::ExposeSecret;
 
@@ -221,7 +222,17 @@ fn verify(current: &[u8], settings: &SmimeSettings) -> Result<Signed, Reason> {
 fn trust_store(settings: &SmimeSettings) -> Result<X509Store, ErrorStack> {
     let mut b = X509StoreBuilder::new()?;
     if settings.platform_roots {
-        b.set_default_paths()?;
+        // The system's roots, wherever this distribution keeps them (the
+        // built-in OpenSSL's own default path is under its build prefix).
+        let found = openssl_probe::probe();
+        if let Some(file) = &found.cert_file {
+            b.add_lookup(X509Lookup::file())?
+                .load_cert_file(file, SslFiletype::PEM)?;
+        }
+        for dir in found.cert_dir.iter().filter_map(|d| d.to_str()) {
+            b.add_lookup(X509Lookup::hash_dir())?
+                .add_dir(dir, SslFiletype::PEM)?;
+        }
     }
     if let Some(pem) = &settings.trusted_ca_pem {
         for cert in X509::stack_from_pem(pem.as_bytes())? {
@@ -285,7 +296,7 @@ pub fn open_pkcs12(base64: &str, password: &str) -> Result<(PKey<Private>, X509)
     let parsed = Pkcs12::from_der(&der)
         .map_err(|_| "smime.key_pkcs12_base64 is not a PKCS#12 file: export the key with its certificate as .p12/.pfx".to_owned())?
         .parse2(password)
-        .map_err(|_| "smime.pkcs12_password does not open the PKCS#12 file: give the password it was exported with".to_owned())?;
+        .map_err(|_| "smime.pkcs12_password does not open the PKCS#12 file: give the password it was exported with (a file from an old tool that uses RC2 encryption must be exported again: `openssl pkcs12 -legacy -in old.p12 -nodes | openssl pkcs12 -export -out new.p12`)".to_owned())?;
     match (parsed.pkey, parsed.cert) {
         (Some(k), Some(c)) => Ok((k, c)),
         _ => Err(

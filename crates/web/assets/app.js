@@ -238,7 +238,7 @@ function importerDetails(imp) {
   const rows = [
     ...(cert ? [
       ["certificate.subject", "App certificate", esc(cert.subject)],
-      ["certificate.thumbprint", "Thumbprint (SHA-256)", `<code>${esc(cert.thumbprint)}</code>`],
+      ["certificate.thumbprint", "Thumbprint (SHA-1, as the Azure portal lists it)", `<code>${esc(cert.thumbprint)}</code>`],
       ["certificate.not_after", "Certificate expires", esc(String(cert.not_after || "").slice(0, 10) || "–")],
       ["client_private_key_set", "Private key stored", yes(imp.client_private_key_set)],
     ] : []),

@@ -184,9 +184,23 @@ async fn an_app_signs_in_with_a_certificate_and_the_emulator_refuses_what_entra_
     assert_eq!(created.status(), 201);
     let view = body_json(created).await;
     let parsed = ClientCertificate::parse(&cert).expect("cert").certificate;
+    // The portal's thumbprint (SHA-1), as the openssl tool prints it.
+    let fingerprint = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha1", "-in", "app.pem"])
+        .current_dir(dir.path())
+        .output()
+        .expect("openssl");
+    let fingerprint = String::from_utf8_lossy(&fingerprint.stdout).replace(':', "");
+    let portal = view["client_certificate"]["thumbprint"]
+        .as_str()
+        .expect("thumbprint");
+    assert!(
+        fingerprint.trim().ends_with(portal),
+        "{fingerprint} vs {portal}"
+    );
     assert_eq!(
-        view["client_certificate"]["thumbprint"],
-        parsed.thumbprint_hex()
+        view["client_certificate"]["thumbprint_sha256"],
+        parsed.thumbprint_sha256()
     );
     assert_eq!(view["client_private_key_set"], true);
     assert!(view.get("client_secret_set").is_none(), "{view}");

@@ -346,6 +346,17 @@ fn signed_mails_clear_and_opaque_are_verified_and_unwrapped() {
         // The facts are the outer mail's.
         assert_eq!(a.facts.from.as_deref(), Some("alice@example.com"));
     }
+    // The system's roots load beside the importer's CA (and do not trust
+    // the test CA on their own).
+    let mut with_roots = trusting(dir);
+    with_roots.smime.platform_roots = true;
+    let a = with_roots.analyze(&read(dir, "signed-clear.eml"));
+    assert_eq!(a.smime.and_then(|v| v.signature).as_deref(), Some("valid"));
+    let mut roots_only = Setup::new();
+    roots_only.smime.platform_roots = true;
+    let (code, _) =
+        files(&roots_only.analyze(&read(dir, "signed-clear.eml"))).expect_err("untrusted");
+    assert_eq!(code, "smime_invalid_signature");
 }
 
 #[test]

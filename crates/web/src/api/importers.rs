@@ -143,8 +143,11 @@ pub struct SmimeView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CertificateView {
     pub subject: String,
-    /// SHA-256, hex, as the Azure portal shows it.
+    /// SHA-1, hex: the thumbprint the Azure portal lists under
+    /// Certificates & secrets.
     pub thumbprint: String,
+    /// SHA-256, hex (sent to Microsoft as `x5t#S256`).
+    pub thumbprint_sha256: String,
     pub not_after: String,
     /// the certificate itself (public)
     pub pem: String,
@@ -324,7 +327,8 @@ fn view_of(
             Some(c) => {
                 v.client_certificate = Some(CertificateView {
                     subject: c.subject.clone(),
-                    thumbprint: c.thumbprint_hex(),
+                    thumbprint: c.thumbprint_sha1.clone(),
+                    thumbprint_sha256: c.thumbprint_sha256(),
                     not_after: rfc3339(c.not_after),
                     pem: c.pem.clone(),
                 });

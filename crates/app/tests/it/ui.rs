@@ -106,6 +106,24 @@ async fn an_admin_signs_in_and_configures_an_importer_in_the_browser() {
         "{:?}",
         importers[0].settings.sink
     );
+    // the ZIP password typed once survived the second save, sealed
+    let keys = app
+        .store
+        .content_keys(&app.client_id, &importers[0].id)
+        .await
+        .expect("keys");
+    let (sender, password) = keys
+        .zip_password_for(Some("billing@supplier.example"))
+        .expect("a password for the supplier");
+    assert_eq!(sender, "*@supplier.example");
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(password),
+        "zip-secret-UI"
+    );
+    assert_eq!(
+        importers[0].settings.smime.on_bad_signature,
+        domain::content::OnBadSignature::Import
+    );
 }
 
 #[tokio::test]

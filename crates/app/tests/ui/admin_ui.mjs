@@ -85,6 +85,27 @@ try {
   await page.waitForSelector("text=authentication required");
   await shot("importer-list");
 
+  step("a ZIP password is saved write-only and kept when the form is saved again");
+  await page.click("text=Invoices");
+  await page.waitForSelector("#importer-form");
+  await page.click("#zip-add");
+  await page.locator('[data-zip-row] [data-zip="sender"]').last().fill("*@supplier.example");
+  await page.locator('[data-zip-row] [data-zip="password"]').last().fill("zip-secret-UI");
+  await page.selectOption('[data-field="smime.on_bad_signature"]', "import");
+  await page.click('#importer-form button[type="submit"]');
+  await page.waitForSelector("#form-notice .notice");
+  await page.reload();
+  await page.waitForSelector("#importer-form");
+  assert.equal(await page.locator('[data-zip="sender"]').first().inputValue(), "*@supplier.example");
+  assert.equal(await page.locator('[data-zip="password"]').first().inputValue(), "");
+  assert.equal(await page.locator('[data-zip="password"]').first().getAttribute("placeholder"), "stored — leave empty to keep");
+  assert.equal(await page.inputValue('[data-field="smime.on_bad_signature"]'), "import");
+  assert.equal((await page.content()).includes("zip-secret-UI"), false, "the password is never sent back");
+  await page.click('#importer-form button[type="submit"]');
+  await page.waitForSelector("#form-notice .notice");
+  await page.click("text=Back");
+  await page.waitForSelector("text=authentication required");
+
   step("switching the protocol to IMAP shows the IMAP fields only");
   await page.click("text=Invoices");
   await page.waitForSelector("#importer-form");

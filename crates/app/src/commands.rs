@@ -60,7 +60,15 @@ pub async fn open_store(settings: &Settings, clock: &dyn Clock) -> anyhow::Resul
             )
         })?;
     }
-    let keyring = Keyring::load_or_create(&settings.master_key_file)?;
+    let key_file = &settings.master_key_file;
+    // A missing key file is created only for a database without secrets:
+    // a fresh key would make every sealed secret unreadable.
+    let (keyring, new_key) = if key_file.exists() {
+        (Keyring::load(key_file)?, None)
+    } else {
+        let (ring, new) = Keyring::generate()?;
+        (ring, Some(new))
+    };
     let store = Store::connect(&settings.database_url, keyring)
         .await
         .with_context(|| {
@@ -69,6 +77,20 @@ pub async fn open_store(settings: &Settings, clock: &dyn Clock) -> anyhow::Resul
                 store::redact_url(&settings.database_url)
             )
         })?;
+    let census = store.sealed_census().await?;
+    match (new_key, census.unopenable) {
+        (Some(_), _) if census.values > 0 => anyhow::bail!(
+            "the master key file {} is missing, but the database holds {} sealed secrets: restore the file from your backup, or set MAILFERRY_MASTER_KEY_FILE to where it is. Nothing was written",
+            key_file.display(),
+            census.values
+        ),
+        (Some(new), _) => new.write(key_file)?,
+        (None, Some(id)) => anyhow::bail!(
+            "the master key file {} does not open the database's secrets (one is sealed with key `{id}`, which it does not hold): it is not the file this database was set up with. Restore the right file, or set MAILFERRY_MASTER_KEY_FILE to it. Nothing was written",
+            key_file.display()
+        ),
+        (None, None) => {}
+    }
     store.ensure_default_client(clock.now()).await?;
     Ok(store)
 }

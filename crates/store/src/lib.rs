@@ -143,6 +143,38 @@ impl Store {
         self.pool.close().await;
     }
 
+    /// Counts the sealed values and tries to open each, so a wrong or
+    /// missing master key file is found at start, not at the first import.
+    pub async fn sealed_census(&self) -> Result<SealedCensus> {
+        let mut census = SealedCensus::default();
+        for (table, id_column, column) in SEALED_COLUMNS {
+            let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {id_column}, {column} FROM {table} WHERE {column} IS NOT NULL"
+            )))
+            .fetch_all(&self.pool)
+            .await?;
+            for (row_id, sealed) in rows {
+                census.values += 1;
+                if census.unopenable.is_some() {
+                    continue;
+                }
+                let field = sealed::SealedField {
+                    table,
+                    column,
+                    row_id: &row_id,
+                };
+                if self.keyring.open_bytes(field, &sealed).is_err() {
+                    census.unopenable = Some(
+                        Keyring::key_id_of(&sealed)
+                            .unwrap_or("(unreadable)")
+                            .to_owned(),
+                    );
+                }
+            }
+        }
+        Ok(census)
+    }
+
     /// Re-seals every secret still sealed with an older key under the
     /// current key. Returns how many values were re-sealed.
     pub async fn reseal_all(&self) -> Result<u64> {
@@ -177,6 +209,14 @@ impl Store {
         }
         Ok(count)
     }
+}
+
+/// What [`Store::sealed_census`] found.
+#[derive(Debug, Default)]
+pub struct SealedCensus {
+    pub values: u64,
+    /// The key id of the first value the keyring could not open.
+    pub unopenable: Option<String>,
 }
 
 /// Every column that holds a sealed value: `(table, id column, column)`.

@@ -63,6 +63,32 @@ pub enum SealError {
     Damaged(&'static str),
 }
 
+/// A generated key not yet on disk.
+pub struct NewKeyFile {
+    line: Zeroizing<String>,
+}
+
+impl NewKeyFile {
+    /// Creates the key file (mode 0600); refuses to replace one.
+    pub fn write(&self, path: &Path) -> Result<(), SealError> {
+        let create = |source| SealError::Create {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(create)?;
+        }
+        let mut file = fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(create)?;
+        file.write_all(self.line.as_bytes()).map_err(create)?;
+        file.sync_all().map_err(create)
+    }
+}
+
 struct MasterKey {
     id: String,
     cipher: XChaCha20Poly1305,
@@ -106,11 +132,26 @@ impl Keyring {
         Self::load(path)
     }
 
+    /// A keyring of one fresh key, in memory: written (by
+    /// [`NewKeyFile::write`]) only once it is known that no database
+    /// secret needs another key.
+    pub fn generate() -> Result<(Self, NewKeyFile), SealError> {
+        let id = format!("k1-{}", jiff::Timestamp::now().as_second());
+        let key: Zeroizing<[u8; 32]> = Zeroizing::new(Key::generate().into());
+        let line = Zeroizing::new(format!("{id}:{}\n", STANDARD.encode(key.as_slice())));
+        let ring = Self::parse(&line, Path::new("(new key)"))?;
+        Ok((ring, NewKeyFile { line }))
+    }
+
     pub fn load(path: &Path) -> Result<Self, SealError> {
         let text = Zeroizing::new(fs::read_to_string(path).map_err(|source| SealError::Read {
             path: path.to_owned(),
             source,
         })?);
+        Self::parse(&text, path)
+    }
+
+    fn parse(text: &str, path: &Path) -> Result<Self, SealError> {
         if let Ok(meta) = fs::metadata(path)
             && meta.permissions().mode() & 0o077 != 0
         {
@@ -186,6 +227,12 @@ impl Keyring {
         file.write_all(line.as_bytes()).map_err(create)?;
         file.sync_all().map_err(create)?;
         Ok(id)
+    }
+
+    /// The id of the key `sealed` was sealed with, if it is an envelope.
+    pub fn key_id_of(sealed: &[u8]) -> Option<&str> {
+        let len = usize::from(*sealed.get(1)?);
+        std::str::from_utf8(sealed.get(2..2 + len)?).ok()
     }
 
     pub fn current_key_id(&self) -> &str {

@@ -297,6 +297,72 @@ fn key_rotation_keeps_every_secret_readable() {
     assert_eq!(keys.lines().count(), 2);
 }
 
+/// A missing or wrong master key file stops mailferry at start with the
+/// file named, and writes nothing: no new key file, no change to the
+/// database; the right file makes everything readable again.
+#[tokio::test]
+async fn a_missing_or_wrong_master_key_stops_the_start_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    stdout(&mailferry(&data, &["client", "list"], &[], ""));
+    // One sealed secret: an importer's client secret.
+    {
+        let store = crate::support::data_dir_store(&data).await;
+        let client = store
+            .client_by_name("default")
+            .await
+            .expect("query")
+            .expect("default client");
+        let input: domain::importer::ImporterInput =
+            serde_json::from_value(graph_importer_body("Invoices")).expect("input");
+        store
+            .create_importer(
+                &client.id,
+                &input.validate(None).expect("valid"),
+                jiff::Timestamp::now(),
+            )
+            .await
+            .expect("created");
+        store.close().await;
+    }
+    let key = data.join("master.key");
+    let kept = dir.path().join("master.key.backup");
+    std::fs::rename(&key, &kept).expect("move the key away");
+    let db_before = std::fs::read(data.join("mailferry.db")).expect("db");
+
+    let out = mailferry(&data, &["client", "list"], &[], "");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("master.key is missing")
+            && err.contains("1 sealed secrets")
+            && err.contains("Nothing was written"),
+        "{err}"
+    );
+    assert!(!key.exists(), "no new key file replaces the lost one");
+
+    // Another installation's key file: refused the same way.
+    let elsewhere = dir.path().join("elsewhere");
+    stdout(&mailferry(&elsewhere, &["client", "list"], &[], ""));
+    std::fs::copy(elsewhere.join("master.key"), &key).expect("wrong key in place");
+    let out = mailferry(&data, &["client", "list"], &[], "");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not open the database's secrets") && err.contains("master.key"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(data.join("mailferry.db")).expect("db"),
+        db_before,
+        "the database is untouched"
+    );
+
+    // The right file again: it starts, and the secret opens.
+    std::fs::copy(&kept, &key).expect("restore");
+    stdout(&mailferry(&data, &["client", "list"], &[], ""));
+}
+
 /// The same scenario under three time zones stores the same instants and
 /// reaches the same decisions: nothing reads the local zone.
 #[tokio::test]

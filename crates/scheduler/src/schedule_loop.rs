@@ -32,8 +32,11 @@ pub struct SchedulerConfig {
     /// How long shutdown waits for running scripts.
     pub grace: Duration,
     pub retention: Retention,
-    /// How often old executions are pruned (by one instance at a time).
+    /// How often old executions and audit events are pruned (by one
+    /// instance at a time).
     pub prune_every: SignedDuration,
+    /// How long audit events are kept.
+    pub audit_retention: SignedDuration,
 }
 
 impl Default for SchedulerConfig {
@@ -43,6 +46,7 @@ impl Default for SchedulerConfig {
             grace: Duration::from_secs(30),
             retention: Retention::default(),
             prune_every: SignedDuration::from_hours(1),
+            audit_retention: store::audit::DEFAULT_AUDIT_RETENTION,
         }
     }
 }
@@ -202,11 +206,20 @@ impl Scheduler {
             .try_acquire_lease(PRUNE_LEASE, self.runner.owner(), until, now)
             .await
         {
-            Ok(true) => match store.prune_executions(self.config.retention, now).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(count = n, "pruned old executions"),
-                Err(e) => tracing::warn!(error = %e, "pruning executions failed"),
-            },
+            Ok(true) => {
+                match store.prune_executions(self.config.retention, now).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(count = n, "pruned old executions"),
+                    Err(e) => tracing::warn!(error = %e, "pruning executions failed"),
+                }
+                match store.prune_audit(self.config.audit_retention, now).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(count = n, "pruned audit events older than the retention")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
+                }
+            }
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "pruning executions failed"),
         }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub mod audit;
 pub mod clients;
 pub mod credentials;
 pub mod documents;

@@ -688,10 +688,19 @@ async function documentsPage() {
     </tbody></table>` : `<p class="muted">No document yet.</p>`}</div>`;
 }
 
+// Who changed what and when: importers, jobs, sign-ins, authorizations.
+async function auditPage() {
+  const res = await api("GET", "/api/v2/audit?limit=200");
+  if (!res.ok) { view.innerHTML = `<div class="card"><h1>Audit log</h1>${unavailable(res, "The audit log")}</div>`; return; }
+  view.innerHTML = `<div class="card"><h1>Audit log</h1><p class="muted">The last 200 events; kept for a year.</p>${res.data.length ? `<table><thead><tr><th>When</th><th>Who</th><th>What</th><th>Details</th></tr></thead><tbody>
+    ${res.data.map((e) => `<tr data-audit="${esc(e.action)}"><td>${when(e.at)}</td><td>${esc(e.actor_name || e.actor)}</td><td><code>${esc(e.action)}</code></td><td>${esc(e.detail)}${e.target ? ` <span class="muted small">${esc(e.target)}</span>` : ""}</td></tr>`).join("")}
+    </tbody></table>` : `<p class="muted">Nothing recorded yet.</p>`}</div>`;
+}
+
 // ---------- routing ----------
 
 // Routes: #/importers[/{id}[/mails[?document_id=…]]], #/scripts, #/jobs,
-// #/executions[/{id}], #/documents.
+// #/executions[/{id}], #/documents, #/audit.
 async function route() {
   const [path, query] = location.hash.replace(/^#\/?/, "").split("?");
   const parts = path.split("/").map(decodeURIComponent);
@@ -705,6 +714,7 @@ async function route() {
       case "jobs": return jobsPage();
       case "executions": return executionsPage(parts[1]);
       case "documents": return documentsPage();
+      case "audit": return auditPage();
       default: location.hash = "#/importers";
     }
   } catch (e) {

@@ -15,6 +15,7 @@ mod support;
 
 mod api_fuzz;
 mod api_importers;
+mod audit;
 mod cli;
 mod delegated_import;
 mod graph_mailbox;

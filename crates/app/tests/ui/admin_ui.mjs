@@ -138,6 +138,15 @@ try {
   await page.waitForSelector("#run-result .notice:has-text('retention_days')");
   await shot("scripts");
 
+  step("the audit log names who created and changed the importer, and the failed sign-in");
+  await page.click("text=Audit log");
+  await page.waitForSelector("h1:has-text('Audit log')");
+  await page.waitForSelector('tr[data-audit="importer.created"]');
+  assert.match(await page.textContent('tr[data-audit="importer.updated"]'), /admin@example\.com/);
+  assert.match(await page.textContent('tr[data-audit="signin.failed"]'), /admin@example\.com/);
+  assert.equal((await page.content()).includes("Azure-Secret-Value~UI"), false, "no secret in the log");
+  await shot("audit");
+
   console.log("ui: all steps passed");
 } catch (err) {
   await shot("failure").catch(() => {});

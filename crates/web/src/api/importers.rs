@@ -393,6 +393,19 @@ pub async fn create(
         .create_importer(&caller.client_id, &valid, state.clock.now())
         .await?;
     tracing::info!(importer = %record.id, protocol = record.settings.protocol.as_str(), "importer created");
+    super::audit::record(
+        &state,
+        &caller.client_id,
+        &caller.principal,
+        "importer.created",
+        Some(&record.id),
+        &format!(
+            "`{}` ({})",
+            record.settings.name,
+            record.settings.protocol.as_str()
+        ),
+    )
+    .await;
     Ok((
         StatusCode::CREATED,
         axum::Json(view(&state, record, None).await?),
@@ -438,6 +451,34 @@ pub async fn replace(
         .store
         .update_importer(&caller.client_id, &id, &valid, state.clock.now())
         .await?;
+    let mut changed = super::audit::changed_fields(
+        &serde_json::to_value(&existing.settings).unwrap_or_default(),
+        &serde_json::to_value(&saved.record.settings).unwrap_or_default(),
+    );
+    if let Some((kind, domain::importer::SecretChange::Set(_))) = &valid.secret {
+        changed.push(format!("{} (replaced)", kind.field()));
+    }
+    if matches!(valid.sink_secret, domain::sink::SinkSecretChange::Set(_)) {
+        changed.push("sink.token (replaced)".to_owned());
+    }
+    let detail = if changed.is_empty() {
+        format!("`{}`: saved without changes", saved.record.settings.name)
+    } else {
+        format!(
+            "`{}`: changed {}",
+            saved.record.settings.name,
+            changed.join(", ")
+        )
+    };
+    super::audit::record(
+        &state,
+        &caller.client_id,
+        &caller.principal,
+        "importer.updated",
+        Some(&id),
+        &detail,
+    )
+    .await;
     let grant = delegated_grant(&state, &saved.record).await?;
     let notice = if saved.grant_dropped {
         Some(
@@ -467,6 +508,15 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
     if state.store.delete_importer(&caller.client_id, &id).await? {
+        super::audit::record(
+            &state,
+            &caller.client_id,
+            &caller.principal,
+            "importer.deleted",
+            Some(&id),
+            "",
+        )
+        .await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Problem::not_found("importer"))

@@ -244,6 +244,15 @@ pub async fn create(
         .await?;
     state.runner.jobs_changed();
     tracing::info!(job = %job.id, script = %job.script, cron = %job.cron, "job created");
+    super::audit::record(
+        &state,
+        &caller.client_id,
+        &caller.principal,
+        "job.created",
+        Some(&job.id),
+        &format!("`{}` at `{}` ({})", job.script, job.cron, job.timezone),
+    )
+    .await;
     Ok((StatusCode::CREATED, axum::Json(view(&state, job))))
 }
 
@@ -284,6 +293,18 @@ pub async fn replace(
         .update_job(&caller.client_id, &id, &spec, state.clock.now())
         .await?;
     state.runner.jobs_changed();
+    super::audit::record(
+        &state,
+        &caller.client_id,
+        &caller.principal,
+        "job.updated",
+        Some(&id),
+        &format!(
+            "`{}`: `{}` ({}) → `{}` ({})",
+            job.script, existing.cron, existing.timezone, job.cron, job.timezone
+        ),
+    )
+    .await;
     Ok(axum::Json(view(&state, job)))
 }
 
@@ -297,6 +318,15 @@ pub async fn delete(
 ) -> Result<StatusCode, Problem> {
     if state.store.delete_job(&caller.client_id, &id).await? {
         state.runner.jobs_changed();
+        super::audit::record(
+            &state,
+            &caller.client_id,
+            &caller.principal,
+            "job.deleted",
+            Some(&id),
+            "",
+        )
+        .await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Problem::not_found("job"))

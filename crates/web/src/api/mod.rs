@@ -10,6 +10,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 
 use crate::AppState;
 
+pub mod audit;
 pub mod documents;
 pub mod executions;
 pub mod import_runs;
@@ -55,6 +56,7 @@ pub mod scripts;
         import_runs::list_runs,
         mails::list_mails,
         mails::reprocess_mail,
+        audit::list,
     ),
     components(schemas(crate::problem::Problem, domain::validation::FieldError)),
     modifiers(&BearerAuth, &SharedProblems, &UnsignedFormats, &UniqueOperationIds),
@@ -224,6 +226,7 @@ pub fn routes() -> Router<AppState> {
         .merge(documents::routes())
         .merge(import_runs::routes())
         .merge(mails::routes())
+        .merge(audit::routes())
 }
 
 async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {

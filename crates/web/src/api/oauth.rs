@@ -405,12 +405,36 @@ async fn store_grant(
     started_by: &str,
     grant: &Grant,
 ) -> Result<Response, Response> {
+    let previous = state
+        .store
+        .grant(&record.id)
+        .await
+        .map_err(|e| internal(&e))?;
     state
         .store
         .put_grant(grant)
         .await
         .map_err(|e| internal(&e))?;
     tracing::info!(importer = %record.id, account = grant.account.as_deref().unwrap_or("?"), state = grant.state.as_str(), %started_by, "importer authorized");
+    let action = if previous.is_some() {
+        "grant.reauthorized"
+    } else {
+        "grant.authorized"
+    };
+    super::audit::record(
+        state,
+        &record.client_id,
+        started_by,
+        action,
+        Some(&record.id),
+        &format!(
+            "`{}` as {} ({})",
+            record.settings.name,
+            grant.account.as_deref().unwrap_or("an unnamed account"),
+            grant.state.as_str()
+        ),
+    )
+    .await;
     Ok(authorized_page(record, started_by, grant))
 }
 

@@ -92,6 +92,15 @@ async fn login(
     if let Some(wait) = sign_in_throttle::locked_for(&client.id, &form.email, now) {
         let minutes = (wait.as_secs() + 59) / 60;
         tracing::warn!(client = %client.name, "sign-in refused: too many failures");
+        crate::api::audit::record(
+            &state,
+            &client.id,
+            &sign_in_name(&form.email),
+            "signin.refused",
+            None,
+            "locked for a while after repeated failures",
+        )
+        .await;
         return Ok((
             StatusCode::TOO_MANY_REQUESTS,
             LoginPage {
@@ -110,6 +119,15 @@ async fn login(
     else {
         sign_in_throttle::record_failure(&client.id, &form.email, now);
         tracing::info!(client = %client.name, "failed sign-in");
+        crate::api::audit::record(
+            &state,
+            &client.id,
+            &sign_in_name(&form.email),
+            "signin.failed",
+            None,
+            "wrong e-mail address or password",
+        )
+        .await;
         return Ok((
             StatusCode::UNAUTHORIZED,
             LoginPage {
@@ -119,6 +137,15 @@ async fn login(
             .into_response());
     };
     sign_in_throttle::clear(&client.id, &form.email);
+    crate::api::audit::record(
+        &state,
+        &client.id,
+        &format!("user:{}", user.id),
+        "signin.succeeded",
+        None,
+        "",
+    )
+    .await;
     let session = state
         .store
         .create_session(&user.id, &client.id, now)
@@ -136,6 +163,18 @@ async fn login(
         store::sessions::SESSION_LIFETIME.as_secs()
     );
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/ui/")).into_response())
+}
+
+/// What a failed sign-in is logged under: the address as typed, bounded
+/// (it is the attacker's text).
+fn sign_in_name(email: &str) -> String {
+    let clean: String = email
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    format!("email:{clean}")
 }
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {

@@ -223,6 +223,15 @@ async fn client(
     match cmd {
         ClientCommand::Add { name, hosts } => {
             let c = store.create_client(&name, &hosts, clock.now()).await?;
+            cli_audit(
+                &store,
+                &c.id,
+                "client.created",
+                None,
+                &format!("`{}`, hosts: {}", c.name, display_hosts(&c.hosts)),
+                clock.now(),
+            )
+            .await?;
             println!(
                 "client {} added (id {}), hosts: {}",
                 c.name,
@@ -236,6 +245,26 @@ async fn client(
             }
         }
     }
+    Ok(())
+}
+
+/// Records a change made on the command line (by whoever runs it).
+async fn cli_audit(
+    store: &Store,
+    client_id: &str,
+    action: &str,
+    target: Option<&str>,
+    detail: &str,
+    now: jiff::Timestamp,
+) -> anyhow::Result<()> {
+    let event = store::audit::NewAuditEvent {
+        client_id,
+        actor: "cli",
+        action,
+        target,
+        detail,
+    };
+    store.record_audit(event, now).await?;
     Ok(())
 }
 
@@ -262,6 +291,15 @@ async fn user(settings: Settings, clock: Arc<dyn Clock>, cmd: UserCommand) -> an
     let user = store
         .create_user(&client.id, &email, &password, clock.now())
         .await?;
+    cli_audit(
+        &store,
+        &client.id,
+        "user.created",
+        Some(&user.id),
+        &user.email,
+        clock.now(),
+    )
+    .await?;
     println!("user {} added to client {}", user.email, client.name);
     Ok(())
 }
@@ -282,6 +320,15 @@ async fn token(settings: Settings, clock: Arc<dyn Clock>, cmd: TokenCommand) -> 
             let (owner, token) = store
                 .create_api_token(&client.id, &label, expires_at, now)
                 .await?;
+            cli_audit(
+                &store,
+                &client.id,
+                "token.created",
+                Some(&owner.token_id),
+                &format!("`{label}`"),
+                now,
+            )
+            .await?;
             eprintln!(
                 "API token {} for client {}{} (shown once; only its hash is stored):",
                 owner.token_id,
@@ -318,6 +365,7 @@ async fn token(settings: Settings, clock: Arc<dyn Clock>, cmd: TokenCommand) -> 
                     client.name
                 );
             }
+            cli_audit(&store, &client.id, "token.revoked", Some(&id), "", now).await?;
             println!("API token {id} of client {} revoked", client.name);
         }
     }

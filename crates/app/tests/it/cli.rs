@@ -217,8 +217,8 @@ async fn a_first_start_creates_the_key_and_the_default_client_and_serves() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("token list"));
 }
 
-#[test]
-fn clients_users_and_tokens_are_managed_from_the_command_line() {
+#[tokio::test]
+async fn clients_users_and_tokens_are_managed_from_the_command_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path();
     let out = stdout(&mailferry(
@@ -255,6 +255,23 @@ fn clients_users_and_tokens_are_managed_from_the_command_line() {
     // the password is stored only as an argon2id hash
     let db = std::fs::read(data.join("mailferry.db")).expect("db");
     assert!(!db.windows(22).any(|w| w == b"a long enough password"));
+
+    // what the command line changed is in the client's audit log
+    let store = crate::support::data_dir_store(data).await;
+    let acme = store
+        .client_by_name("acme")
+        .await
+        .expect("query")
+        .expect("acme");
+    let events = store.audit_events(&acme.id, 10, 0).await.expect("audit");
+    let actions: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.actor.as_str(), e.action.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [("cli", "user.created"), ("cli", "client.created")]
+    );
 }
 
 #[test]

@@ -264,6 +264,15 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 }
 
 fn io_error(action: &str, path: &Path, e: io::Error) -> SinkError {
+    if matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    ) {
+        return SinkError::transient(format!(
+            "disk full: could not {action} {} ({e}); free space on that disk (or raise the quota): the mail stays in the Inbox and the next run imports it",
+            path.display()
+        ));
+    }
     SinkError::transient(format!(
         "could not {action} {}: {e}; check that the data directory is writable and has free space",
         path.display()

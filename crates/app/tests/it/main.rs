@@ -18,6 +18,7 @@ mod api_importers;
 mod audit;
 mod cli;
 mod delegated_import;
+mod faults;
 mod graph_mailbox;
 mod imap_import;
 mod imap_xoauth2;

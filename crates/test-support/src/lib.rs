@@ -21,6 +21,7 @@
 mod db;
 pub mod dovecot;
 mod mail;
+pub mod postgres;
 
 #[cfg(feature = "app")]
 mod app;

@@ -924,12 +924,21 @@ struct ChildSetup {
     dir: tempfile::TempDir,
     client_id: String,
     importer_id: String,
+    /// PostgreSQL instead of the data directory's SQLite file.
+    database_url: Option<String>,
 }
 
 impl ChildSetup {
     async fn new(server: &dyn MailServer) -> Self {
+        Self::on_database(server, None).await
+    }
+
+    async fn on_database(server: &dyn MailServer, database_url: Option<String>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Self::open(dir.path()).await;
+        let store = match &database_url {
+            Some(url) => test_support::open_store(url, dir.path()).await,
+            None => Self::open(dir.path()).await,
+        };
         let now = SystemClock.now();
         let client = store.ensure_default_client(now).await.expect("client");
         let input: domain::importer::ImporterInput =
@@ -943,6 +952,15 @@ impl ChildSetup {
             dir,
             client_id: client.id,
             importer_id: importer.id,
+            database_url,
+        }
+    }
+
+    /// The store the child processes use.
+    async fn store(&self) -> Store {
+        match &self.database_url {
+            Some(url) => test_support::open_store(url, self.dir.path()).await,
+            None => Self::open(self.dir.path()).await,
         }
     }
 
@@ -955,7 +973,6 @@ impl ChildSetup {
         cmd.args(["run", "import-emails", "--importer", &self.importer_id])
             .env("MAILFERRY_DATA_DIR", self.dir.path())
             .env("RUST_LOG", "warn")
-            .env_remove("MAILFERRY_DATABASE_URL")
             .env_remove("MAILFERRY_MASTER_KEY_FILE")
             .env_remove("MAILFERRY_CONFIG")
             .env_remove("MAILFERRY_NOW")
@@ -964,6 +981,10 @@ impl ChildSetup {
         if let Some(fp) = failpoint {
             cmd.env(import::failpoint::ENV, fp);
         }
+        match &self.database_url {
+            Some(url) => cmd.env("MAILFERRY_DATABASE_URL", url),
+            None => cmd.env_remove("MAILFERRY_DATABASE_URL"),
+        };
         cmd
     }
 
@@ -1286,6 +1307,92 @@ async fn an_imap_server_restart_mid_run_loses_nothing() {
     )
     .await;
     store.close().await;
+}
+
+/// PostgreSQL crashes (every connection cut) in the middle of a run and
+/// comes back: the run ends with an error instead of hanging, and the next
+/// run imports the rest; nothing is lost, nothing is stored twice.
+#[tokio::test]
+async fn a_postgres_restart_mid_run_loses_nothing() {
+    let pg = test_support::postgres::PrivatePostgres::start();
+    let emu = empty_demo_emulator().await;
+    let setup = ChildSetup::on_database(&emu, Some(pg.url())).await;
+    let mails: Vec<(String, Vec<u8>, bool)> = (0..300)
+        .map(|n| {
+            let importable = n % 7 != 3;
+            let (imid, raw) = corpus::numbered_mail(n, importable.then_some(5_000));
+            (imid, raw, importable)
+        })
+        .collect();
+    for (_, raw, _) in &mails {
+        emu.deliver(raw);
+    }
+    emu.slow_down();
+    let child = setup
+        .command(None)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mailferry");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while emu.inbox_count() == mails.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pg.stop_immediately();
+    let stopped = Instant::now();
+    let out = tokio::time::timeout(
+        Duration::from_secs(90),
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
+    )
+    .await
+    .expect("the run ends when its database is gone, it does not hang")
+    .expect("join")
+    .expect("the run ends");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        emu.inbox_count() > 0,
+        "the crash came after the run had finished: {text}"
+    );
+    assert!(
+        !out.status.success(),
+        "a run that lost its database says so: {text}"
+    );
+    eprintln!(
+        "PostgreSQL restart: the run ended {:?} after the crash, {} mails still in the Inbox; it said: {text}",
+        stopped.elapsed(),
+        emu.inbox_count()
+    );
+    pg.start_again();
+    emu.full_speed();
+    let (ok, out) = setup.run(None).await;
+    assert!(ok, "the next run finished: {out}");
+    let store = setup.store().await;
+    check_nothing_lost_nothing_twice(
+        Installation {
+            emu: &emu,
+            store: &store,
+            client_id: &setup.client_id,
+            importer_id: &setup.importer_id,
+            data_dir: &setup.data_dir(),
+        },
+        &mails,
+        false,
+    )
+    .await;
+    let importable = mails.iter().filter(|m| m.2).count();
+    assert_eq!(
+        store
+            .count_documents(&setup.importer_id)
+            .await
+            .expect("count") as usize,
+        importable
+    );
+    store.close().await;
+    emu.shutdown().await;
 }
 
 /// (Idempotency-Key, answered 2xx, body)

@@ -23,6 +23,7 @@ mod graph_mailbox;
 mod imap_import;
 mod imap_xoauth2;
 mod import;
+mod isolation;
 mod jobs;
 mod mail_fate;
 mod oauth;

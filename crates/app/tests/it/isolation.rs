@@ -717,11 +717,7 @@ async fn every_operation_answers_only_its_owner_and_changes_nothing_for_anyone_e
                     excerpt(&text)
                 ));
             }
-            // The document declares 401 for every secured operation but
-            // not the CSRF refusal of a cookie (it documents the bearer
-            // scheme only), so that 403 is held to ROUTES alone.
-            let csrf_refusal = cred == Cred::SessionWithoutCsrf && status == 403;
-            if !csrf_refusal && !documented.statuses.contains(&status.to_string()) {
+            if !documented.statuses.contains(&status.to_string()) {
                 failures.push(format!(
                     "{call}: {status} is not among the documented {:?}",
                     documented.statuses

@@ -109,7 +109,8 @@ impl SharedProblems {
             .or_insert_with(|| RefOr::T(Self::problem(description)));
     }
 
-    fn fix(operation: &mut Operation, global_security: bool) {
+    /// `changes`: the method changes something (not GET/HEAD/OPTIONS).
+    fn fix(operation: &mut Operation, global_security: bool, changes: bool) {
         for response in operation.responses.responses.values_mut() {
             let RefOr::T(response) = response else {
                 continue;
@@ -135,6 +136,13 @@ impl SharedProblems {
                 "401",
                 "missing or unknown API token (or session)",
             );
+            if changes {
+                Self::declare(
+                    operation,
+                    "403",
+                    "a UI session's change without its `X-CSRF-Token` header",
+                );
+            }
         }
         if operation.request_body.is_some() {
             Self::declare(operation, "400", "the body is not valid JSON");
@@ -159,20 +167,19 @@ impl utoipa::Modify for SharedProblems {
             .as_ref()
             .is_some_and(|s| s.iter().any(|r| *r != SecurityRequirement::default()));
         for item in openapi.paths.paths.values_mut() {
-            for operation in [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.options,
-                &mut item.head,
-                &mut item.patch,
-                &mut item.trace,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                Self::fix(operation, global_security);
+            for (operation, changes) in [
+                (&mut item.get, false),
+                (&mut item.put, true),
+                (&mut item.post, true),
+                (&mut item.delete, true),
+                (&mut item.options, false),
+                (&mut item.head, false),
+                (&mut item.patch, true),
+                (&mut item.trace, false),
+            ] {
+                if let Some(operation) = operation {
+                    Self::fix(operation, global_security, changes);
+                }
             }
         }
     }

@@ -20,6 +20,7 @@ use store::Store;
 use store::executions::{Execution, ExecutionStatus, TriggerKind};
 use store::ledger::LedgerState;
 
+use test_support::Db;
 use test_support::dovecot::Dovecot;
 
 use crate::support::{
@@ -128,16 +129,28 @@ impl MailServer for EmulatorHandle {
     }
 
     fn slow_down(&self) {
-        self.add_fault(FaultRule {
-            // Mails are worked several at a time: the latency of one Graph
-            // request must make a run last long enough to be killed.
-            kind: FaultKind::Latency { ms: 50 },
+        let rule = |kind: FaultKind, rate: Option<f64>| FaultRule {
+            kind,
             count: None,
-            rate: None,
+            rate,
             path_prefix: "/v1.0/".into(),
             method: None,
             id: 0,
-        });
+        };
+        // Mails are worked several at a time: the latency of one Graph
+        // request must make a run last long enough to be killed.
+        self.add_fault(rule(FaultKind::Latency { ms: 50 }, None));
+        // Storms: throttling, server errors and dropped connections on a
+        // few requests, so kills also land mid-retry.
+        self.add_fault(rule(FaultKind::Throttle { retry_after: 0.2 }, Some(0.03)));
+        self.add_fault(rule(
+            FaultKind::Status {
+                status: 503,
+                retry_after: None,
+            },
+            Some(0.02),
+        ));
+        self.add_fault(rule(FaultKind::Drop, Some(0.01)));
     }
 
     fn full_speed(&self) {
@@ -1151,37 +1164,135 @@ fn delays() -> impl Iterator<Item = Duration> {
 
 #[tokio::test]
 async fn repeated_sigkills_lose_nothing_and_duplicate_nothing() {
-    repeated_sigkills(&empty_demo_emulator().await, 300).await;
+    repeated_sigkills(&empty_demo_emulator().await, 300, Db::Sqlite).await;
 }
 
 #[tokio::test]
 async fn repeated_sigkills_lose_nothing_and_duplicate_nothing_over_imap() {
     // IMAP on loopback is fast: more mails keep the kills mid-import.
-    repeated_sigkills(&DovecotMailbox::new(), 2000).await;
+    repeated_sigkills(&DovecotMailbox::new(), 2000, Db::Sqlite).await;
 }
 
-async fn repeated_sigkills(emu: &dyn MailServer, mails_count: usize) {
-    const KILLS: usize = 20;
-    let setup = ChildSetup::new(emu).await;
-    let mails: Vec<(String, Vec<u8>, bool)> = (0..mails_count)
-        .map(|n| {
-            let importable = n % 10 != 3;
-            let (imid, raw) = corpus::numbered_mail(n, importable.then_some(3_000 + n * 7));
-            (imid, raw, importable)
-        })
-        .collect();
-    for (_, raw, _) in &mails {
-        emu.deliver(raw);
+#[tokio::test]
+async fn repeated_sigkills_lose_nothing_and_duplicate_nothing_on_postgres() {
+    repeated_sigkills(&empty_demo_emulator().await, 300, Db::Postgres).await;
+}
+
+#[tokio::test]
+async fn repeated_sigkills_lose_nothing_and_duplicate_nothing_over_imap_on_postgres() {
+    repeated_sigkills(&DovecotMailbox::new(), 2000, Db::Postgres).await;
+}
+
+/// Kills per run of the SIGKILL loop: 20 in the suite; `bench/crash_loop.sh`
+/// sets `MAILFERRY_CRASH_KILLS=1000`.
+fn kills_wanted() -> usize {
+    std::env::var("MAILFERRY_CRASH_KILLS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(20)
+}
+
+/// What the SIGKILL loop counts: mails in no folder (lost), mails in two
+/// folders or with two documents (duplicated), and documents half there
+/// (a row without its spool folder, or a spool folder without its row
+/// after the final run, or a temporary folder left behind).
+#[derive(Debug, Default)]
+struct Census {
+    lost: usize,
+    duplicated: usize,
+    partial: usize,
+}
+
+async fn census(at: &Installation<'_>, mails: &[(String, Vec<u8>, bool)]) -> Census {
+    let places = at.emu.places();
+    let mut docs = Vec::new();
+    loop {
+        let offset = u32::try_from(docs.len()).expect("few");
+        let page = at
+            .store
+            .list_documents(at.client_id, Some(at.importer_id), 1000, offset)
+            .await
+            .expect("documents");
+        let last = page.len() < 1000;
+        docs.extend(page);
+        if last {
+            break;
+        }
     }
+    let mut per_mail: HashMap<String, usize> = HashMap::new();
+    for d in &docs {
+        *per_mail
+            .entry(
+                d.metadata
+                    .source
+                    .internet_message_id
+                    .clone()
+                    .unwrap_or_default(),
+            )
+            .or_default() += 1;
+    }
+    let mut c = Census::default();
+    for (imid, _, _) in mails {
+        match places.get(imid).map_or(0, Vec::len) {
+            0 => c.lost += 1,
+            1 => {}
+            _ => c.duplicated += 1,
+        }
+        if per_mail.get(imid).copied().unwrap_or(0) > 1 {
+            c.duplicated += 1;
+        }
+    }
+    let (spooled, temps) = spool_documents(at.data_dir, "default", at.importer_id);
+    let rows: std::collections::HashSet<&str> = docs.iter().map(|d| d.id.as_str()).collect();
+    c.partial += temps.len();
+    c.partial += docs.iter().filter(|d| !spooled.contains(&d.id)).count();
+    c.partial += spooled
+        .iter()
+        .filter(|s| !rows.contains(s.as_str()))
+        .count();
+    c
+}
+
+async fn repeated_sigkills(emu: &dyn MailServer, batch: usize, db: Db) {
+    let kills_wanted = kills_wanted();
+    let (db_name, database_url) = match db {
+        Db::Sqlite => ("SQLite", None),
+        Db::Postgres => {
+            let dir = tempfile::tempdir().expect("tempdir");
+            (
+                "PostgreSQL",
+                Some(test_support::fresh_database(Db::Postgres, dir.path()).await),
+            )
+        }
+    };
+    let setup = ChildSetup::on_database(emu, database_url).await;
+    // Mails come in batches: a new one whenever the Inbox empties, so a
+    // loop of a thousand kills always has mail to be killed over.
+    let mut mails: Vec<(String, Vec<u8>, bool)> = Vec::new();
+    let deliver_batch = |mails: &mut Vec<(String, Vec<u8>, bool)>| {
+        let first = mails.len();
+        for n in first..first + batch {
+            let importable = n % 10 != 3;
+            let (imid, raw) =
+                corpus::numbered_mail(n, importable.then_some(3_000 + (n % 1000) * 7));
+            emu.deliver(&raw);
+            mails.push((imid, raw, importable));
+        }
+    };
+    deliver_batch(&mut mails);
     // A little slower than loopback, so the kills land mid-import rather
-    // than after it finished.
+    // than after it finished; with throttling, server errors and dropped
+    // connections where the server can be told to.
     emu.slow_down();
     let started = Instant::now();
     let mut kills = 0;
     let mut runs = 0;
     let mut delays = delays();
-    while kills < KILLS {
-        assert!(runs < 80, "only {kills} kills in {runs} runs");
+    while kills < kills_wanted {
+        assert!(
+            runs < kills_wanted * 4 + 20,
+            "only {kills} kills in {runs} runs"
+        );
         let delay = delays.next().expect("endless");
         let mut child = setup
             .command(None)
@@ -1198,12 +1309,12 @@ async fn repeated_sigkills(emu: &dyn MailServer, mails_count: usize) {
         }
         child.wait().expect("reaped");
         if emu.inbox_count() == 0 {
-            break;
+            deliver_batch(&mut mails);
         }
     }
     let inbox_after_kills = emu.inbox_count();
     {
-        let store = ChildSetup::open(setup.dir.path()).await;
+        let store = setup.store().await;
         check_nothing_lost_nothing_twice(
             Installation {
                 emu,
@@ -1221,28 +1332,30 @@ async fn repeated_sigkills(emu: &dyn MailServer, mails_count: usize) {
     emu.full_speed();
     let (ok, out) = setup.run(None).await;
     assert!(ok, "the final run finished: {out}");
+    let store = setup.store().await;
+    let at = Installation {
+        emu,
+        store: &store,
+        client_id: &setup.client_id,
+        importer_id: &setup.importer_id,
+        data_dir: &setup.data_dir(),
+    };
+    let c = census(&at, &mails).await;
     eprintln!(
-        "SIGKILL test ({}): {kills} kills over {runs} runs, {mails_count} mails ({inbox_after_kills} still in the Inbox before the final run), {:?} in all",
+        "crash loop ({}, {db_name}): kills={kills} runs={runs} mails={} lost={} duplicated={} partial={} ({inbox_after_kills} in the Inbox before the final run) in {:?}",
         emu.name(),
+        mails.len(),
+        c.lost,
+        c.duplicated,
+        c.partial,
         started.elapsed()
     );
+    assert_eq!((c.lost, c.duplicated, c.partial), (0, 0, 0), "{c:?}");
     assert!(
-        kills >= KILLS,
+        kills >= kills_wanted,
         "{kills} kills (the Inbox emptied first: make the mails slower)"
     );
-    let store = ChildSetup::open(setup.dir.path()).await;
-    check_nothing_lost_nothing_twice(
-        Installation {
-            emu,
-            store: &store,
-            client_id: &setup.client_id,
-            importer_id: &setup.importer_id,
-            data_dir: &setup.data_dir(),
-        },
-        &mails,
-        false,
-    )
-    .await;
+    check_nothing_lost_nothing_twice(at, &mails, false).await;
     let importable = mails.iter().filter(|m| m.2).count();
     assert_eq!(
         store
@@ -1251,6 +1364,7 @@ async fn repeated_sigkills(emu: &dyn MailServer, mails_count: usize) {
             .expect("count") as usize,
         importable
     );
+    store.close().await;
 }
 
 /// The IMAP server restarts in the middle of a run (every connection it

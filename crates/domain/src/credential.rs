@@ -28,6 +28,7 @@ fn upper_hex(bytes: &[u8]) -> String {
 
 /// The certificate and its public key (a PKCS#1 `RSAPublicKey`), which the
 /// private key must match.
+#[derive(Debug)]
 pub struct ParsedCertificate {
     pub certificate: ClientCertificate,
     pub public_key: Vec<u8>,
@@ -92,5 +93,48 @@ impl ClientCertificate {
         } else {
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Made by `openssl req -x509 -newkey rsa:2048 -days 365` on 2026-12-03.
+    const PEM: &str = include_str!("../tests/fixtures/client-cert.pem");
+
+    #[test]
+    fn a_certificate_gives_its_thumbprints_and_its_expiry() {
+        let parsed = ClientCertificate::parse(PEM).expect("a certificate");
+        let c = parsed.certificate;
+        assert_eq!(c.thumbprint_sha1.len(), 40);
+        assert_eq!(c.thumbprint_sha256().len(), 64);
+        assert!(c.subject.contains("mailferry fixture"), "{}", c.subject);
+        assert!(c.not_after > c.not_before);
+        // An RSA public key in PKCS#1: a DER SEQUENCE.
+        assert_eq!(parsed.public_key.first(), Some(&0x30));
+    }
+
+    #[test]
+    fn expiry_warns_within_30_days_and_after() {
+        let c = ClientCertificate::parse(PEM).expect("cert").certificate;
+        let days = |d: i64| jiff::SignedDuration::from_hours(24 * d);
+        assert_eq!(c.expiry_warning(c.not_after - days(31)), None);
+        let soon = c.expiry_warning(c.not_after - days(9)).expect("a warning");
+        assert!(
+            soon.contains("in 9 days") && soon.contains("upload a new one"),
+            "{soon}"
+        );
+        let gone = c.expiry_warning(c.not_after + days(1)).expect("a warning");
+        assert!(gone.contains("expired"), "{gone}");
+    }
+
+    #[test]
+    fn a_key_or_garbage_is_refused_with_what_to_paste() {
+        let key = "-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEA\n-----END PRIVATE KEY-----\n";
+        let e = ClientCertificate::parse(key).expect_err("a key is no certificate");
+        assert!(e.contains("client_private_key_pem"), "{e}");
+        let e = ClientCertificate::parse("hello").expect_err("not PEM");
+        assert!(e.contains("BEGIN CERTIFICATE"), "{e}");
     }
 }

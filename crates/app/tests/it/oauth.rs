@@ -278,6 +278,74 @@ async fn full_flow(db: Db) {
     emu.shutdown().await;
 }
 
+/// A delegated app with a certificate instead of a secret: the code
+/// exchange and every refresh carry a client assertion the emulator checks
+/// against the uploaded certificate (made by the `openssl` tool).
+#[tokio::test]
+async fn a_delegated_app_signs_in_and_refreshes_with_a_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "k.pem",
+            "-out",
+            "c.pem",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=mailferry delegated",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).expect("pem");
+    let (key, cert) = (read("k.pem"), read("c.pem"));
+    let app = TestApp::spawn().await;
+    // An assertion carries mailferry's time, checked against Microsoft's.
+    app.clock.set(Timestamp::now());
+    let pem = cert.clone();
+    let emu = emulator(&[app.url(CALLBACK)], move |seed| {
+        seed.tenants[0].apps[0]
+            .certificates
+            .push(msemu::SeedCertificate { pem });
+    })
+    .await;
+    let mut body = importer_body(&emu, "Certified", None);
+    let body_map = body.as_object_mut().expect("object");
+    body_map.remove("client_secret");
+    body_map.insert("client_certificate_pem".into(), json!(cert));
+    body_map.insert("client_private_key_pem".into(), json!(key));
+    let id = create_importer_as(&app, &app.token, &body).await;
+
+    let (code, page) = sign_in(&app, &app.token, &id, demo::ALICE).await;
+    assert_eq!(code, StatusCode::OK, "{page}");
+    assert!(page.contains("mailferry is authorized"), "{page}");
+
+    advance(&app, &emu, SignedDuration::from_mins(76));
+    let (result, lines) = run_refresh_tokens(&app).await;
+    result.expect("refresh-tokens succeeds");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Certified") && l.contains("refreshed")),
+        "{lines:?}"
+    );
+    assert_eq!(
+        status_of(&app, &app.token, &id).await["auth"]["state"],
+        "authorized"
+    );
+}
+
 #[tokio::test]
 async fn overlapping_refreshes_never_lose_the_rotated_token() {
     overlapping_refreshes(Db::Sqlite).await;

@@ -464,5 +464,42 @@ async fn zip_passwords_and_the_smime_key_are_write_only_kept_on_update_and_used(
         .expect("keys");
     assert_eq!(keys.zip_passwords.len(), 1);
     assert!(keys.smime_pkcs12_base64.is_some());
+
+    // A signed mail from a trusted CA and an encrypted one: both imported,
+    // the verdict in the document's metadata.
+    let ca = std::fs::read_to_string(smime_dir.join("ca.pem")).expect("ca");
+    update["smime"] = json!({ "trusted_ca_pem": ca, "platform_roots": false });
+    let response = app
+        .put_json(&format!("/api/v2/importers/email/{id}"), &update)
+        .await;
+    assert_eq!(response.status(), 200, "the stored key is kept");
+    for mail in ["signed-clear.eml", "encrypted.eml"] {
+        emu.add_message(
+            demo::ALICE,
+            "Inbox",
+            &std::fs::read(smime_dir.join(mail)).expect("mail"),
+        )
+        .expect("deliver");
+    }
+    let log = run_import(&app).await;
+    assert!(log.iter().any(|l| l.contains("imported 2")), "{log:#?}");
+    let docs = body_json(
+        app.get(&format!("/api/v2/documents?importer_id={id}"))
+            .await,
+    )
+    .await;
+    let verdict = |imid: &str| {
+        docs.as_array()
+            .expect("list")
+            .iter()
+            .find(|d| d["source"]["internet_message_id"] == imid)
+            .map(|d| d["smime"].clone())
+            .unwrap_or_else(|| panic!("a document for {imid}: {docs}"))
+    };
+    let signed = verdict("<signed-clear-1@example.com>");
+    assert_eq!(signed["signature"], "valid", "{signed}");
+    assert_eq!(signed["signer"], "alice@example.com");
+    let encrypted = verdict("<encrypted-1@example.com>");
+    assert_eq!(encrypted["encrypted"], true, "{encrypted}");
     emu.shutdown().await;
 }

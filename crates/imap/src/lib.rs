@@ -27,6 +27,10 @@ pub mod error;
 mod folders;
 mod message_id;
 
+// What the fuzz targets read server text with.
+pub use folders::display as folder_display;
+pub use message_id::MessageId;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -40,7 +44,6 @@ use tokio::sync::Mutex;
 
 pub use connect::{Credential, ImapConfig, Security};
 pub use error::ImapError;
-use message_id::MessageId;
 
 /// Mails listed per page.
 const PAGE: usize = 200;

@@ -44,6 +44,12 @@ pub async fn list(
     let page = transport
         .json(Method::GET, &url, None, Operation::Messages)
         .await?;
+    page_from_json(&page)
+}
+
+/// A page of a message listing as Graph answers it: its messages and the
+/// link to the next page. Hostile or broken answers are errors, never panics.
+pub fn page_from_json(page: &Value) -> Result<MessagePage, MailboxError> {
     let messages = page
         .get("value")
         .and_then(Value::as_array)

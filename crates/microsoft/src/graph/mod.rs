@@ -22,6 +22,7 @@ use domain::mailbox::{
 };
 
 pub use error::GraphErrorBody;
+pub use messages::page_from_json;
 pub use permissions::{TokenPermissions, token_permissions};
 pub use retry::{RetryPolicy, parse_retry_after};
 

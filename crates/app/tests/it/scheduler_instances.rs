@@ -245,3 +245,163 @@ async fn three_instances_run_every_due_slot_exactly_once_even_when_one_is_killed
     );
     store.close().await;
 }
+
+/// The crash loop's serve variant: three instances share one PostgreSQL
+/// and one document spool and import through a job every 2 seconds; the
+/// one importing is SIGKILLed mid-import, the two others carry the import
+/// to the end. Every mail ends in exactly one place, with one document.
+#[tokio::test]
+async fn a_serve_instance_killed_mid_import_loses_nothing_while_two_others_carry_on() {
+    use msemu::{FaultKind, FaultRule, demo};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = fresh_database(Db::Postgres, dir.path()).await;
+    let key_file = key_file(dir.path());
+    let store = open_store(&url, dir.path()).await;
+    let now = Timestamp::now();
+    let client = store.ensure_default_client(now).await.expect("client");
+    let emu = crate::support::empty_demo_emulator().await;
+    let input: domain::importer::ImporterInput = serde_json::from_value(serde_json::json!({
+        "name": "Shared",
+        "protocol": "graph_client_credentials",
+        "client_id": demo::DAEMON_CLIENT_ID,
+        "client_secret": demo::DAEMON_CLIENT_SECRET,
+        "tenant_id": demo::TENANT_ID,
+        "mailbox": demo::ALICE,
+        "folders": { "inbox": "Inbox", "exported": "Exported", "error": "Error" },
+        "endpoints": { "authority": emu.base_url(), "graph": emu.base_url() },
+        "attachments": { "allowed_types": ["application/pdf"] },
+    }))
+    .expect("input");
+    let importer = store
+        .create_importer(&client.id, &input.validate(None).expect("valid"), now)
+        .await
+        .expect("importer");
+    let mails: Vec<(String, bool)> = (0..250)
+        .map(|n| {
+            let importable = n % 9 != 4;
+            let (imid, raw) = import::corpus::numbered_mail(n, importable.then_some(4_000));
+            emu.add_message(demo::ALICE, "Inbox", &raw)
+                .expect("deliver");
+            (imid, importable)
+        })
+        .collect();
+    // Slow enough that the import spans several seconds.
+    emu.add_fault(FaultRule {
+        kind: FaultKind::Latency { ms: 60 },
+        count: None,
+        rate: None,
+        path_prefix: "/v1.0/".into(),
+        method: None,
+        id: 0,
+    });
+    store
+        .create_job(
+            &client.id,
+            &JobSpec {
+                script: "import-emails".into(),
+                schedule: CronSchedule::parse(EVERY_TWO_SECONDS, "UTC").expect("cron"),
+                enabled: true,
+                params: serde_json::Map::new(),
+                description: "imports every 2 seconds".into(),
+            },
+            now,
+        )
+        .await
+        .expect("job");
+    // One spool for all three, as one shared volume would be.
+    let data = dir.path().join("shared-data");
+    let mut instances: Vec<Instance> = (0..3)
+        .map(|_| Instance::start(&url, &key_file, &data))
+        .collect();
+    let inbox = |emu: &msemu::EmulatorHandle| {
+        emu.messages(demo::ALICE)
+            .expect("messages")
+            .iter()
+            .filter(|m| m.folder_path == "Inbox")
+            .count()
+    };
+    // Kill the instance whose run is importing, once it has moved some mail.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let victim = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no import got under way"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if inbox(&emu) > mails.len() - 20 {
+            continue;
+        }
+        let running: Option<(String,)> = sqlx::query_as(
+            "SELECT owner FROM executions WHERE script = 'import-emails' AND status = 'running' LIMIT 1",
+        )
+        .fetch_optional(store.pool())
+        .await
+        .expect("executions");
+        if let Some((owner,)) = running
+            && let Some(i) = instances.iter().position(|x| x.name == owner)
+        {
+            break instances.remove(i);
+        }
+    };
+    let mut victim = victim;
+    victim.child.kill().expect("SIGKILL");
+    victim.child.wait().expect("reap");
+    let killed_at = Timestamp::now();
+    let left = inbox(&emu);
+    assert!(left > 0, "the import had finished before the kill");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(150);
+    while inbox(&emu) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the survivors did not finish the import: {} left",
+            inbox(&emu)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let finished_in = Timestamp::now().duration_since(killed_at);
+
+    let places = emu.messages(demo::ALICE).expect("messages");
+    let mut where_is: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for m in &places {
+        where_is
+            .entry(m.internet_message_id.clone().unwrap_or_default())
+            .or_default()
+            .push(m.folder_path.clone());
+    }
+    for (imid, importable) in &mails {
+        let folders = where_is.get(imid).unwrap_or_else(|| panic!("{imid} lost"));
+        let expected = if *importable { "Exported" } else { "Error" };
+        assert_eq!(folders, &[expected.to_owned()], "{imid}");
+    }
+    let importable = mails.iter().filter(|m| m.1).count();
+    assert_eq!(
+        store.count_documents(&importer.id).await.expect("count") as usize,
+        importable,
+        "one document per importable mail"
+    );
+    let survivors: Vec<(String,)> = sqlx::query_as(
+        "SELECT DISTINCT owner FROM executions WHERE script = 'import-emails' AND started_at > $1",
+    )
+    .bind(killed_at.as_millisecond())
+    .fetch_all(store.pool())
+    .await
+    .expect("owners");
+    assert!(
+        survivors.iter().all(|(o,)| *o != victim.name) && !survivors.is_empty(),
+        "{survivors:?}"
+    );
+    println!(
+        "serve crash: killed {} with {left} mails in the Inbox; the survivors finished {finished_in:?} later",
+        victim.name
+    );
+    for instance in &mut instances {
+        let _ = Command::new("kill")
+            .args(["-TERM", &instance.child.id().to_string()])
+            .status();
+        let _ = instance.child.wait();
+    }
+    store.close().await;
+    emu.shutdown().await;
+}

@@ -167,7 +167,23 @@ fn verify(current: &[u8], settings: &SmimeSettings) -> Result<Signed, Reason> {
             ),
         )
     };
-    let (p7, detached) = Pkcs7::from_smime(current).map_err(unreadable)?;
+    let (p7, detached) = match Pkcs7::from_smime(current) {
+        Ok(read) => read,
+        // A clear-signed mail still carries its content: an unreadable
+        // signature is a signature that does not hold, not a lost mail.
+        Err(e) => {
+            let content = signed_content(current).ok_or_else(|| unreadable(e.clone()))?;
+            return Ok(Signed {
+                content,
+                verdict: INVALID,
+                detail: Some(format!(
+                    "the signature cannot be read: {}",
+                    openssl_words(&e)
+                )),
+                signer: None,
+            });
+        }
+    };
     let no_certs = Stack::new().map_err(unreadable)?;
     let store = trust_store(settings).map_err(unreadable)?;
     let mut out = Vec::new();
@@ -217,6 +233,21 @@ fn verify(current: &[u8], settings: &SmimeSettings) -> Result<Signed, Reason> {
         detail,
         signer,
     })
+}
+
+/// The signed part of a `multipart/signed` mail (its first part, headers
+/// and body), as the sender's client wrote it.
+fn signed_content(raw: &[u8]) -> Option<Vec<u8>> {
+    let message = MessageParser::default().parse(raw)?;
+    let mail_parser::PartType::Multipart(children) = &message.parts.first()?.body else {
+        return None;
+    };
+    let first = message
+        .parts
+        .get(usize::try_from(*children.first()?).ok()?)?;
+    let start = usize::try_from(first.raw_header_offset()).ok()?;
+    let end = usize::try_from(first.raw_end_offset()).ok()?;
+    raw.get(start..end).map(<[u8]>::to_vec)
 }
 
 fn trust_store(settings: &SmimeSettings) -> Result<X509Store, ErrorStack> {

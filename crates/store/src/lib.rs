@@ -144,17 +144,26 @@ impl Store {
         self.pool.close().await;
     }
 
+    /// The non-empty values of one sealed column, with their row ids.
+    async fn sealed_values(
+        &self,
+        table: &str,
+        id_column: &str,
+        column: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {id_column}, {column} FROM {table} WHERE {column} IS NOT NULL"
+        )))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Counts the sealed values and tries to open each, so a wrong or
     /// missing master key file is found at start, not at the first import.
     pub async fn sealed_census(&self) -> Result<SealedCensus> {
         let mut census = SealedCensus::default();
         for (table, id_column, column) in SEALED_COLUMNS {
-            let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {id_column}, {column} FROM {table} WHERE {column} IS NOT NULL"
-            )))
-            .fetch_all(&self.pool)
-            .await?;
-            for (row_id, sealed) in rows {
+            for (row_id, sealed) in self.sealed_values(table, id_column, column).await? {
                 census.values += 1;
                 if census.unopenable.is_some() {
                     continue;
@@ -181,12 +190,7 @@ impl Store {
     pub async fn reseal_all(&self) -> Result<u64> {
         let mut count = 0;
         for (table, id_column, column) in SEALED_COLUMNS {
-            let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {id_column}, {column} FROM {table} WHERE {column} IS NOT NULL"
-            )))
-            .fetch_all(&self.pool)
-            .await?;
-            for (row_id, sealed) in rows {
+            for (row_id, sealed) in self.sealed_values(table, id_column, column).await? {
                 if !self.keyring.needs_reseal(&sealed) {
                     continue;
                 }

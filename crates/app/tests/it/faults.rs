@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use msemu::demo;
-use scheduler::{Runner, RunnerConfig};
 use serde_json::json;
-use store::executions::TriggerKind;
 
 use crate::support::{TestApp, empty_demo_emulator, invoice_mail, json as body_json};
 
@@ -39,22 +37,7 @@ impl Drop for Tmpfs {
 }
 
 async fn run_import(app: &TestApp) -> Vec<String> {
-    let runner = Runner::new(
-        app.store.clone(),
-        app.clock.clone(),
-        crate::support::scripts(&app.store, app.clock.clone(), app.dir.path()),
-        RunnerConfig::default(),
-    );
-    runner
-        .run(
-            &app.client_id,
-            "import-emails",
-            serde_json::Map::new(),
-            TriggerKind::Manual,
-        )
-        .await
-        .expect("the run starts")
-        .log
+    crate::support::run_import_emails(app).await.log
 }
 
 #[tokio::test]
@@ -64,17 +47,7 @@ async fn a_full_disk_leaves_the_mail_in_the_inbox_says_so_and_the_next_run_impor
     let created = app
         .post_json(
             "/api/v2/importers/email",
-            &json!({
-                "name": "Disk",
-                "protocol": "graph_client_credentials",
-                "client_id": demo::DAEMON_CLIENT_ID,
-                "client_secret": demo::DAEMON_CLIENT_SECRET,
-                "tenant_id": demo::TENANT_ID,
-                "mailbox": demo::ALICE,
-                "folders": { "inbox": "Inbox", "exported": "Exported", "error": "Error" },
-                "endpoints": { "authority": emu.base_url(), "graph": emu.base_url() },
-                "attachments": { "allowed_types": ["application/pdf"] },
-            }),
+            &crate::support::app_only_importer_body(&emu, &json!({ "name": "Disk" })),
         )
         .await;
     assert_eq!(created.status(), 201);

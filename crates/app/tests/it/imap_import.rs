@@ -8,9 +8,8 @@
 use std::collections::BTreeSet;
 
 use import::corpus::{self, Expected};
-use scheduler::{Runner, RunnerConfig};
 use serde_json::{Value, json};
-use store::executions::{Execution, TriggerKind};
+use store::executions::Execution;
 use test_support::dovecot::Dovecot;
 
 use crate::support::{TestApp, json as body_json};
@@ -44,21 +43,7 @@ async fn create_importer(app: &TestApp, body: &Value) -> String {
 }
 
 async fn run_import(app: &TestApp) -> Execution {
-    let runner = Runner::new(
-        app.store.clone(),
-        app.clock.clone(),
-        crate::support::scripts(&app.store, app.clock.clone(), app.dir.path()),
-        RunnerConfig::default(),
-    );
-    runner
-        .run(
-            &app.client_id,
-            "import-emails",
-            serde_json::Map::new(),
-            TriggerKind::Manual,
-        )
-        .await
-        .expect("the run starts")
+    crate::support::run_import_emails(app).await
 }
 
 fn summary(run: &Execution) -> String {

@@ -829,20 +829,13 @@ struct Installation<'a> {
 /// for, or still the Inbox when `inbox_allowed`), every Exported mail has
 /// exactly one document (row and spool folder), every Error mail a ledger
 /// reason, and no document exists twice or without its mail in Exported.
-async fn check_nothing_lost_nothing_twice(
-    at: Installation<'_>,
-    mails: &[(String, Vec<u8>, bool)],
-    inbox_allowed: bool,
-) {
-    let Installation {
-        emu,
-        store,
-        client_id,
-        importer_id,
-        data_dir,
-    } = at;
-    let where_now = emu.places();
-    // Every page: the first alone would leave the oldest documents out.
+/// Every document of the importer: every page, since the first alone
+/// would leave the oldest out.
+async fn all_documents(
+    store: &Store,
+    client_id: &str,
+    importer_id: &str,
+) -> Vec<store::documents::DocumentRecord> {
     let mut docs = Vec::new();
     loop {
         let offset = u32::try_from(docs.len()).expect("few");
@@ -856,6 +849,23 @@ async fn check_nothing_lost_nothing_twice(
             break;
         }
     }
+    docs
+}
+
+async fn check_nothing_lost_nothing_twice(
+    at: Installation<'_>,
+    mails: &[(String, Vec<u8>, bool)],
+    inbox_allowed: bool,
+) {
+    let Installation {
+        emu,
+        store,
+        client_id,
+        importer_id,
+        data_dir,
+    } = at;
+    let where_now = emu.places();
+    let docs = all_documents(store, client_id, importer_id).await;
     let mut doc_count: BTreeMap<String, usize> = BTreeMap::new();
     for d in &docs {
         *doc_count
@@ -1205,20 +1215,7 @@ struct Census {
 
 async fn census(at: &Installation<'_>, mails: &[(String, Vec<u8>, bool)]) -> Census {
     let places = at.emu.places();
-    let mut docs = Vec::new();
-    loop {
-        let offset = u32::try_from(docs.len()).expect("few");
-        let page = at
-            .store
-            .list_documents(at.client_id, Some(at.importer_id), 1000, offset)
-            .await
-            .expect("documents");
-        let last = page.len() < 1000;
-        docs.extend(page);
-        if last {
-            break;
-        }
-    }
+    let docs = all_documents(at.store, at.client_id, at.importer_id).await;
     let mut per_mail: HashMap<String, usize> = HashMap::new();
     for d in &docs {
         *per_mail

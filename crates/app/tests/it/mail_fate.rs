@@ -16,9 +16,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use msemu::{EmulatorHandle, FaultKind, FaultRule, MessageInfo, demo};
-use scheduler::{Runner, RunnerConfig};
 use serde_json::{Value, json};
-use store::executions::{Execution, ExecutionStatus, TriggerKind};
 
 use crate::support::{TestApp, empty_demo_emulator, invoice_mail, json as body_json};
 
@@ -27,19 +25,9 @@ use crate::support::{TestApp, empty_demo_emulator, invoice_mail, json as body_js
 /// An app-only importer on Alice's mailbox that imports PDFs; `extra`'s
 /// fields are added (rules, sink, limits).
 fn importer_body(emu: &EmulatorHandle, extra: &Value) -> Value {
-    let mut body = json!({
-        "name": "Mail fate",
-        "protocol": "graph_client_credentials",
-        "client_id": demo::DAEMON_CLIENT_ID,
-        "client_secret": demo::DAEMON_CLIENT_SECRET,
-        "tenant_id": demo::TENANT_ID,
-        "mailbox": demo::ALICE,
-        "folders": { "inbox": "Inbox", "exported": "Exported", "error": "Error" },
-        "endpoints": { "authority": emu.base_url(), "graph": emu.base_url() },
-        "attachments": { "allowed_types": ["application/pdf"], "include_inline": false },
-    });
-    for (k, v) in extra.as_object().expect("extra is an object") {
-        body[k] = v.clone();
+    let mut body = crate::support::app_only_importer_body(emu, extra);
+    if extra.get("name").is_none() {
+        body["name"] = json!("Mail fate");
     }
     body
 }
@@ -74,29 +62,7 @@ async fn replace_importer(app: &TestApp, id: &str, body: &Value) {
 /// Runs `import-emails` for every importer of the client, in this process,
 /// as the scheduler (or `mailferry run import-emails`) does; returns its log.
 async fn run_import(app: &TestApp) -> Vec<String> {
-    let runner = Runner::new(
-        app.store.clone(),
-        app.clock.clone(),
-        crate::support::scripts(&app.store, app.clock.clone(), app.dir.path()),
-        RunnerConfig::default(),
-    );
-    let run: Execution = runner
-        .run(
-            &app.client_id,
-            "import-emails",
-            serde_json::Map::new(),
-            TriggerKind::Manual,
-        )
-        .await
-        .expect("the run starts");
-    assert_eq!(
-        run.status,
-        ExecutionStatus::Succeeded,
-        "{:?} {:?}",
-        run.error,
-        run.log
-    );
-    run.log
+    crate::support::run_import_ok(app).await
 }
 
 /// The run's summary line for the importer.

@@ -11,9 +11,8 @@ use base64::Engine;
 use domain::credential::ClientCertificate;
 use microsoft::entra::assertion::{ASSERTION_TYPE, AssertionSigner};
 use msemu::{EmulatorHandle, demo};
-use scheduler::{Runner, RunnerConfig};
 use serde_json::{Value, json};
-use store::executions::{ExecutionStatus, TriggerKind};
+use store::executions::ExecutionStatus;
 
 use crate::support::{TestApp, empty_demo_emulator, invoice_mail, json as body_json};
 
@@ -70,17 +69,12 @@ async fn upload_certificate(emu: &EmulatorHandle, pem: &str) {
     assert_eq!(response.status(), 201);
 }
 
+/// The app-only importer, with `credential` instead of the demo secret.
 fn importer_body(emu: &EmulatorHandle, credential: Value) -> Value {
-    let mut body = json!({
-        "name": "Parity",
-        "protocol": "graph_client_credentials",
-        "client_id": demo::DAEMON_CLIENT_ID,
-        "tenant_id": demo::TENANT_ID,
-        "mailbox": demo::ALICE,
-        "folders": { "inbox": "Inbox", "exported": "Exported", "error": "Error" },
-        "endpoints": { "authority": emu.base_url(), "graph": emu.base_url() },
-        "attachments": { "allowed_types": ["application/pdf"] },
-    });
+    let mut body = crate::support::app_only_importer_body(emu, &json!({ "name": "Parity" }));
+    body.as_object_mut()
+        .expect("object")
+        .remove("client_secret");
     for (k, v) in credential.as_object().expect("object") {
         body[k] = v.clone();
     }
@@ -88,27 +82,11 @@ fn importer_body(emu: &EmulatorHandle, credential: Value) -> Value {
 }
 
 async fn run_import(app: &TestApp) -> Vec<String> {
-    let (status, log) = run_import_as_is(app).await;
-    assert_eq!(status, ExecutionStatus::Succeeded, "{log:?}");
-    log
+    crate::support::run_import_ok(app).await
 }
 
 async fn run_import_as_is(app: &TestApp) -> (ExecutionStatus, Vec<String>) {
-    let runner = Runner::new(
-        app.store.clone(),
-        app.clock.clone(),
-        crate::support::scripts(&app.store, app.clock.clone(), app.dir.path()),
-        RunnerConfig::default(),
-    );
-    let run = runner
-        .run(
-            &app.client_id,
-            "import-emails",
-            serde_json::Map::new(),
-            TriggerKind::Manual,
-        )
-        .await
-        .expect("the run starts");
+    let run = crate::support::run_import_emails(app).await;
     (run.status, run.log)
 }
 

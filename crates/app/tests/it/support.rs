@@ -40,3 +40,60 @@ pub async fn run_script(
     let result = script.run(&ctx).await.map_err(|e| e.to_string());
     (result, log.lines())
 }
+
+/// Runs `import-emails` for every importer of the app's default client, in
+/// this process, as the scheduler (or `mailferry run import-emails`) does.
+pub async fn run_import_emails(app: &TestApp) -> store::executions::Execution {
+    let runner = scheduler::Runner::new(
+        app.store.clone(),
+        app.clock.clone(),
+        scripts(&app.store, app.clock.clone(), app.dir.path()),
+        scheduler::RunnerConfig::default(),
+    );
+    runner
+        .run(
+            &app.client_id,
+            "import-emails",
+            serde_json::Map::new(),
+            store::executions::TriggerKind::Manual,
+        )
+        .await
+        .expect("the run starts")
+}
+
+/// [`run_import_emails`], which must succeed; its log.
+pub async fn run_import_ok(app: &TestApp) -> Vec<String> {
+    let run = run_import_emails(app).await;
+    assert_eq!(
+        run.status,
+        store::executions::ExecutionStatus::Succeeded,
+        "{:?} {:?}",
+        run.error,
+        run.log
+    );
+    run.log
+}
+
+/// An app-only importer on Alice's mailbox of `emu` that imports PDFs;
+/// `extra`'s fields are added (or replace the defaults).
+pub fn app_only_importer_body(
+    emu: &msemu::EmulatorHandle,
+    extra: &serde_json::Value,
+) -> serde_json::Value {
+    use msemu::demo;
+    let mut body = serde_json::json!({
+        "name": "Invoices",
+        "protocol": "graph_client_credentials",
+        "client_id": demo::DAEMON_CLIENT_ID,
+        "client_secret": demo::DAEMON_CLIENT_SECRET,
+        "tenant_id": demo::TENANT_ID,
+        "mailbox": demo::ALICE,
+        "folders": { "inbox": "Inbox", "exported": "Exported", "error": "Error" },
+        "endpoints": { "authority": emu.base_url(), "graph": emu.base_url() },
+        "attachments": { "allowed_types": ["application/pdf"] },
+    });
+    for (k, v) in extra.as_object().expect("extra is an object") {
+        body[k] = v.clone();
+    }
+    body
+}

@@ -69,29 +69,32 @@ impl ImportEmails {
             let label = format!("{} ({})", record.settings.name, record.id);
             let started_at = ctx.clock.now();
             // `Ok(None)`: a dry run's, which is not recorded.
-            let outcome: Result<Option<Summary>, String> =
-                match self.connector.mailbox(record, Patience::Background).await {
-                    Err(e) => Err(e.to_string()),
-                    Ok(mailbox) if dry_run => {
-                        worked += 1;
-                        DryRun {
-                            store: &ctx.store,
-                            mailbox: &mailbox,
-                            importer: record,
-                        }
-                        .run()
+            let outcome: Result<Option<Summary>, String> = match self
+                .connector
+                .mailbox_until(record, Patience::Background, ctx.cancel.clone())
+                .await
+            {
+                Err(e) => Err(e.to_string()),
+                Ok(mailbox) if dry_run => {
+                    worked += 1;
+                    DryRun {
+                        store: &ctx.store,
+                        mailbox: &mailbox,
+                        importer: record,
+                    }
+                    .run()
+                    .await
+                    .map(|predictions| log_predictions(ctx, &label, &predictions))
+                    .map(|()| None)
+                    .map_err(|e| e.to_string())
+                }
+                Ok(mailbox) => {
+                    worked += 1;
+                    self.import_one(ctx, &client.name, record, &label, &mailbox)
                         .await
-                        .map(|predictions| log_predictions(ctx, &label, &predictions))
-                        .map(|()| None)
-                        .map_err(|e| e.to_string())
-                    }
-                    Ok(mailbox) => {
-                        worked += 1;
-                        self.import_one(ctx, &client.name, record, &label, &mailbox)
-                            .await
-                            .map(Some)
-                    }
-                };
+                        .map(Some)
+                }
+            };
             if let Err(e) = &outcome {
                 ctx.log.line(format!("{label}: failed: {e}"));
                 failed.push(format!("{label}: {e}"));

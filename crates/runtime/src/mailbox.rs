@@ -3,6 +3,7 @@
 //! test, folder picker) goes through [`Connector::mailbox`].
 
 use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
 
 use domain::importer::{ImapLogin, ImapSecurity, Protocol};
 use domain::mailbox::{
@@ -80,6 +81,18 @@ impl Connector {
         record: &ImporterRecord,
         patience: Patience,
     ) -> Result<ImporterMailbox, ConnectError> {
+        self.mailbox_until(record, patience, CancellationToken::new())
+            .await
+    }
+
+    /// [`Connector::mailbox`] for a run that `stop` ends: a Graph wait for
+    /// `Retry-After` ends when it is cancelled.
+    pub async fn mailbox_until(
+        &self,
+        record: &ImporterRecord,
+        patience: Patience,
+        stop: CancellationToken,
+    ) -> Result<ImporterMailbox, ConnectError> {
         match record.settings.protocol {
             Protocol::Imap => self.imap_mailbox(record, patience).await,
             Protocol::GraphDelegated | Protocol::GraphClientCredentials => {
@@ -89,6 +102,7 @@ impl Connector {
                     ));
                 };
                 config.clock = self.clock.clone();
+                config.stop = stop;
                 // Names the own mailbox in messages, and gives each account
                 // its own request gate.
                 if record.settings.protocol == Protocol::GraphDelegated {

@@ -1506,6 +1506,83 @@ async fn a_postgres_restart_mid_run_loses_nothing() {
     emu.shutdown().await;
 }
 
+/// A run waiting out a long `Retry-After` (two minutes) stops within
+/// seconds of SIGTERM, leaving its mail in the Inbox for the next run.
+#[tokio::test]
+async fn sigterm_ends_a_long_retry_after_wait_at_once() {
+    let emu = empty_demo_emulator().await;
+    let setup = ChildSetup::new(&emu).await;
+    let mails: Vec<(String, Vec<u8>, bool)> = (0..5)
+        .map(|n| {
+            let (imid, raw) = corpus::numbered_mail(n, Some(2_000));
+            (imid, raw, true)
+        })
+        .collect();
+    for (_, raw, _) in &mails {
+        emu.deliver(raw);
+    }
+    emu.add_fault(FaultRule {
+        kind: FaultKind::Throttle { retry_after: 120.0 },
+        count: None,
+        rate: None,
+        path_prefix: "/v1.0/".into(),
+        method: None,
+        id: 0,
+    });
+    let child = setup
+        .command(None)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mailferry");
+    // Into the wait: the first Graph request has been throttled.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let asked = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("the run ends");
+    let took = asked.elapsed();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "it took {took:?} to stop: {text}"
+    );
+    assert!(text.contains("interrupted"), "{text}");
+    assert_eq!(
+        emu.inbox_count(),
+        mails.len(),
+        "every mail stays in the Inbox"
+    );
+    emu.clear_faults();
+    let (ok, out) = setup.run(None).await;
+    assert!(ok, "{out}");
+    let store = setup.store().await;
+    check_nothing_lost_nothing_twice(
+        Installation {
+            emu: &emu,
+            store: &store,
+            client_id: &setup.client_id,
+            importer_id: &setup.importer_id,
+            data_dir: &setup.data_dir(),
+        },
+        &mails,
+        false,
+    )
+    .await;
+    store.close().await;
+    eprintln!("SIGTERM during a 120 s Retry-After: stopped in {took:?}");
+}
+
 /// (Idempotency-Key, answered 2xx, body)
 type Delivery = (String, bool, Vec<u8>);
 

@@ -43,18 +43,25 @@ impl Gate {
         clippy::expect_used,
         reason = "`slots` is private and nothing calls `close` on it, so `acquire` cannot fail"
     )]
-    pub async fn enter(&self) -> SemaphorePermit<'_> {
+    /// `None` when `stop` is cancelled first.
+    pub async fn enter(
+        &self,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> Option<SemaphorePermit<'_>> {
         loop {
             let until = *self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
             match until {
-                Some(t) if t > Instant::now() => tokio::time::sleep_until(t).await,
+                Some(t) if t > Instant::now() => tokio::select! {
+                    () = tokio::time::sleep_until(t) => {}
+                    () = stop.cancelled() => return None,
+                },
                 _ => break,
             }
         }
-        self.slots
-            .acquire()
-            .await
-            .expect("the gate's semaphore is never closed")
+        tokio::select! {
+            permit = self.slots.acquire() => Some(permit.expect("the gate's semaphore is never closed")),
+            () = stop.cancelled() => None,
+        }
     }
 
     /// Holds back every request to the mailbox for `wait` (a 429 is about

@@ -86,6 +86,9 @@ pub struct GraphConfig {
     /// Requests in flight at once per mailbox (Outlook allows 4).
     pub max_concurrency: usize,
     pub clock: Arc<dyn Clock>,
+    /// Cancelled when mailferry shuts down: a wait for `Retry-After` (up
+    /// to minutes) ends at once, and the request fails as transient.
+    pub stop: tokio_util::sync::CancellationToken,
 }
 
 impl GraphConfig {
@@ -118,6 +121,7 @@ impl GraphConfig {
             max_mime_bytes: 160 * 1024 * 1024,
             max_concurrency: 4,
             clock: Arc::new(SystemClock),
+            stop: tokio_util::sync::CancellationToken::new(),
         }
     }
 

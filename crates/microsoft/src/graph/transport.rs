@@ -225,7 +225,9 @@ impl Transport {
             let token = self.tokens.access_token(refresh).await?;
             refresh = false;
             let outcome = {
-                let _slot = self.gate.enter().await;
+                let Some(_slot) = self.gate.enter(&self.config.stop).await else {
+                    return Err(self.stopped(op));
+                };
                 self.attempt(request, &token).await
             };
             let (wait, reason, pause_mailbox) = match outcome {
@@ -286,8 +288,24 @@ impl Transport {
             }
             self.stats.record_wait(delay);
             tracing::warn!(attempt, wait_ms = delay.as_millis() as u64, %reason, "Graph request will be retried");
-            tokio::time::sleep(delay).await;
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.config.stop.cancelled() => return Err(self.stopped(op)),
+            }
         }
+    }
+
+    /// Shutdown came while waiting: the request is left for the next run.
+    fn stopped(&self, op: Operation<'_>) -> MailboxError {
+        MailboxError::new(
+            MailboxErrorKind::Transient,
+            format!(
+                "mailferry is shutting down: stopped waiting while {} in {}",
+                describe(op),
+                self.config.mailbox_label()
+            ),
+            "nothing to change: mail stays where it is and the next run goes on",
+        )
     }
 
     async fn attempt(&self, request: Request<'_>, token: &SecretString) -> Outcome {

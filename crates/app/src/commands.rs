@@ -153,7 +153,8 @@ pub async fn serve_on(
     let public_url = public_url(&settings, bound);
     tracing::info!(listen = %bound, public_url = %public_url, database = %store::redact_url(&settings.database_url), "mailferry is serving");
     let connector = runtime::Connector::new(store.clone(), clock.clone(), &settings.data_dir)
-        .context("building the HTTP clients for Microsoft")?;
+        .context("building the HTTP clients for Microsoft")?
+        .with_import_concurrency(settings.import_concurrency);
     let state = mailferry::app_state(
         store,
         clock,

@@ -25,7 +25,8 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let store = crate::commands::open_store(&settings, clock.as_ref()).await?;
     let connector = runtime::Connector::new(store.clone(), clock.clone(), &settings.data_dir)
-        .context("building the HTTP clients for Microsoft")?;
+        .context("building the HTTP clients for Microsoft")?
+        .with_import_concurrency(settings.import_concurrency);
     let registry = mailferry::registry(&connector);
     let Some(script) = registry.get(&args.script) else {
         bail!(

@@ -45,6 +45,9 @@ pub struct SettingsArgs {
     /// Log format: `human` or `json` [default: human].
     #[arg(long, global = true, env = "MAILFERRY_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Importers this instance works at once, over all clients [default: 4 per core, 4 to 64].
+    #[arg(long, global = true, env = "MAILFERRY_IMPORT_CONCURRENCY")]
+    pub import_concurrency: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -58,6 +61,7 @@ struct FileSettings {
     database_url_file: Option<PathBuf>,
     master_key_file: Option<PathBuf>,
     log_format: Option<String>,
+    import_concurrency: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +81,7 @@ pub struct Settings {
     pub database_url: String,
     pub master_key_file: PathBuf,
     pub log_format: LogFormat,
+    pub import_concurrency: usize,
 }
 
 impl std::fmt::Debug for Settings {
@@ -89,6 +94,7 @@ impl std::fmt::Debug for Settings {
             .field("database_url", &store::redact_url(&self.database_url))
             .field("master_key_file", &self.master_key_file)
             .field("log_format", &self.log_format)
+            .field("import_concurrency", &self.import_concurrency)
             .finish()
     }
 }
@@ -167,6 +173,13 @@ impl Settings {
                 bail!("log_format: `{other}` is not a log format: use `human` or `json`")
             }
         };
+        let import_concurrency = match args.import_concurrency.or(file.import_concurrency) {
+            None => runtime::default_import_concurrency(),
+            Some(0) => bail!(
+                "import_concurrency: 0 would import nothing: give at least 1 (the default is 4 per core)"
+            ),
+            Some(n) => n,
+        };
         Ok(Self {
             listen,
             public_url,
@@ -175,6 +188,7 @@ impl Settings {
             database_url,
             master_key_file,
             log_format,
+            import_concurrency,
         })
     }
 }

@@ -392,6 +392,25 @@ impl ImporterSettings {
         }
     }
 
+    /// What identifies the mailbox the importer reads, so two importers of
+    /// one mailbox never run at once: the server and the mailbox (for a
+    /// delegated importer of the user's own mailbox, the signed-in
+    /// `account`). `None` when it cannot be known yet (no account).
+    pub fn mailbox_key(&self, account: Option<&str>) -> Option<String> {
+        let key = match &self.connection {
+            Connection::Graph(g) => {
+                let who = g.mailbox.as_deref().or(account)?;
+                format!(
+                    "graph:{}/{}:{who}",
+                    g.app.endpoints.graph.trim_end_matches('/'),
+                    g.app.tenant_id.as_str()
+                )
+            }
+            Connection::Imap(i) => format!("imap:{}:{}:{}", i.host, i.port, i.username),
+        };
+        Some(key.to_lowercase())
+    }
+
     /// The Entra app the importer signs in with, if it uses one.
     pub fn entra_app(&self) -> Option<&EntraApp> {
         match &self.connection {

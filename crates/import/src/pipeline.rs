@@ -235,7 +235,7 @@ pub enum ImportError {
     #[error("{0}; no mail was touched")]
     Folders(String),
     #[error(
-        "another run is importing for this importer ({0}); this run did nothing: wait for it to finish"
+        "another run is importing from this mailbox ({0}), for this importer or another one of the same mailbox; this run did nothing: wait for it to finish"
     )]
     Busy(String),
     #[error(
@@ -385,14 +385,30 @@ fn is_same_mail(entry: &LedgerEntry, content_sha256: &str, mime_sha256: &str) ->
 }
 
 impl<M: Mailbox> ImportRun<'_, M> {
-    fn lease_name(&self) -> String {
-        format!("import:{}", self.importer.id)
+    /// The lease is the mailbox's, so two importers of one mailbox (on any
+    /// instance) never work its Inbox at once; the importer's own when the
+    /// mailbox cannot be named yet.
+    async fn lease_name(&self) -> Result<String, ImportError> {
+        let account = match self.importer.settings.delegated_access() {
+            Some(_) => self
+                .store
+                .grant(&self.importer.id)
+                .await?
+                .and_then(|g| g.account),
+            None => None,
+        };
+        Ok(
+            match self.importer.settings.mailbox_key(account.as_deref()) {
+                Some(key) => format!("mailbox:{key}"),
+                None => format!("import:{}", self.importer.id),
+            },
+        )
     }
 
     /// Imports every mail of the Inbox once.
     pub async fn run(&self) -> Result<Summary, ImportError> {
         let owner = crate::lease::owner_name();
-        let lease = self.lease_name();
+        let lease = self.lease_name().await?;
         let now = self.clock.now();
         if !self
             .store

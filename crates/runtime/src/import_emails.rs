@@ -24,6 +24,14 @@ pub const NAME: &str = "import-emails";
 /// How many left-for-retry reasons a summary spells out.
 const RETRY_REASONS_SHOWN: usize = 5;
 
+/// What became of one importer in a run.
+enum Worked {
+    /// `worked`: its mailbox could be opened; `failures`: what went wrong.
+    Done { worked: bool, failures: Vec<String> },
+    /// Not started: mailferry is shutting down.
+    Stopped,
+}
+
 pub struct ImportEmails {
     connector: Connector,
 }
@@ -56,54 +64,43 @@ impl ImportEmails {
                 client.name
             )));
         }
-        let mut failed: Vec<String> = Vec::new();
-        let mut worked = 0;
+        // Importers of one mailbox one after another (side by side they
+        // would only find the mailbox busy); mailboxes side by side, within
+        // the instance's budget, so a throttled mailbox holds up no other.
+        let mut groups: Vec<(String, Vec<&ImporterRecord>)> = Vec::new();
         for record in importers
             .iter()
             .filter(|r| only.is_none_or(|id| r.id == id))
         {
-            if ctx.cancel.is_cancelled() {
-                ctx.log.line("stopped: mailferry is shutting down");
-                break;
-            }
-            let label = format!("{} ({})", record.settings.name, record.id);
-            let started_at = ctx.clock.now();
-            // `Ok(None)`: a dry run's, which is not recorded.
-            let outcome: Result<Option<Summary>, String> = match self
-                .connector
-                .mailbox_until(record, Patience::Background, ctx.cancel.clone())
-                .await
-            {
-                Err(e) => Err(e.to_string()),
-                Ok(mailbox) if dry_run => {
-                    worked += 1;
-                    DryRun {
-                        store: &ctx.store,
-                        mailbox: &mailbox,
-                        importer: record,
-                    }
-                    .run()
-                    .await
-                    .map(|predictions| log_predictions(ctx, &label, &predictions))
-                    .map(|()| None)
-                    .map_err(|e| e.to_string())
-                }
-                Ok(mailbox) => {
-                    worked += 1;
-                    self.import_one(ctx, &client.name, record, &label, &mailbox)
-                        .await
-                        .map(Some)
-                }
-            };
-            if let Err(e) = &outcome {
-                ctx.log.line(format!("{label}: failed: {e}"));
-                failed.push(format!("{label}: {e}"));
-            }
-            if !dry_run && let Err(e) = record_run(ctx, record, started_at, &outcome).await {
-                ctx.log.line(format!("{label}: failed: {e}"));
-                failed.push(format!("{label}: {e}"));
+            let key = record
+                .settings
+                .mailbox_key(None)
+                .unwrap_or_else(|| record.id.clone());
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, group)) => group.push(record),
+                None => groups.push((key, vec![record])),
             }
         }
+        let mut runs = Vec::new();
+        for (_, group) in groups {
+            runs.push(self.work_group(ctx, &client.name, group, dry_run));
+        }
+        let results = futures_util::future::join_all(runs).await;
+        let results: Vec<Worked> = results.into_iter().flatten().collect();
+        if results.iter().any(|w| matches!(w, Worked::Stopped)) {
+            ctx.log.line("stopped: mailferry is shutting down");
+        }
+        let worked = results
+            .iter()
+            .filter(|w| matches!(w, Worked::Done { worked: true, .. }))
+            .count();
+        let failed: Vec<String> = results
+            .into_iter()
+            .flat_map(|w| match w {
+                Worked::Done { failures, .. } => failures,
+                Worked::Stopped => Vec::new(),
+            })
+            .collect();
         ctx.log.line(format!(
             "{}: {worked} importer(s) {}, {} failed",
             if dry_run { "dry run" } else { "done" },
@@ -115,6 +112,79 @@ impl ImportEmails {
         } else {
             Err(ScriptError::new(failed.join("; ")))
         }
+    }
+
+    /// The importers of one mailbox, one after another, each within the
+    /// instance's budget.
+    async fn work_group(
+        &self,
+        ctx: &ScriptContext,
+        client_name: &str,
+        group: Vec<&ImporterRecord>,
+        dry_run: bool,
+    ) -> Vec<Worked> {
+        let mut out = Vec::new();
+        for record in group {
+            if ctx.cancel.is_cancelled() {
+                out.push(Worked::Stopped);
+                break;
+            }
+            let Ok(_slot) = self.connector.import_slots.acquire().await else {
+                break;
+            };
+            out.push(self.work_one(ctx, client_name, record, dry_run).await);
+        }
+        out
+    }
+
+    /// One importer: its run (or dry run), recorded; what failed.
+    async fn work_one(
+        &self,
+        ctx: &ScriptContext,
+        client_name: &str,
+        record: &ImporterRecord,
+        dry_run: bool,
+    ) -> Worked {
+        let label = format!("{} ({})", record.settings.name, record.id);
+        let started_at = ctx.clock.now();
+        let mut worked = false;
+        // `Ok(None)`: a dry run's, which is not recorded.
+        let outcome: Result<Option<Summary>, String> = match self
+            .connector
+            .mailbox_until(record, Patience::Background, ctx.cancel.clone())
+            .await
+        {
+            Err(e) => Err(e.to_string()),
+            Ok(mailbox) if dry_run => {
+                worked = true;
+                DryRun {
+                    store: &ctx.store,
+                    mailbox: &mailbox,
+                    importer: record,
+                }
+                .run()
+                .await
+                .map(|predictions| log_predictions(ctx, &label, &predictions))
+                .map(|()| None)
+                .map_err(|e| e.to_string())
+            }
+            Ok(mailbox) => {
+                worked = true;
+                self.import_one(ctx, client_name, record, &label, &mailbox)
+                    .await
+                    .map(Some)
+            }
+        };
+        let mut failures = Vec::new();
+        if let Err(e) = &outcome {
+            ctx.log.line(format!("{label}: failed: {e}"));
+            failures.push(format!("{label}: {e}"));
+        }
+        if !dry_run && let Err(e) = record_run(ctx, record, started_at, &outcome).await {
+            ctx.log.line(format!("{label}: failed: {e}"));
+            failures.push(format!("{label}: {e}"));
+        }
+        Worked::Done { worked, failures }
     }
 
     async fn import_one(

@@ -34,6 +34,16 @@ pub struct Connector {
     pub http: reqwest::Client,
     /// The spool lives under `data_dir/documents`.
     pub data_dir: PathBuf,
+    /// Importers worked at once by this instance, over all clients and runs.
+    pub import_slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// The default budget of importers worked at once: importing mostly waits
+/// on the network, so a few per core.
+pub fn default_import_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map_or(4, |n| n.get() * 4)
+        .clamp(4, 64)
 }
 
 impl Connector {
@@ -53,7 +63,14 @@ impl Connector {
             tokens: AccessTokens::new(identity),
             http,
             data_dir: data_dir.into(),
+            import_slots: Arc::new(tokio::sync::Semaphore::new(default_import_concurrency())),
         })
+    }
+
+    /// Works at most `n` importers at once (at least one).
+    pub fn with_import_concurrency(mut self, n: usize) -> Self {
+        self.import_slots = Arc::new(tokio::sync::Semaphore::new(n.max(1)));
+        self
     }
 
     pub fn data_dir(&self) -> &Path {

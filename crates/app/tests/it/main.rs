@@ -17,6 +17,7 @@ mod api_fuzz;
 mod api_importers;
 mod audit;
 mod cli;
+mod concurrency;
 mod delegated_import;
 mod faults;
 mod graph_mailbox;

@@ -373,3 +373,42 @@ fn import_body_is_one_of_three_and_never_by_default() {
     let errors = input.validate(None).expect_err("invalid");
     assert!(errors.mentions("import_body"), "{errors:?}");
 }
+
+#[test]
+fn two_importers_of_one_mailbox_share_its_key_and_other_mailboxes_do_not() {
+    let body = |mailbox: &str| {
+        serde_json::json!({
+            "name": "x", "protocol": "graph_client_credentials",
+            "client_id": "11111111-2222-3333-4444-555555555555", "client_secret": "s",
+            "tenant_id": "contoso.onmicrosoft.com", "mailbox": mailbox,
+            "folders": { "inbox": "Inbox", "exported": "Exported", "error": "Error" },
+        })
+    };
+    let key = |b: serde_json::Value| {
+        let input: ImporterInput = serde_json::from_value(b).expect("input");
+        input
+            .validate(None)
+            .expect("valid")
+            .settings
+            .mailbox_key(None)
+    };
+    let a = key(body("Invoices@Contoso.com"));
+    assert!(a.is_some());
+    assert_eq!(
+        a,
+        key(body("invoices@contoso.com")),
+        "case does not make another mailbox"
+    );
+    assert_ne!(a, key(body("other@contoso.com")));
+    // The user's own mailbox is known only from the signed-in account.
+    let mut own = body("");
+    own["protocol"] = "graph_delegated".into();
+    let input: ImporterInput = serde_json::from_value(own).expect("input");
+    let settings = input.validate(None).expect("valid").settings;
+    assert_eq!(settings.mailbox_key(None), None);
+    assert_eq!(
+        settings.mailbox_key(Some("Invoices@contoso.com")),
+        a,
+        "a delegated importer signed in as the mailbox's owner shares the app-only importer's key"
+    );
+}

@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use jiff::SignedDuration;
 use microsoft::entra::{HttpClient, IdentityClient};
 use scheduler::{ParamKind, ParamSpec, Script, ScriptContext, ScriptError, ScriptFuture};
+use store::importers::ImporterRecord;
 
 use crate::refresh::{RefreshContext, RefreshOutcome, RefreshPolicy, refresh_grant};
 
@@ -76,81 +77,29 @@ impl RefreshTokens {
             )));
         }
         let owner = format!("refresh-tokens:{}", uuid::Uuid::now_v7());
+        // Token requests side by side, a bounded number at a time: ten
+        // thousand grants at 50 ms each take seconds, not minutes.
+        let slots = tokio::sync::Semaphore::new(REFRESHES_AT_ONCE);
+        let mut work = Vec::new();
+        for record in importers
+            .iter()
+            .filter(|r| only.is_none_or(|id| r.id == id))
+        {
+            work.push(self.refresh_one(ctx, &http, record, &policy, margin, &owner, &slots));
+        }
         let (mut refreshed, mut ok, mut broken) = (0, 0, 0);
-        for record in importers {
-            if only.is_some_and(|id| record.id != id) {
-                continue;
+        let mut stopped = false;
+        for tally in futures_util::future::join_all(work).await {
+            match tally? {
+                Tally::Refreshed => refreshed += 1,
+                Tally::Fine => ok += 1,
+                Tally::Broken => broken += 1,
+                Tally::Skipped => {}
+                Tally::Stopped => stopped = true,
             }
-            if ctx.cancel.is_cancelled() {
-                ctx.log.line("stopped: mailferry is shutting down");
-                break;
-            }
-            let label = format!("{} ({})", record.settings.name, record.id);
-            let Some(app) = record.settings.entra_app().cloned() else {
-                continue;
-            };
-            if record.settings.delegated_access().is_none() {
-                ctx.log.line(format!(
-                    "{label}: not applicable (client credentials: tokens are fetched when needed)"
-                ));
-                continue;
-            }
-            let secret = ctx
-                .store
-                .importer_secret(&record.client_id, &record.id)
-                .await
-                .map_err(|e| ScriptError::new(e.to_string()))?;
-            let identity = IdentityClient::new(http.clone(), &app, secret);
-            let outcome = refresh_grant(
-                RefreshContext {
-                    store: &ctx.store,
-                    identity: &identity,
-                    settings: &record.settings,
-                    importer_id: &record.id,
-                    clock: ctx.clock.as_ref(),
-                    policy: &policy,
-                    margin,
-                },
-                &owner,
-            )
-            .await
-            .map_err(|e| ScriptError::new(e.to_string()))?;
-            let line = match outcome {
-                RefreshOutcome::Refreshed { expires_at } => {
-                    refreshed += 1;
-                    format!("refreshed; access token valid until {expires_at}")
-                }
-                RefreshOutcome::NotDue { expires_at } => {
-                    ok += 1;
-                    match expires_at {
-                        Some(at) => format!("not due; access token valid until {at}"),
-                        None => "not due".to_owned(),
-                    }
-                }
-                RefreshOutcome::RefreshedElsewhere { expires_at } => {
-                    ok += 1;
-                    format!(
-                        "refreshed by another run meanwhile; access token valid until {}",
-                        expires_at.map_or_else(|| "unknown".to_owned(), |t| t.to_string())
-                    )
-                }
-                RefreshOutcome::Busy => {
-                    ok += 1;
-                    "another run is refreshing it right now; skipped".to_owned()
-                }
-                RefreshOutcome::NotAuthorized => {
-                    "not authorized yet: press Authenticate on the importer page".to_owned()
-                }
-                RefreshOutcome::ReauthRequired { reason } => {
-                    broken += 1;
-                    format!("reauth_required: {reason}")
-                }
-                RefreshOutcome::Failed { reason } => {
-                    broken += 1;
-                    format!("failed, will retry on the next run: {reason}")
-                }
-            };
-            ctx.log.line(format!("{label}: {line}"));
+        }
+        if stopped {
+            ctx.log.line("stopped: mailferry is shutting down");
         }
         ctx.log.line(format!(
             "summary: {refreshed} refreshed, {ok} fine, {broken} need attention"
@@ -161,6 +110,110 @@ impl RefreshTokens {
             )));
         }
         Ok(())
+    }
+}
+
+/// How one importer's refresh counts in the summary.
+enum Tally {
+    Refreshed,
+    Fine,
+    Broken,
+    /// Not refreshable by this script (app-only, or no grant yet).
+    Skipped,
+    Stopped,
+}
+
+/// Token requests in flight at once.
+const REFRESHES_AT_ONCE: usize = 32;
+
+impl RefreshTokens {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one run's shared state, passed down once"
+    )]
+    async fn refresh_one(
+        &self,
+        ctx: &ScriptContext,
+        http: &HttpClient,
+        record: &ImporterRecord,
+        policy: &RefreshPolicy,
+        margin: SignedDuration,
+        owner: &str,
+        slots: &tokio::sync::Semaphore,
+    ) -> Result<Tally, ScriptError> {
+        let label = format!("{} ({})", record.settings.name, record.id);
+        let Some(app) = record.settings.entra_app().cloned() else {
+            return Ok(Tally::Skipped);
+        };
+        if record.settings.delegated_access().is_none() {
+            ctx.log.line(format!(
+                "{label}: not applicable (client credentials: tokens are fetched when needed)"
+            ));
+            return Ok(Tally::Skipped);
+        }
+        let Ok(_slot) = slots.acquire().await else {
+            return Ok(Tally::Stopped);
+        };
+        if ctx.cancel.is_cancelled() {
+            return Ok(Tally::Stopped);
+        }
+        let secret = ctx
+            .store
+            .importer_secret(&record.client_id, &record.id)
+            .await
+            .map_err(|e| ScriptError::new(e.to_string()))?;
+        let identity = IdentityClient::new(http.clone(), &app, secret);
+        let outcome = refresh_grant(
+            RefreshContext {
+                store: &ctx.store,
+                identity: &identity,
+                settings: &record.settings,
+                importer_id: &record.id,
+                clock: ctx.clock.as_ref(),
+                policy,
+                margin,
+            },
+            owner,
+        )
+        .await
+        .map_err(|e| ScriptError::new(e.to_string()))?;
+        let (tally, line) = match outcome {
+            RefreshOutcome::Refreshed { expires_at } => (
+                Tally::Refreshed,
+                format!("refreshed; access token valid until {expires_at}"),
+            ),
+            RefreshOutcome::NotDue { expires_at } => (
+                Tally::Fine,
+                match expires_at {
+                    Some(at) => format!("not due; access token valid until {at}"),
+                    None => "not due".to_owned(),
+                },
+            ),
+            RefreshOutcome::RefreshedElsewhere { expires_at } => (
+                Tally::Fine,
+                format!(
+                    "refreshed by another run meanwhile; access token valid until {}",
+                    expires_at.map_or_else(|| "unknown".to_owned(), |t| t.to_string())
+                ),
+            ),
+            RefreshOutcome::Busy => (
+                Tally::Fine,
+                "another run is refreshing it right now; skipped".to_owned(),
+            ),
+            RefreshOutcome::NotAuthorized => (
+                Tally::Skipped,
+                "not authorized yet: press Authenticate on the importer page".to_owned(),
+            ),
+            RefreshOutcome::ReauthRequired { reason } => {
+                (Tally::Broken, format!("reauth_required: {reason}"))
+            }
+            RefreshOutcome::Failed { reason } => (
+                Tally::Broken,
+                format!("failed, will retry on the next run: {reason}"),
+            ),
+        };
+        ctx.log.line(format!("{label}: {line}"));
+        Ok(tally)
     }
 }
 

@@ -213,6 +213,14 @@ impl RefreshTokens {
             ),
         };
         ctx.log.line(format!("{label}: {line}"));
+        let outcome = match tally {
+            Tally::Refreshed => "refreshed",
+            Tally::Fine => "fine",
+            Tally::Broken => "needs_attention",
+            Tally::Skipped => "not_authorized",
+            Tally::Stopped => "stopped",
+        };
+        metrics::counter!("mailferry_token_refreshes_total", "outcome" => outcome).increment(1);
         Ok(tally)
     }
 }

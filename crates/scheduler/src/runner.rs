@@ -357,6 +357,12 @@ async fn drive(
         inner.wake.notify_one();
     }
     tracing::info!(execution = %execution.id, script = %execution.script, status = execution.status.as_str(), "run ended");
+    metrics::counter!(
+        "mailferry_script_runs_total",
+        "script" => execution.script.clone(),
+        "status" => execution.status.as_str()
+    )
+    .increment(1);
     execution
 }
 

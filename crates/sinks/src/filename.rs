@@ -285,7 +285,10 @@ mod fuzz_regressions {
         assert!(!name.is_empty());
         assert!(name.len() <= 255, "{} bytes", name.len());
         assert!(!name.contains(['/', '\\', '\0']), "{name:?}");
-        assert!(name != "." && name != ".." && !name.starts_with('.'), "{name:?}");
+        assert!(
+            name != "." && name != ".." && !name.starts_with('.'),
+            "{name:?}"
+        );
         assert_eq!(sanitize(&name), name, "not idempotent");
     }
 

@@ -21,6 +21,8 @@ pub enum GrantState {
 }
 
 impl GrantState {
+    pub const ALL: [Self; 3] = [Self::Authorized, Self::ReauthRequired, Self::MailboxDenied];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Authorized => "authorized",
@@ -169,6 +171,17 @@ fn open_grant<'f>(
 }
 
 impl Store {
+    /// How many grants are in each state, over every client (for metrics).
+    pub async fn grant_state_counts(&self) -> Result<Vec<(GrantState, i64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM oauth_grants GROUP BY state")
+                .fetch_all(self.pool())
+                .await?;
+        rows.into_iter()
+            .map(|(state, n)| Ok((GrantState::parse(&state)?, n)))
+            .collect()
+    }
+
     /// Stores a freshly obtained grant, replacing any previous one.
     pub async fn put_grant(&self, grant: &Grant) -> Result<()> {
         let id = grant.importer_id.as_str();

@@ -4,6 +4,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::State;
 use axum::http::{HeaderName, Request, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -44,7 +45,25 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
 
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()), responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub async fn metrics() -> impl IntoResponse {
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    // Grant states are read at scrape time: a state changes without any
+    // event this process would see (another instance refreshed it).
+    match state.store.grant_state_counts().await {
+        Ok(counts) => {
+            for grant_state in store::grants::GrantState::ALL {
+                let n = counts
+                    .iter()
+                    .find(|(s, _)| *s == grant_state)
+                    .map_or(0, |(_, n)| *n);
+                #[expect(
+                    clippy::cast_precision_loss,
+                    reason = "a count of grants fits f64 exactly"
+                )]
+                metrics::gauge!("mailferry_grants", "state" => grant_state.as_str()).set(n as f64);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "grant states could not be counted for /metrics"),
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         metrics_handle().render(),

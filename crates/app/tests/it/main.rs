@@ -27,6 +27,7 @@ mod import;
 mod isolation;
 mod jobs;
 mod mail_fate;
+mod metrics;
 mod oauth;
 mod parity;
 mod scheduler_instances;

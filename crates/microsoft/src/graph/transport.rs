@@ -391,6 +391,7 @@ impl Transport {
             StatusCode::UNAUTHORIZED => Outcome::TokenRefused(error),
             StatusCode::TOO_MANY_REQUESTS => {
                 self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("mailferry_graph_throttled_total").increment(1);
                 Outcome::Retry {
                     wait: retry_after,
                     reason,

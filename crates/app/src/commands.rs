@@ -232,7 +232,7 @@ async fn client(
                 &format!("`{}`, hosts: {}", c.name, display_hosts(&c.hosts)),
                 clock.now(),
             )
-            .await?;
+            .await;
             println!(
                 "client {} added (id {}), hosts: {}",
                 c.name,
@@ -257,7 +257,7 @@ async fn cli_audit(
     target: Option<&str>,
     detail: &str,
     now: jiff::Timestamp,
-) -> anyhow::Result<()> {
+) {
     let event = store::audit::NewAuditEvent {
         client_id,
         actor: "cli",
@@ -265,8 +265,11 @@ async fn cli_audit(
         target,
         detail,
     };
-    store.record_audit(event, now).await?;
-    Ok(())
+    // The change is made: failing to record it must not hide its result
+    // (a new token is shown only once).
+    if let Err(e) = store.record_audit(event, now).await {
+        tracing::error!(error = %e, action, "the audit log could not record a change");
+    }
 }
 
 fn display_hosts(hosts: &[String]) -> String {
@@ -300,7 +303,7 @@ async fn user(settings: Settings, clock: Arc<dyn Clock>, cmd: UserCommand) -> an
         &user.email,
         clock.now(),
     )
-    .await?;
+    .await;
     println!("user {} added to client {}", user.email, client.name);
     Ok(())
 }
@@ -329,7 +332,7 @@ async fn token(settings: Settings, clock: Arc<dyn Clock>, cmd: TokenCommand) -> 
                 &format!("`{label}`"),
                 now,
             )
-            .await?;
+            .await;
             eprintln!(
                 "API token {} for client {}{} (shown once; only its hash is stored):",
                 owner.token_id,
@@ -366,7 +369,7 @@ async fn token(settings: Settings, clock: Arc<dyn Clock>, cmd: TokenCommand) -> 
                     client.name
                 );
             }
-            cli_audit(&store, &client.id, "token.revoked", Some(&id), "", now).await?;
+            cli_audit(&store, &client.id, "token.revoked", Some(&id), "", now).await;
             println!("API token {id} of client {} revoked", client.name);
         }
     }

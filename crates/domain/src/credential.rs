@@ -22,6 +22,20 @@ pub struct ClientCertificate {
     pub not_after: Timestamp,
 }
 
+/// A certificate's DER as PEM, alone, in 64-column lines.
+fn certificate_pem(der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .filter_map(|c| std::str::from_utf8(c).ok())
+        .collect();
+    format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    )
+}
+
 fn upper_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
@@ -46,6 +60,14 @@ impl ClientCertificate {
                 block.label
             ));
         }
+        // Only the certificate is kept (and shown): a key pasted with it
+        // must not end up in the settings, which are not sealed.
+        if pem.contains("PRIVATE KEY") {
+            return Err(
+                "holds a private key as well: paste only the certificate here; the key goes in client_private_key_pem (write-only)"
+                    .to_owned(),
+            );
+        }
         let cert = block
             .parse_x509()
             .map_err(|e| format!("is not a valid X.509 certificate ({e})"))?;
@@ -54,7 +76,7 @@ impl ClientCertificate {
         };
         let validity = cert.validity();
         let certificate = ClientCertificate {
-            pem: pem.trim().to_owned(),
+            pem: certificate_pem(&block.contents),
             x5t_s256: base64::engine::general_purpose::URL_SAFE_NO_PAD
                 .encode(Sha256::digest(&block.contents)),
             thumbprint_sha1: upper_hex(&sha1::Sha1::digest(&block.contents)),
@@ -127,6 +149,29 @@ mod tests {
         );
         let gone = c.expiry_warning(c.not_after + days(1)).expect("a warning");
         assert!(gone.contains("expired"), "{gone}");
+    }
+
+    #[test]
+    fn a_key_pasted_with_the_certificate_is_refused_and_only_the_certificate_is_kept() {
+        let both = format!("{PEM}-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n");
+        let e = ClientCertificate::parse(&both).expect_err("a key is never kept in the settings");
+        assert!(e.contains("client_private_key_pem"), "{e}");
+        let noisy = format!("Bag Attributes\n    friendlyName: x\n{PEM}");
+        let kept = ClientCertificate::parse(&noisy)
+            .expect("cert")
+            .certificate
+            .pem;
+        assert!(
+            kept.starts_with("-----BEGIN CERTIFICATE-----\n") && !kept.contains("Bag"),
+            "{kept}"
+        );
+        assert_eq!(
+            ClientCertificate::parse(&kept)
+                .expect("reparses")
+                .certificate
+                .pem,
+            kept
+        );
     }
 
     #[test]

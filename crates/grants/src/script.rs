@@ -90,7 +90,14 @@ impl RefreshTokens {
         let (mut refreshed, mut ok, mut broken) = (0, 0, 0);
         let mut stopped = false;
         for tally in futures_util::future::join_all(work).await {
-            match tally? {
+            // One importer's store error is that importer's problem: the
+            // others' refreshes still count.
+            let tally = tally.unwrap_or_else(|e| {
+                ctx.log
+                    .line(format!("failed, will retry on the next run: {e}"));
+                Tally::Broken
+            });
+            match tally {
                 Tally::Refreshed => refreshed += 1,
                 Tally::Fine => ok += 1,
                 Tally::Broken => broken += 1,

@@ -11,6 +11,24 @@
 
 use std::sync::OnceLock;
 
+use store::Store;
+use store::importers::ImporterRecord;
+
+/// The lease a run of `importer` holds: the mailbox's (within its client),
+/// so two importers of one mailbox never work its Inbox at once on any
+/// instance; the importer's own while the mailbox cannot be named (a
+/// delegated importer of an own mailbox before its first sign-in).
+pub async fn lease_name(store: &Store, importer: &ImporterRecord) -> store::Result<String> {
+    let account = match importer.settings.delegated_access() {
+        Some(_) => store.grant(&importer.id).await?.and_then(|g| g.account),
+        None => None,
+    };
+    Ok(match importer.settings.mailbox_key(account.as_deref()) {
+        Some(key) => format!("mailbox:{}:{key}", importer.client_id),
+        None => format!("import:{}", importer.id),
+    })
+}
+
 /// `host|pid|start|random`: unique per run, and checkable on this host.
 pub fn owner_name() -> String {
     let random = uuid::Uuid::new_v4().simple().to_string();

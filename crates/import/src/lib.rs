@@ -7,7 +7,7 @@
 pub mod corpus;
 pub mod failpoint;
 pub mod fingerprint;
-mod lease;
+pub mod lease;
 pub mod mime;
 pub mod pipeline;
 pub mod reprocess;

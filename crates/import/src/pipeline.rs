@@ -385,30 +385,10 @@ fn is_same_mail(entry: &LedgerEntry, content_sha256: &str, mime_sha256: &str) ->
 }
 
 impl<M: Mailbox> ImportRun<'_, M> {
-    /// The lease is the mailbox's, so two importers of one mailbox (on any
-    /// instance) never work its Inbox at once; the importer's own when the
-    /// mailbox cannot be named yet.
-    async fn lease_name(&self) -> Result<String, ImportError> {
-        let account = match self.importer.settings.delegated_access() {
-            Some(_) => self
-                .store
-                .grant(&self.importer.id)
-                .await?
-                .and_then(|g| g.account),
-            None => None,
-        };
-        Ok(
-            match self.importer.settings.mailbox_key(account.as_deref()) {
-                Some(key) => format!("mailbox:{key}"),
-                None => format!("import:{}", self.importer.id),
-            },
-        )
-    }
-
     /// Imports every mail of the Inbox once.
     pub async fn run(&self) -> Result<Summary, ImportError> {
         let owner = crate::lease::owner_name();
-        let lease = self.lease_name().await?;
+        let lease = crate::lease::lease_name(self.store, self.importer).await?;
         let now = self.clock.now();
         if !self
             .store

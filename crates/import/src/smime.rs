@@ -61,8 +61,10 @@ fn wrapping(message: &Message<'_>) -> Option<Wrapping> {
         }
         ("application", "pkcs7-mime" | "x-pkcs7-mime") => match attr("smime-type").as_deref() {
             Some("signed-data") => Some(Wrapping::Signed),
-            // `enveloped-data`, `authenveloped-data`, or (older clients) none.
-            _ => Some(Wrapping::Encrypted),
+            // Older clients send no smime-type with an encrypted mail.
+            Some("enveloped-data" | "authenveloped-data") | None => Some(Wrapping::Encrypted),
+            // `certs-only`, `compressed-data`: nothing to verify or decrypt.
+            Some(_) => None,
         },
         _ => None,
     }
@@ -301,11 +303,11 @@ fn decrypt(current: &[u8], keys: &ContentKeys) -> Result<Vec<u8>, Reason> {
             ),
         )
     })?;
-    cms.decrypt(&pkey, &cert).map_err(|_| {
+    cms.decrypt(&pkey, &cert).map_err(|e| {
         let whom = signer_name(&cert).unwrap_or_else(|| "the importer's certificate".to_owned());
         Reason::new(
             SMIME_NO_KEY,
-            format!("the mail is encrypted, but not for {whom}: upload the recipient's key and certificate as smime.key_pkcs12_base64, then reprocess the mail"),
+            format!("the mail cannot be decrypted with the key of {whom} ({}): most often it was encrypted for another recipient; upload that recipient's key and certificate as smime.key_pkcs12_base64, then reprocess the mail", openssl_words(&e)),
         )
     })
 }

@@ -186,16 +186,23 @@ fn unzip(
             return Err(Reason::new(
                 ZIP_TOO_LARGE,
                 format!(
-                    "`{name}` unpacks to more than the importer's max_mail_bytes: a ZIP bomb is not opened"
+                    "`{name}` unpacks to more than the importer's max_mail_bytes: raise max_mail_bytes if the archive is genuine, then reprocess the mail"
                 ),
             ));
         }
         budget.bytes_left -= got;
         let member = member_file(&entry_name, bytes);
-        match unzip(&member, budget, depth + 1)? {
-            // A ZIP in a ZIP: its files, not the inner archive.
-            Some(inner) if is_zip(&member) => files.extend(inner),
-            _ => files.push(member),
+        // A ZIP in a ZIP: its files, not the inner archive. Only archives
+        // named as ZIPs are opened: a .docx or .xlsx is a ZIP inside but a
+        // document to keep whole.
+        let inner = if is_zip(&member) {
+            unzip(&member, budget, depth + 1)?
+        } else {
+            None
+        };
+        match inner {
+            Some(inner) => files.extend(inner),
+            None => files.push(member),
         }
     }
     Ok(Some(files))
@@ -239,7 +246,7 @@ fn untnef(part: &Extracted, budget: &mut Budget<'_>) -> Result<Option<Contents>,
             return Err(Reason::new(
                 ZIP_TOO_LARGE,
                 format!(
-                    "`{}` holds more than the importer's max_mail_bytes",
+                    "`{}` holds more than the importer's max_mail_bytes or more than {MAX_ZIP_ENTRIES} files: raise max_mail_bytes if the mail is genuine, then reprocess it",
                     part.display_name()
                 ),
             ));

@@ -72,10 +72,10 @@ impl ImportEmails {
             .iter()
             .filter(|r| only.is_none_or(|id| r.id == id))
         {
-            let key = record
-                .settings
-                .mailbox_key(None)
-                .unwrap_or_else(|| record.id.clone());
+            // The same name the run's lease takes.
+            let key = import::lease::lease_name(&ctx.store, record)
+                .await
+                .map_err(store_error)?;
             match groups.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, group)) => group.push(record),
                 None => groups.push((key, vec![record])),

@@ -63,6 +63,8 @@ pub fn sanitize(raw: &str) -> String {
         .to_ascii_lowercase();
     if WINDOWS_RESERVED.contains(&stem_lower.as_str()) {
         name.insert(0, '_');
+        // The prefix may push a name of exactly the limit over it.
+        name = truncate_keeping_extension(&name, MAX_NAME_BYTES);
     }
     name
 }
@@ -295,5 +297,8 @@ mod fuzz_regressions {
     #[test]
     fn names_found_by_fuzzing() {
         check(include_str!("../tests/fixtures/fuzz-filename-1.txt"));
+        // A device name at the very length limit (found by review).
+        check(&format!("com5.{}.pdf", "a".repeat(300)));
+        check(&format!("com5{}", " ".repeat(300)));
     }
 }

@@ -212,6 +212,17 @@ impl Store {
 
     /// The user when `password` is right; `None` otherwise (unknown user or
     /// wrong password look the same to a caller).
+    /// The id of the client's user with this address, if there is one.
+    pub async fn user_id_by_email(&self, client_id: &str, email: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM users WHERE client_id = $1 AND email = $2")
+                .bind(client_id)
+                .bind(email.trim().to_ascii_lowercase())
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
     pub async fn verify_user(
         &self,
         client_id: &str,

@@ -461,6 +461,18 @@ pub async fn replace(
     if matches!(valid.sink_secret, domain::sink::SinkSecretChange::Set(_)) {
         changed.push("sink.token (replaced)".to_owned());
     }
+    for (sender, password) in &valid.content_keys.zip_passwords {
+        if password.is_some() {
+            changed.push(format!("zip_passwords[{sender}] (replaced)"));
+        }
+    }
+    match &valid.content_keys.smime_key {
+        domain::content::KeyChange::Set { .. } => changed.push("smime.key (replaced)".to_owned()),
+        domain::content::KeyChange::Clear if existing.settings.smime.key_set => {
+            changed.push("smime.key (removed)".to_owned());
+        }
+        _ => {}
+    }
     let detail = if changed.is_empty() {
         format!("`{}`: saved without changes", saved.record.settings.name)
     } else {

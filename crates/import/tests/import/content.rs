@@ -461,3 +461,36 @@ fn a_winmail_dat_from_outlook_gives_its_attachments_under_their_long_names() {
     // With the PDF rule, only the PDF passes.
     assert_eq!(names(&Setup::new().analyze(&raw)), ["quick.pdf"]);
 }
+
+#[test]
+fn an_office_file_in_a_zip_stays_whole() {
+    let dir = pdfs();
+    // A .docx is a ZIP inside; its parts compress far better than 200× when
+    // large, which must not make the mail a "ZIP bomb".
+    std::fs::write(dir.path().join("document.xml"), vec![b'x'; 4 * 1024 * 1024]).expect("write");
+    run(dir.path(), "zip", &["-q", "report.docx", "document.xml"]);
+    run(
+        dir.path(),
+        "zip",
+        &["-q", "office.zip", "report.docx", "invoice.pdf"],
+    );
+    let zip = std::fs::read(dir.path().join("office.zip")).expect("zip");
+    let docx = std::fs::read(dir.path().join("report.docx")).expect("docx");
+    let raw = mail_with(
+        "billing@supplier.example",
+        "office.zip",
+        "application/zip",
+        &zip,
+    );
+    let mut setup = Setup::new();
+    setup.attachments = AttachmentRules::default();
+    setup.zip.keep_archive = false;
+    let got = files(&setup.analyze(&raw)).expect("imported");
+    assert_eq!(
+        got,
+        [
+            ("report.docx".to_owned(), docx),
+            ("invoice.pdf".to_owned(), INVOICE.to_vec())
+        ]
+    );
+}

@@ -11,9 +11,10 @@ fuzz_target!(|data: &[u8]| {
     let mut rest = data;
     // Bounded: every successful parse consumes at least one byte.
     while !rest.is_empty() {
-        match imap_proto::parser::parse_response(rest) {
+        match Response::parse(rest) {
             Ok((next, response)) => {
-                if let Response::MailboxData(MailboxDatum::List { name, .. }) = &response {
+                if let Response::MailboxData(MailboxDatum::List(list)) = &response {
+                    let name = &list.name;
                     let shown = imap::folder_display(name);
                     let id = format!("1:2:{name}");
                     let parsed = imap::MessageId::parse(&id).expect("our own id format");

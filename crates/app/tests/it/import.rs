@@ -979,6 +979,30 @@ impl ChildSetup {
         }
     }
 
+    /// Every mail in exactly one place with at most one document
+    /// ([`check_nothing_lost_nothing_twice`]), read from this setup's store.
+    async fn check(
+        &self,
+        server: &dyn MailServer,
+        mails: &[(String, Vec<u8>, bool)],
+        inbox_allowed: bool,
+    ) {
+        let store = self.store().await;
+        check_nothing_lost_nothing_twice(
+            Installation {
+                emu: server,
+                store: &store,
+                client_id: &self.client_id,
+                importer_id: &self.importer_id,
+                data_dir: &self.data_dir(),
+            },
+            mails,
+            inbox_allowed,
+        )
+        .await;
+        store.close().await;
+    }
+
     /// The store the child processes use.
     async fn store(&self) -> Store {
         match &self.database_url {
@@ -1065,19 +1089,8 @@ async fn crash_at_every_step(emu: &dyn MailServer) {
         let (ok, out) = setup.run(None).await;
         assert!(ok, "{step}: the next run finished: {out}");
         assert!(out.contains("left for retry 0"), "{step}: {out}");
+        setup.check(emu, &mails, false).await;
         let store = ChildSetup::open(setup.dir.path()).await;
-        check_nothing_lost_nothing_twice(
-            Installation {
-                emu,
-                store: &store,
-                client_id: &setup.client_id,
-                importer_id: &setup.importer_id,
-                data_dir: &setup.data_dir(),
-            },
-            &mails,
-            false,
-        )
-        .await;
         // A crash right after a move leaves the row unconfirmed while the
         // mail is out of the Inbox: the next run confirms it by asking the
         // server where the mail is, so the status counts nothing unfinished.
@@ -1310,22 +1323,7 @@ async fn repeated_sigkills(emu: &dyn MailServer, batch: usize, db: Db) {
         }
     }
     let inbox_after_kills = emu.inbox_count();
-    {
-        let store = setup.store().await;
-        check_nothing_lost_nothing_twice(
-            Installation {
-                emu,
-                store: &store,
-                client_id: &setup.client_id,
-                importer_id: &setup.importer_id,
-                data_dir: &setup.data_dir(),
-            },
-            &mails,
-            true,
-        )
-        .await;
-        store.close().await;
-    }
+    setup.check(emu, &mails, true).await;
     emu.full_speed();
     let (ok, out) = setup.run(None).await;
     assert!(ok, "the final run finished: {out}");
@@ -1404,20 +1402,7 @@ async fn an_imap_server_restart_mid_run_loses_nothing() {
     );
     let (ok, out) = setup.run(None).await;
     assert!(ok, "the next run finished: {out}");
-    let store = ChildSetup::open(setup.dir.path()).await;
-    check_nothing_lost_nothing_twice(
-        Installation {
-            emu: &server,
-            store: &store,
-            client_id: &setup.client_id,
-            importer_id: &setup.importer_id,
-            data_dir: &setup.data_dir(),
-        },
-        &mails,
-        false,
-    )
-    .await;
-    store.close().await;
+    setup.check(&server, &mails, false).await;
 }
 
 /// PostgreSQL crashes (every connection cut) in the middle of a run and
@@ -1481,19 +1466,8 @@ async fn a_postgres_restart_mid_run_loses_nothing() {
     emu.full_speed();
     let (ok, out) = setup.run(None).await;
     assert!(ok, "the next run finished: {out}");
+    setup.check(&emu, &mails, false).await;
     let store = setup.store().await;
-    check_nothing_lost_nothing_twice(
-        Installation {
-            emu: &emu,
-            store: &store,
-            client_id: &setup.client_id,
-            importer_id: &setup.importer_id,
-            data_dir: &setup.data_dir(),
-        },
-        &mails,
-        false,
-    )
-    .await;
     let importable = mails.iter().filter(|m| m.2).count();
     assert_eq!(
         store
@@ -1566,20 +1540,7 @@ async fn sigterm_ends_a_long_retry_after_wait_at_once() {
     emu.clear_faults();
     let (ok, out) = setup.run(None).await;
     assert!(ok, "{out}");
-    let store = setup.store().await;
-    check_nothing_lost_nothing_twice(
-        Installation {
-            emu: &emu,
-            store: &store,
-            client_id: &setup.client_id,
-            importer_id: &setup.importer_id,
-            data_dir: &setup.data_dir(),
-        },
-        &mails,
-        false,
-    )
-    .await;
-    store.close().await;
+    setup.check(&emu, &mails, false).await;
     eprintln!("SIGTERM during a 120 s Retry-After: stopped in {took:?}");
 }
 

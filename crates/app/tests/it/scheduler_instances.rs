@@ -261,17 +261,9 @@ async fn a_serve_instance_killed_mid_import_loses_nothing_while_two_others_carry
     let now = Timestamp::now();
     let client = store.ensure_default_client(now).await.expect("client");
     let emu = crate::support::empty_demo_emulator().await;
-    let input: domain::importer::ImporterInput = serde_json::from_value(serde_json::json!({
-        "name": "Shared",
-        "protocol": "graph_client_credentials",
-        "client_id": demo::DAEMON_CLIENT_ID,
-        "client_secret": demo::DAEMON_CLIENT_SECRET,
-        "tenant_id": demo::TENANT_ID,
-        "mailbox": demo::ALICE,
-        "folders": { "inbox": "Inbox", "exported": "Exported", "error": "Error" },
-        "endpoints": { "authority": emu.base_url(), "graph": emu.base_url() },
-        "attachments": { "allowed_types": ["application/pdf"] },
-    }))
+    let input: domain::importer::ImporterInput = serde_json::from_value(
+        crate::support::app_only_importer_body(&emu, &serde_json::json!({ "name": "Shared" })),
+    )
     .expect("input");
     let importer = store
         .create_importer(&client.id, &input.validate(None).expect("valid"), now)

@@ -10,13 +10,43 @@ use domain::mailbox::{FolderNode, FolderTree};
 
 use crate::error::ImapError;
 
-/// A folder name for people: modified UTF-7 decoded.
+/// A folder name for people: modified UTF-7 (RFC 3501 §5.1.3) decoded; a
+/// name that is not valid modified UTF-7 is shown as the server sent it.
+/// Our own decoder: the `utf7-imap` crate panicked on a malformed name,
+/// which a hostile server could send (found by fuzzing).
 pub fn display(raw: &str) -> String {
-    if raw.contains('&') {
-        utf7_imap::decode_utf7_imap(raw.to_owned())
-    } else {
-        raw.to_owned()
+    decode_modified_utf7(raw).unwrap_or_else(|| raw.to_owned())
+}
+
+fn decode_modified_utf7(raw: &str) -> Option<String> {
+    use base64::Engine;
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some((plain, shifted)) = rest.split_once('&') {
+        out.push_str(plain);
+        let (encoded, after) = shifted.split_once('-')?;
+        if encoded.is_empty() {
+            out.push('&');
+        } else {
+            let standard = encoded.replace(',', "/");
+            let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+                .decode(standard)
+                .ok()?;
+            if bytes.len() % 2 != 0 {
+                return None;
+            }
+            let units = bytes.chunks_exact(2).filter_map(|pair| match pair {
+                [hi, lo] => Some(u16::from_be_bytes([*hi, *lo])),
+                _ => None,
+            });
+            for c in char::decode_utf16(units) {
+                out.push(c.ok()?);
+            }
+        }
+        rest = after;
     }
+    out.push_str(rest);
+    Some(out)
 }
 
 /// The well-known name (as Graph names them, which folder resolution
@@ -108,5 +138,17 @@ mod tests {
         assert_eq!(display("Archiv/&ANw-berweisungen"), "Archiv/Überweisungen");
         assert_eq!(display("INBOX"), "INBOX");
         assert_eq!(display("Tom &- Jerry"), "Tom & Jerry");
+        assert_eq!(
+            display("&BB4EQgQ,BEAEMAQyBDsENQQ9BD0ESwQ1-"),
+            "Отправленные"
+        );
+    }
+
+    #[test]
+    fn a_malformed_name_is_shown_as_sent() {
+        // Found by fuzzing: this made the former decoder panic.
+        for raw in ["&AM%-r\u{98}e", "&A-", "&AA-", "&2D3d-", "open &AAA"] {
+            assert_eq!(display(raw), raw, "{raw:?}");
+        }
     }
 }

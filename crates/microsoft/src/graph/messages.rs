@@ -67,13 +67,16 @@ pub fn page_from_json(page: &Value) -> Result<MessagePage, MailboxError> {
 }
 
 fn summary(item: &Value) -> Result<MessageSummary, MailboxError> {
-    let id = item["id"].as_str().ok_or_else(|| {
-        MailboxError::new(
-            MailboxErrorKind::Permanent,
-            "Microsoft Graph listed a message without an id",
-            "check the importer's Graph endpoint setting",
-        )
-    })?;
+    let id = item["id"]
+        .as_str()
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| {
+            MailboxError::new(
+                MailboxErrorKind::Permanent,
+                "Microsoft Graph listed a message without an id",
+                "check the importer's Graph endpoint setting",
+            )
+        })?;
     let text = |v: &Value| v.as_str().map(str::to_owned);
     Ok(MessageSummary {
         id: id.to_owned(),
@@ -281,5 +284,20 @@ mod tests {
             vec!["Red".to_owned(), "mailferry: too_large".to_owned()]
         );
         assert_eq!(error_categories(&current, None), vec!["Red".to_owned()]);
+    }
+}
+
+#[cfg(test)]
+mod fuzz_regressions {
+    use super::*;
+
+    /// Found by fuzzing: an empty id was taken for a message (and would
+    /// have been put into URLs).
+    #[test]
+    fn a_message_with_an_empty_id_is_refused() {
+        let page = json!({ "value": [{ "id": "", "hasAttachments": true }] });
+        assert!(page_from_json(&page).is_err());
+        let page = json!({ "value": [{ "id": "AAMk1" }] });
+        assert_eq!(page_from_json(&page).expect("a page").messages.len(), 1);
     }
 }

@@ -144,6 +144,20 @@ mod tests {
         );
     }
 
+    /// Found by fuzzing: this answer made imap-proto 0.17 (the parser
+    /// async-imap uses) panic; the patched copy in vendor/ reads it.
+    #[test]
+    fn a_hostile_continuation_answer_does_not_panic_the_parser() {
+        let bytes = include_bytes!("../tests/fixtures/fuzz-outcome-slice.bin");
+        let mut rest: &[u8] = bytes;
+        while let Ok((next, _)) = async_imap::imap_proto::Response::parse(rest) {
+            if next.len() >= rest.len() {
+                break;
+            }
+            rest = next;
+        }
+    }
+
     #[test]
     fn a_malformed_name_is_shown_as_sent() {
         // Found by fuzzing: this made the former decoder panic.

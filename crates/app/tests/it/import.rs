@@ -852,6 +852,16 @@ async fn all_documents(
     docs
 }
 
+/// How many documents each mail (by Message-ID) has.
+fn documents_per_mail(docs: &[store::documents::DocumentRecord]) -> BTreeMap<String, usize> {
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for d in docs {
+        let imid = d.metadata.source.internet_message_id.clone();
+        *count.entry(imid.unwrap_or_default()).or_default() += 1;
+    }
+    count
+}
+
 async fn check_nothing_lost_nothing_twice(
     at: Installation<'_>,
     mails: &[(String, Vec<u8>, bool)],
@@ -866,18 +876,7 @@ async fn check_nothing_lost_nothing_twice(
     } = at;
     let where_now = emu.places();
     let docs = all_documents(store, client_id, importer_id).await;
-    let mut doc_count: BTreeMap<String, usize> = BTreeMap::new();
-    for d in &docs {
-        *doc_count
-            .entry(
-                d.metadata
-                    .source
-                    .internet_message_id
-                    .clone()
-                    .unwrap_or_default(),
-            )
-            .or_default() += 1;
-    }
+    let doc_count = documents_per_mail(&docs);
     let ledger = store.ledger_entries(importer_id).await.expect("ledger");
     let mut exported = 0;
     for (imid, _, importable) in mails {
@@ -1229,18 +1228,7 @@ struct Census {
 async fn census(at: &Installation<'_>, mails: &[(String, Vec<u8>, bool)]) -> Census {
     let places = at.emu.places();
     let docs = all_documents(at.store, at.client_id, at.importer_id).await;
-    let mut per_mail: HashMap<String, usize> = HashMap::new();
-    for d in &docs {
-        *per_mail
-            .entry(
-                d.metadata
-                    .source
-                    .internet_message_id
-                    .clone()
-                    .unwrap_or_default(),
-            )
-            .or_default() += 1;
-    }
+    let per_mail = documents_per_mail(&docs);
     let mut c = Census::default();
     for (imid, _, _) in mails {
         match places.get(imid).map_or(0, Vec::len) {

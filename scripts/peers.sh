@@ -1,6 +1,7 @@
 # Real peers for mailferry's tests, started on free loopback ports in temp
 # dirs and stopped by their own PID files. Source this file; it defines
-# start_postgres / start_dovecot / stop_peers and exports what the tests read.
+# start_postgres / start_dovecot / start_s3 / stop_peers and exports what the
+# tests read.
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -388,7 +389,43 @@ stop_dovecot() {
     MAILFERRY_DOVECOT_DIR=
 }
 
+# --- S3 (object storage) ----------------------------------------------------------
+# moto in server mode (PyPI moto[server], in the test virtualenv): an S3 API on a
+# free loopback port, state in memory. Tests create their own buckets.
+start_s3() {
+    local python=${MAILFERRY_TEST_PYTHON:-$MAILFERRY_REPO_DIR/.venv-test/bin/python}
+    if ! "$python" -c 'import moto.server' 2>/dev/null; then
+        echo "moto is not installed: run scripts/install-test-deps.sh (pip install 'moto[server]')" >&2
+        return 1
+    fi
+    MAILFERRY_S3_DIR=$(mktemp -d /tmp/mailferry-s3.XXXXXX)
+    local port
+    port=$(free_port)
+    "$python" -m moto.server -H 127.0.0.1 -p "$port" >"$MAILFERRY_S3_DIR/server.log" 2>&1 &
+    echo $! >"$MAILFERRY_S3_DIR/pid"
+    local i
+    for i in $(seq 1 100); do
+        if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; then
+            export MAILFERRY_TEST_S3_URL="http://127.0.0.1:$port"
+            echo "S3 (moto) on 127.0.0.1:$port"
+            return 0
+        fi
+        sleep 0.1
+    done
+    cat "$MAILFERRY_S3_DIR/server.log" >&2
+    return 1
+}
+
+stop_s3() {
+    if [ -n "${MAILFERRY_S3_DIR:-}" ] && [ -f "$MAILFERRY_S3_DIR/pid" ]; then
+        kill "$(cat "$MAILFERRY_S3_DIR/pid")" 2>/dev/null || true
+    fi
+    [ -n "${MAILFERRY_S3_DIR:-}" ] && rm -rf "$MAILFERRY_S3_DIR"
+    MAILFERRY_S3_DIR=
+}
+
 stop_peers() {
+    stop_s3
     stop_dovecot
     stop_postgres
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # mailferry's whole test suite, with its real peers: installs what is
-# missing, starts PostgreSQL and Dovecot on free loopback ports, runs every
+# missing, starts PostgreSQL, Dovecot and an S3 server on free loopback ports, runs every
 # test of the workspace, stops what it started, and ends with a one-line summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,7 @@ source scripts/peers.sh
 trap stop_peers EXIT
 start_postgres
 start_dovecot
+start_s3
 
 mkdir -p target
 log=target/test-output.log

@@ -680,6 +680,11 @@ impl ValidImporter {
             }
         }
         let Some(before) = before else {
+            if self.sink_secret == crate::sink::SinkSecretChange::Keep
+                && self.settings.sink.secret_field() == Some("sink.secret_access_key")
+            {
+                errors.add("sink.secret_access_key", MISSING_S3_SECRET);
+            }
             return errors.into_result(());
         };
         let certificate = |s: &ImporterSettings| s.entra_app().and_then(|a| a.certificate.clone());
@@ -700,23 +705,26 @@ impl ValidImporter {
                 );
             }
         }
-        if sink_secret_stored && self.sink_secret == crate::sink::SinkSecretChange::Keep {
-            let origin = |s: &ImporterSettings| match &s.sink {
-                crate::sink::SinkSettings::Webhook { url, .. } => url::Url::parse(url)
-                    .ok()
-                    .map(|u| u.origin().ascii_serialization()),
-                crate::sink::SinkSettings::Spool => None,
-            };
-            if origin(before) != origin(&self.settings) {
+        if self.sink_secret == crate::sink::SinkSecretChange::Keep
+            && let Some(field) = self.settings.sink.secret_field()
+        {
+            if sink_secret_stored
+                && before.sink.secret_destination() != self.settings.sink.secret_destination()
+            {
                 errors.add(
-                    "sink.token",
-                    "is required again: the webhook's host changed, and a stored token only goes to the host it was entered for",
+                    field,
+                    "is required again: the sink's server or key changed, and a stored secret only goes where it was entered for",
                 );
+            } else if !sink_secret_stored && field == "sink.secret_access_key" {
+                errors.add(field, MISSING_S3_SECRET);
             }
         }
         errors.into_result(())
     }
 }
+
+const MISSING_S3_SECRET: &str =
+    "is required: the secret of sink.access_key_id (write-only: omit it only to keep a stored one)";
 
 impl ImporterInput {
     /// Parses the input into valid settings, collecting every problem.

@@ -70,7 +70,11 @@ impl PurgeDocuments {
                     ));
                     return Ok(());
                 }
-                let removed = match self.connector.keeping_sink(&doc.sink) {
+                let removed = match self
+                    .connector
+                    .keeping_sink(&ctx.client_id, &doc.importer_id, &doc.sink)
+                    .await
+                {
                     Ok(Some(sink)) => sink.remove(&doc.location).await.map_err(|e| e.to_string()),
                     Ok(None) => Ok(()),
                     Err(why) => Err(why),

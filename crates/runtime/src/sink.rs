@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::sink::SinkSettings;
-use sinks::{DocumentSink, FilesystemSpool, SinkError, WebhookConfig, WebhookSink};
+use secrecy::SecretString;
+use sinks::{
+    DocumentSink, FilesystemSpool, S3Config, S3Sink, SinkError, WebhookConfig, WebhookSink,
+};
 use store::importers::ImporterRecord;
 
 use crate::{ConnectError, Connector};
@@ -40,17 +43,76 @@ impl Connector {
                 let sink = WebhookSink::new(config).map_err(ConnectError::Sink)?;
                 Ok(Arc::new(sink))
             }
+            SinkSettings::S3 { .. } => Ok(Arc::new(self.s3_sink(record).await?)),
         }
     }
 
+    async fn s3_sink(&self, record: &ImporterRecord) -> Result<S3Sink, ConnectError> {
+        let SinkSettings::S3 {
+            bucket,
+            endpoint,
+            region,
+            prefix,
+            access_key_id,
+        } = &record.settings.sink
+        else {
+            return Err(ConnectError::Sink(SinkError::misconfigured(
+                "the importer's sink is not S3 any more: run again",
+            )));
+        };
+        let secret: SecretString = self
+            .store
+            .sink_secret(&record.client_id, &record.id)
+            .await?
+            .ok_or_else(|| {
+                ConnectError::Sink(SinkError::misconfigured(
+                    "no S3 secret is stored: enter sink.secret_access_key on the importer",
+                ))
+            })?;
+        let config = S3Config {
+            bucket: bucket.clone(),
+            endpoint: endpoint.clone(),
+            region: region.clone(),
+            prefix: prefix.clone(),
+            access_key_id: access_key_id.clone(),
+            secret_access_key: secret,
+            timeout: Duration::from_secs(120),
+        };
+        S3Sink::new(config).map_err(ConnectError::Sink)
+    }
+
     /// The sink that keeps the documents recorded with the sink kind
-    /// `kind` (the documents table's `sink`), for deleting them; `None` for
-    /// a sink that hands documents on and keeps nothing (the webhook).
-    pub fn keeping_sink(&self, kind: &str) -> Result<Option<Arc<dyn DocumentSink>>, String> {
+    /// `kind` (the documents table's `sink`) for the importer
+    /// `importer_id`, for reading and deleting them; `None` for a sink that
+    /// hands documents on and keeps nothing (the webhook).
+    pub async fn keeping_sink(
+        &self,
+        client_id: &str,
+        importer_id: &str,
+        kind: &str,
+    ) -> Result<Option<Arc<dyn DocumentSink>>, String> {
         let spool = self.spool();
         match kind {
             k if k == spool.kind() => Ok(Some(Arc::new(spool))),
             "webhook" => Ok(None),
+            "s3" => {
+                let record = self
+                    .store
+                    .importer(client_id, importer_id)
+                    .await
+                    .map_err(|e| format!("the database failed: {e}"))?
+                    .ok_or_else(|| {
+                        "its importer was deleted, and with it the S3 credentials: delete its objects in the bucket by hand".to_owned()
+                    })?;
+                if !matches!(record.settings.sink, SinkSettings::S3 { .. }) {
+                    return Err(format!(
+                        "its importer `{}` no longer writes to S3, so mailferry has no credentials for its bucket: delete its objects by hand",
+                        record.settings.name
+                    ));
+                }
+                let sink = self.s3_sink(&record).await.map_err(|e| e.to_string())?;
+                Ok(Some(Arc::new(sink)))
+            }
             other => Err(format!(
                 "its sink `{other}` is unknown to this build of mailferry"
             )),

@@ -1,7 +1,7 @@
 //! Where documents go: the filesystem spool (the default, the contract's
-//! `DATA_DIR/documents/…` layout) or a webhook. Both take a [`Document`]
+//! `DATA_DIR/documents/…` layout), a webhook or an S3 bucket. All take a [`Document`]
 //! whose file names are already safe ([`filename`]) and whose checksums are
-//! computed, and both are idempotent per `document_id`. Both implement
+//! computed, and all are idempotent per `document_id`. All implement
 //! [`DocumentSink`], so another sink is one more implementation.
 
 use std::future::Future;
@@ -9,10 +9,12 @@ use std::pin::Pin;
 
 pub mod document;
 pub mod filename;
+pub mod s3;
 pub mod spool;
 pub mod webhook;
 
 pub use document::{Document, NewAttachment, hex, sha256_hex};
+pub use s3::{S3Config, S3Sink};
 pub use spool::FilesystemSpool;
 pub use webhook::{WebhookConfig, WebhookSink};
 
@@ -92,7 +94,7 @@ pub type SinkFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, SinkError>> +
 /// Where documents go. Every sink is idempotent per `document_id`: storing
 /// a document it already has stores nothing new.
 pub trait DocumentSink: Send + Sync + std::fmt::Debug {
-    /// As recorded in the documents table: `filesystem`, `webhook`.
+    /// As recorded in the documents table: `filesystem`, `webhook`, `s3`.
     fn kind(&self) -> &'static str;
 
     fn store<'a>(&'a self, doc: &'a Document) -> SinkFuture<'a, Stored>;

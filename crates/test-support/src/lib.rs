@@ -5,8 +5,9 @@
 //! feature `emulator`), and mails built from a few facts ([`TestMail`]).
 //!
 //! A dev-dependency only. PostgreSQL comes from `MAILFERRY_TEST_POSTGRES_URL`
-//! (exported by `scripts/test.sh`); a test that asks for it fails without
-//! it, it never skips.
+//! and the S3 server from `MAILFERRY_TEST_S3_URL` (exported by
+//! `scripts/test.sh`); a test that asks for one fails without it, it never
+//! skips.
 
 // Test code: a failed expectation is the test failing (as clippy.toml allows
 // in `#[cfg(test)]` code, which this crate is in spirit).
@@ -22,6 +23,7 @@ mod db;
 pub mod dovecot;
 mod mail;
 pub mod postgres;
+pub mod s3;
 
 #[cfg(feature = "app")]
 mod app;

@@ -76,6 +76,19 @@ function input(field, label, value, opts = {}) {
     <span class="field-error" data-error="${field}"></span></label>`;
 }
 
+// The form's `sink`; write-only secrets are sent only when typed.
+function sinkBody(val) {
+  const optional = (field) => (val(field) ? { [field.slice(5)]: val(field) } : {});
+  switch (val("sink.kind")) {
+    case "webhook":
+      return { kind: "webhook", url: val("sink.url"), timeout_secs: Number(val("sink.timeout_secs") || 30), attempts: Number(val("sink.attempts") || 3), ...optional("sink.token") };
+    case "s3":
+      return { kind: "s3", bucket: val("sink.bucket"), region: val("sink.region"), access_key_id: val("sink.access_key_id"), ...optional("sink.endpoint"), ...optional("sink.prefix"), ...optional("sink.secret_access_key") };
+    default:
+      return { kind: "spool" };
+  }
+}
+
 function folderInput(key, value, canPick) {
   const pick = canPick ? `<button type="button" class="secondary" data-pick="${key}">Choose…</button>` : "";
   return `<label data-wrap="folders.${key}">${key[0].toUpperCase() + key.slice(1)} folder
@@ -197,7 +210,7 @@ function importerForm(imp) {
     </div>
     <h3>Documents go to</h3>
     <div class="grid3">
-      <label>Sink <select data-field="sink.kind">${["spool", "webhook"].map((k) => `<option ${k === sink.kind ? "selected" : ""}>${k}</option>`).join("")}</select>
+      <label>Sink <select data-field="sink.kind">${["spool", "webhook", "s3"].map((k) => `<option ${k === sink.kind ? "selected" : ""}>${k}</option>`).join("")}</select>
         <span class="field-error" data-error="sink.kind"></span></label>
       <div data-section="webhook">
         ${input("sink.url", "Webhook URL", sink.url, { placeholder: "https://dms.example.com/inbox" })}
@@ -206,6 +219,17 @@ function importerForm(imp) {
         ${input("sink.timeout_secs", "Time-out (s)", sink.timeout_secs ?? 30, { type: "number" })}
         ${input("sink.attempts", "Attempts", sink.attempts ?? 3, { type: "number" })}
       </div>
+      <div data-section="webhook">
+        ${input("sink.token", "Bearer token", "", { type: "password", hint: sink.token_set ? "stored — leave empty to keep it" : "optional; sent as Authorization: Bearer", extra: 'autocomplete="new-password"' })}
+      </div>
+    </div>
+    <div class="grid3" data-section="s3">
+      ${input("sink.bucket", "Bucket", sink.bucket, { placeholder: "invoices" })}
+      ${input("sink.region", "Region", sink.region, { placeholder: "eu-central-1" })}
+      ${input("sink.endpoint", "Endpoint", sink.endpoint, { placeholder: "https://s3.example.com:9000", hint: "S3-compatible servers only; empty for AWS" })}
+      ${input("sink.prefix", "Key prefix", sink.prefix, { placeholder: "mailferry/" })}
+      ${input("sink.access_key_id", "Access key ID", sink.access_key_id)}
+      ${input("sink.secret_access_key", "Secret access key", "", { type: "password", hint: sink.secret_access_key_set ? "stored — leave empty to keep it" : "write-only", extra: 'autocomplete="new-password"' })}
     </div>
     <div class="actions">
       <button type="submit">Save</button>
@@ -304,9 +328,7 @@ function readForm(form, isNew, imp = {}, files = {}) {
     zip_keep_archive: get("zip_keep_archive").checked,
     // Not on the form: kept as they are.
     ...(imp.max_mail_bytes && { max_mail_bytes: imp.max_mail_bytes, max_attempts: imp.max_attempts }),
-    sink: val("sink.kind") === "webhook"
-      ? { kind: "webhook", url: val("sink.url"), timeout_secs: Number(val("sink.timeout_secs") || 30), attempts: Number(val("sink.attempts") || 3) }
-      : { kind: "spool" },
+    sink: sinkBody(val),
   };
   const xoauth2 = protocol === "imap" && val("auth") === "xoauth2";
   if (protocol === "imap") {
@@ -367,8 +389,8 @@ function toggleSections(form) {
   for (const field of ["smime.key_pkcs12_base64", "smime.pkcs12_password"]) form.querySelector(`[data-field="${field}"]`).disabled = !!removeKey?.checked;
   const auth = form.querySelector("#authenticate");
   if (auth) auth.hidden = !(protocol === "graph_delegated" || xoauth2);
-  const webhook = form.querySelector('[data-field="sink.kind"]').value === "webhook";
-  form.querySelectorAll('[data-section="webhook"]').forEach((e) => (e.hidden = !webhook));
+  const sinkKind = form.querySelector('[data-field="sink.kind"]').value;
+  for (const kind of ["webhook", "s3"]) form.querySelectorAll(`[data-section="${kind}"]`).forEach((e) => (e.hidden = sinkKind !== kind));
 }
 
 // opts.documentId: show the mail that made this document (the Documents page's "Mail" link).
@@ -683,8 +705,8 @@ async function documentsPage() {
   if (!res.ok) { view.innerHTML = `<div class="card"><h1>Documents</h1>${unavailable(res, "The document list")}</div>`; return; }
   const mailLink = (d) => `#/importers/${encodeURIComponent(d.importer_id)}/mails?${new URLSearchParams({ document_id: d.document_id })}`;
   view.innerHTML = `<div class="card"><h1>Documents</h1>${res.data.length ? `<table><thead><tr><th>Subject</th><th>From</th><th>Imported</th><th>Attachments</th><th></th></tr></thead><tbody>
-    ${res.data.map((d) => `<tr data-document="${esc(d.document_id)}"><td>${esc(d.subject)}</td><td>${esc(d.from)}</td><td>${when(d.imported_at)}</td><td>${d.sink === "filesystem" ? (d.attachments || []).map((a) => fileLink(d, a.file, a.filename || a.file.replace(/^attachments\//, ""), a.content_type)).join(", ") : esc((d.attachments || []).map((a) => a.filename || a.file).join(", "))}</td>
-      <td><a href="${esc(mailLink(d))}" data-mail-link title="the mail this document was made from">Mail</a>${d.sink === "filesystem" ? ` · ${fileLink(d, "message.eml", ".eml", "message/rfc822")}` : ""}</td></tr>`).join("")}
+    ${res.data.map((d) => `<tr data-document="${esc(d.document_id)}"><td>${esc(d.subject)}</td><td>${esc(d.from)}</td><td>${when(d.imported_at)}</td><td>${d.sink !== "webhook" ? (d.attachments || []).map((a) => fileLink(d, a.file, a.filename || a.file.replace(/^attachments\//, ""), a.content_type)).join(", ") : esc((d.attachments || []).map((a) => a.filename || a.file).join(", "))}</td>
+      <td><a href="${esc(mailLink(d))}" data-mail-link title="the mail this document was made from">Mail</a>${d.sink !== "webhook" ? ` · ${fileLink(d, "message.eml", ".eml", "message/rfc822")}` : ""}</td></tr>`).join("")}
     </tbody></table>` : `<p class="muted">No document yet.</p>`}</div>`;
 }
 

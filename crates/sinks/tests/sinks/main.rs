@@ -1,4 +1,5 @@
-//! The sinks against the real file system and a real HTTP receiver: one
+//! The sinks against the real file system, a real HTTP receiver and a
+//! real S3 server: one
 //! test binary (each binary costs a link step).
 
 #![allow(
@@ -10,5 +11,6 @@
 )]
 
 mod common;
+mod s3;
 mod spool;
 mod webhook;

@@ -168,7 +168,8 @@ pub async fn file(
     };
     let sink = state
         .connector
-        .keeping_sink(&document.sink)
+        .keeping_sink(&document.client_id, &document.importer_id, &document.sink)
+        .await
         .map_err(|why| Problem::new(StatusCode::CONFLICT, format!("document {id}: {why}")))?
         .ok_or_else(|| {
             Problem::new(

@@ -45,6 +45,9 @@ pub struct SinkView {
     /// Webhook only: a token is stored (it is never shown).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_set: Option<bool>,
+    /// S3 only: the secret access key is stored (it is never shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_access_key_set: Option<bool>,
 }
 
 /// An importer as the API shows it. Fields of other protocols are absent.
@@ -314,6 +317,8 @@ fn view_of(
             settings: s.sink.clone(),
             token_set: matches!(s.sink, domain::sink::SinkSettings::Webhook { .. })
                 .then_some(record.sink_secret_set),
+            secret_access_key_set: matches!(s.sink, domain::sink::SinkSettings::S3 { .. })
+                .then_some(record.sink_secret_set),
         },
         authentication_required,
         warnings: Vec::new(),
@@ -458,8 +463,10 @@ pub async fn replace(
     if let Some((kind, domain::importer::SecretChange::Set(_))) = &valid.secret {
         changed.push(format!("{} (replaced)", kind.field()));
     }
-    if matches!(valid.sink_secret, domain::sink::SinkSecretChange::Set(_)) {
-        changed.push("sink.token (replaced)".to_owned());
+    if let (domain::sink::SinkSecretChange::Set(_), Some(field)) =
+        (&valid.sink_secret, valid.settings.sink.secret_field())
+    {
+        changed.push(format!("{field} (replaced)"));
     }
     for (sender, password) in &valid.content_keys.zip_passwords {
         if password.is_some() {

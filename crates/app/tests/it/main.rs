@@ -30,5 +30,6 @@ mod mail_fate;
 mod metrics;
 mod oauth;
 mod parity;
+mod s3_sink;
 mod scheduler_instances;
 mod ui;

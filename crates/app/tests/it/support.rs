@@ -44,17 +44,28 @@ pub async fn run_script(
 /// Runs `import-emails` for every importer of the app's default client, in
 /// this process, as the scheduler (or `mailferry run import-emails`) does.
 pub async fn run_import_emails(app: &TestApp) -> store::executions::Execution {
+    run_named(app, "import-emails", serde_json::json!({})).await
+}
+
+/// Runs the script `name` with `params` for the app's default client, in
+/// this process, as a job (or `mailferry run`) does.
+pub async fn run_named(
+    app: &TestApp,
+    name: &str,
+    params: serde_json::Value,
+) -> store::executions::Execution {
     let runner = scheduler::Runner::new(
         app.store.clone(),
         app.clock.clone(),
         scripts(&app.store, app.clock.clone(), app.dir.path()),
         scheduler::RunnerConfig::default(),
     );
+    let params = params.as_object().cloned().unwrap_or_default();
     runner
         .run(
             &app.client_id,
-            "import-emails",
-            serde_json::Map::new(),
+            name,
+            params,
             store::executions::TriggerKind::Manual,
         )
         .await

@@ -174,6 +174,13 @@ pub async fn serve_on(
     let stop = tokio_util::sync::CancellationToken::new();
     let scheduler = scheduler::Scheduler::new(runner, scheduler::SchedulerConfig::default());
     let scheduler = tokio::spawn(scheduler.run(stop.clone()));
+    // Every instance helps with the import runs any instance started, so a
+    // slot's mailboxes are spread over all of them.
+    let helper = runtime::ImportEmails::new(state.connector.clone());
+    let helping = tokio::spawn({
+        let (store, clock, stop) = (state.store.clone(), state.clock.clone(), stop.clone());
+        async move { helper.help_until(store, clock, stop).await }
+    });
     let web_stop = stop.clone();
     let served = web::serve(listener, state, async move {
         shutdown_signal().await;
@@ -183,6 +190,9 @@ pub async fn serve_on(
     stop.cancel();
     if scheduler.await.is_err() {
         tracing::error!("the scheduler stopped abnormally");
+    }
+    if helping.await.is_err() {
+        tracing::error!("the shared import work stopped abnormally");
     }
     served.context("the web server failed")?;
     tracing::info!("stopped");

@@ -9,12 +9,17 @@
 //! become and why, touching and recording nothing.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use import::pipeline::{DryRun, ImportRun, Prediction, Summary};
-use jiff::Timestamp;
-use scheduler::{ParamKind, ParamSpec, Script, ScriptContext, ScriptError, ScriptFuture};
+use jiff::{SignedDuration, Timestamp};
+use scheduler::{
+    ExecutionLog, ParamKind, ParamSpec, Script, ScriptContext, ScriptError, ScriptFuture,
+};
 use store::import_runs::{ImportRunRecord, RunOutcome};
+use store::import_work::ImportWork;
 use store::importers::ImporterRecord;
+use tokio_util::sync::CancellationToken;
 
 use crate::Connector;
 use crate::mailbox::{ImporterMailbox, Patience};
@@ -31,6 +36,15 @@ enum Worked {
     /// Not started: mailferry is shutting down.
     Stopped,
 }
+
+/// How long a claim on a unit of shared work lasts without renewal: a
+/// crashed instance's mailbox is taken over this long after its last
+/// renewal (at once by an instance on the same host).
+const CLAIM_TTL: SignedDuration = SignedDuration::from_secs(30);
+const CLAIM_RENEW_EVERY: Duration = Duration::from_secs(10);
+/// How often a run's owner looks at its shared units, and an idle
+/// instance for units to help with.
+const WORK_POLL: Duration = Duration::from_millis(500);
 
 pub struct ImportEmails {
     connector: Connector,
@@ -66,7 +80,7 @@ impl ImportEmails {
         }
         // Importers of one mailbox one after another (side by side they
         // would only find the mailbox busy); mailboxes side by side, within
-        // the instance's budget, so a throttled mailbox holds up no other.
+        // each instance's budget, so a throttled mailbox holds up no other.
         let mut groups: Vec<(String, Vec<&ImporterRecord>)> = Vec::new();
         for record in importers
             .iter()
@@ -81,15 +95,27 @@ impl ImportEmails {
                 None => groups.push((key, vec![record])),
             }
         }
-        let mut runs = Vec::new();
-        for (_, group) in groups {
-            runs.push(self.work_group(ctx, &client.name, group, dry_run));
-        }
-        let results = futures_util::future::join_all(runs).await;
-        let results: Vec<Worked> = results.into_iter().flatten().collect();
-        if results.iter().any(|w| matches!(w, Worked::Stopped)) {
-            ctx.log.line("stopped: mailferry is shutting down");
-        }
+        let results = if dry_run || only.is_some() {
+            // Asked of this run alone: worked here, logged as it goes.
+            let runs = groups
+                .into_iter()
+                .map(|(_, group)| self.work_group(ctx, &client.name, group, dry_run));
+            let results: Vec<Worked> = futures_util::future::join_all(runs)
+                .await
+                .into_iter()
+                .flatten()
+                .collect();
+            if results.iter().any(|w| matches!(w, Worked::Stopped)) {
+                ctx.log.line("stopped: mailferry is shutting down");
+            }
+            results
+        } else {
+            let units: Vec<(String, Vec<String>)> = groups
+                .into_iter()
+                .map(|(key, group)| (key, group.into_iter().map(|r| r.id.clone()).collect()))
+                .collect();
+            self.share_work(ctx, &units).await.map_err(store_error)?
+        };
         let worked = results
             .iter()
             .filter(|w| matches!(w, Worked::Done { worked: true, .. }))
@@ -111,6 +137,257 @@ impl ImportEmails {
             Ok(())
         } else {
             Err(ScriptError::new(failed.join("; ")))
+        }
+    }
+
+    /// Queues the run's mailboxes as shared work, works them alongside any
+    /// other instance that claims some, and logs each mailbox's lines as
+    /// its work ends, wherever it was done.
+    async fn share_work(
+        &self,
+        ctx: &ScriptContext,
+        units: &[(String, Vec<String>)],
+    ) -> store::Result<Vec<Worked>> {
+        ctx.store
+            .queue_import_work(&ctx.execution_id, &ctx.client_id, units, ctx.clock.now())
+            .await?;
+        let mut mine = tokio::task::JoinSet::new();
+        let mut reported = std::collections::HashSet::new();
+        let mut results = Vec::new();
+        loop {
+            if !ctx.cancel.is_cancelled() {
+                while self
+                    .claim(ctx, Some(&ctx.execution_id), &mut mine)
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "could not claim a mailbox of the run; trying again shortly");
+                        false
+                    })
+                {}
+            }
+            let work = match ctx.store.import_work_of(&ctx.execution_id).await {
+                Ok(work) => work,
+                // Units being worked carry on; look again shortly.
+                Err(e) if !mine.is_empty() => {
+                    tracing::warn!(error = %e, "could not read the run's shared work; trying again shortly");
+                    let _ = tokio::time::timeout(WORK_POLL, mine.join_next()).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            for w in work.iter().filter(|w| w.done_at.is_some()) {
+                if reported.insert(w.unit.clone()) {
+                    for line in &w.log {
+                        ctx.log.line(line.clone());
+                    }
+                    results.push(Worked::Done {
+                        worked: w.worked > 0,
+                        failures: w.failures.clone(),
+                    });
+                }
+            }
+            let open = work.iter().filter(|w| w.done_at.is_none()).count();
+            if open == 0 {
+                break;
+            }
+            if ctx.cancel.is_cancelled() && mine.is_empty() {
+                ctx.log.line(format!(
+                    "stopped: mailferry is shutting down; {open} mailbox(es) are left to other instances or the next run"
+                ));
+                results.push(Worked::Stopped);
+                return Ok(results);
+            }
+            if mine.is_empty() {
+                tokio::time::sleep(WORK_POLL).await;
+            } else {
+                let _ = tokio::time::timeout(WORK_POLL, mine.join_next()).await;
+            }
+        }
+        ctx.store.delete_import_work(&ctx.execution_id).await?;
+        Ok(results)
+    }
+
+    /// Claims one open unit (of `execution_id`'s run, or of any run) when
+    /// this instance has an import slot free, and starts working it on a
+    /// task of its own (polled whatever its starter awaits, so its database
+    /// connections are never held up). `false` when there is no slot or no
+    /// unit.
+    async fn claim(
+        &self,
+        ctx: &ScriptContext,
+        execution_id: Option<&str>,
+        tasks: &mut tokio::task::JoinSet<()>,
+    ) -> store::Result<bool> {
+        let Ok(permit) = self.connector.import_slots.clone().try_acquire_owned() else {
+            return Ok(false);
+        };
+        let now = ctx.clock.now();
+        let open = ctx
+            .store
+            .open_import_work(execution_id, true, now, 50)
+            .await?;
+        for work in open {
+            let claimable = match (&work.claimed_by, work.claim_until) {
+                (None, _) => true,
+                (Some(_), Some(until)) if until < now => true,
+                (Some(holder), _) => import::lease::holder_is_gone(holder),
+            };
+            if !claimable {
+                continue;
+            }
+            let owner = import::lease::owner_name();
+            let until = now.checked_add(CLAIM_TTL).unwrap_or(now);
+            if ctx.store.claim_import_work(&work, &owner, until).await? {
+                let this = Self::new(self.connector.clone());
+                let ctx = ctx.clone();
+                tasks.spawn(async move {
+                    let _permit = permit;
+                    this.work_unit(&ctx, work, owner).await;
+                });
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Works one claimed unit (the importers of one mailbox) for its run,
+    /// renewing the claim meanwhile, and records its lines and failures.
+    async fn work_unit(&self, ctx: &ScriptContext, work: ImportWork, owner: String) {
+        let unit_ctx = ScriptContext {
+            client_id: work.client_id.clone(),
+            execution_id: work.execution_id.clone(),
+            params: Default::default(),
+            log: ExecutionLog::default(),
+            ..ctx.clone()
+        };
+        let renewer = tokio::spawn({
+            let (store, clock) = (ctx.store.clone(), ctx.clock.clone());
+            let (execution_id, unit, owner) =
+                (work.execution_id.clone(), work.unit.clone(), owner.clone());
+            async move {
+                loop {
+                    tokio::time::sleep(CLAIM_RENEW_EVERY).await;
+                    let until = clock.now().checked_add(CLAIM_TTL).unwrap_or(clock.now());
+                    match store
+                        .renew_import_work(&execution_id, &unit, &owner, until)
+                        .await
+                    {
+                        Ok(true) => {}
+                        // Lost the claim: the work goes on; the mailbox's
+                        // lease still keeps a second worker out of its Inbox.
+                        Ok(false) => return,
+                        Err(e) => {
+                            tracing::warn!(error = %e, %unit, "could not renew the claim on a mailbox's import; another instance may take it over")
+                        }
+                    }
+                }
+            }
+        });
+        let results = self.work_ids(&unit_ctx, &work.importer_ids).await;
+        renewer.abort();
+        let worked = results
+            .iter()
+            .filter(|w| matches!(w, Worked::Done { worked: true, .. }))
+            .count();
+        let failures: Vec<String> = results
+            .iter()
+            .flat_map(|w| match w {
+                Worked::Done { failures, .. } => failures.clone(),
+                Worked::Stopped => Vec::new(),
+            })
+            .collect();
+        let mut lines = unit_ctx.log.lines();
+        if results.iter().any(|w| matches!(w, Worked::Stopped)) {
+            lines.push("stopped: mailferry is shutting down".to_owned());
+        }
+        if let Err(e) = ctx
+            .store
+            .finish_import_work(
+                &work,
+                &owner,
+                &lines,
+                &failures,
+                u64::try_from(worked).unwrap_or(0),
+                ctx.clock.now(),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, unit = %work.unit, "could not record a mailbox's import as done; its run waits for another instance to redo it");
+        }
+    }
+
+    /// The importers `ids` (one mailbox's) of the unit's client, one after
+    /// another; an importer deleted since the run queued it is skipped.
+    async fn work_ids(&self, ctx: &ScriptContext, ids: &[String]) -> Vec<Worked> {
+        let client_name = match ctx.store.client_by_id(&ctx.client_id).await {
+            Ok(Some(c)) => c.name,
+            Ok(None) => return Vec::new(),
+            Err(e) => {
+                return vec![Worked::Done {
+                    worked: false,
+                    failures: vec![format!("the database failed: {e}")],
+                }];
+            }
+        };
+        let mut out = Vec::new();
+        for id in ids {
+            if ctx.cancel.is_cancelled() {
+                out.push(Worked::Stopped);
+                break;
+            }
+            match ctx.store.importer(&ctx.client_id, id).await {
+                Ok(Some(record)) => {
+                    out.push(self.work_one(ctx, &client_name, &record, false).await)
+                }
+                Ok(None) => {}
+                Err(e) => out.push(Worked::Done {
+                    worked: false,
+                    failures: vec![format!("importer {id}: the database failed: {e}")],
+                }),
+            }
+        }
+        out
+    }
+
+    /// Helps with the shared import work of every run, on any instance,
+    /// until `cancel`: claims open mailboxes while this instance has import
+    /// slots free. `serve` runs one per instance.
+    pub async fn help_until(
+        &self,
+        store: store::Store,
+        clock: Arc<dyn domain::clock::Clock>,
+        cancel: CancellationToken,
+    ) {
+        let ctx = ScriptContext {
+            store,
+            clock,
+            client_id: String::new(),
+            execution_id: String::new(),
+            params: Default::default(),
+            log: ExecutionLog::default(),
+            cancel: cancel.clone(),
+        };
+        let mut running = tokio::task::JoinSet::new();
+        loop {
+            if !cancel.is_cancelled() {
+                loop {
+                    match self.claim(&ctx, None, &mut running).await {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not look for shared import work; trying again shortly");
+                            break;
+                        }
+                    }
+                }
+            } else if running.is_empty() {
+                return;
+            }
+            tokio::select! {
+                Some(_) = running.join_next() => {}
+                () = tokio::time::sleep(WORK_POLL) => {}
+                () = cancel.cancelled(), if !cancel.is_cancelled() => {}
+            }
         }
     }
 

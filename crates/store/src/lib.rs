@@ -18,6 +18,7 @@ pub mod documents;
 pub mod executions;
 pub mod grants;
 pub mod import_runs;
+pub mod import_work;
 pub mod importers;
 pub mod jobs;
 pub mod leases;

@@ -72,6 +72,7 @@ on_both_backends!(
     a_dead_instances_lease_is_taken_over_after_it_expires,
     executions_are_listed_swept_and_pruned,
     named_leases_have_one_holder_at_a_time,
+    import_work_is_claimed_once_and_taken_over_when_lapsed,
     ledger_follows_a_mail_to_its_folder,
     unfinished_ledger_rows_are_listed_and_confirmed_only_once,
     documents_are_recorded_once_and_scoped_to_their_client,
@@ -2013,4 +2014,104 @@ async fn an_importer_saved_with_the_bare_auth_xoauth2_is_readable_after_migratio
     let listed = s.list_importers(&client.id).await.expect("readable again");
     let imap = listed[0].settings.imap().expect("imap");
     assert_eq!(imap.auth, domain::importer::ImapLogin::Password);
+}
+
+async fn import_work_is_claimed_once_and_taken_over_when_lapsed(t: TestDb) {
+    let s = &t.store;
+    let now: Timestamp = "2026-01-01T00:00:00Z".parse().expect("ts");
+    let later = |secs: i64| {
+        now.checked_add(jiff::SignedDuration::from_secs(secs))
+            .expect("ts")
+    };
+    let units = vec![
+        (
+            "mailbox:c:a".to_owned(),
+            vec!["i1".to_owned(), "i2".to_owned()],
+        ),
+        ("mailbox:c:b".to_owned(), vec!["i3".to_owned()]),
+    ];
+    s.queue_import_work("e1", "c", &units, now)
+        .await
+        .expect("queue");
+    let open = s
+        .open_import_work(Some("e1"), false, now, 10)
+        .await
+        .expect("open");
+    assert_eq!(open.len(), 2);
+    assert_eq!(open[0].importer_ids, ["i1", "i2"]);
+    assert!(
+        s.claim_import_work(&open[0], "w1", later(30))
+            .await
+            .expect("claim")
+    );
+    assert!(
+        !s.claim_import_work(&open[0], "w2", later(30))
+            .await
+            .expect("claim"),
+        "read before w1's claim: w2 loses"
+    );
+    // Only the unclaimed one is open to others; all of the run's to anyone
+    // who asks for claimed ones too.
+    let open = s
+        .open_import_work(None, false, later(1), 10)
+        .await
+        .expect("open");
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].unit, "mailbox:c:b");
+    assert_eq!(
+        s.open_import_work(None, true, later(1), 10)
+            .await
+            .expect("open")
+            .len(),
+        2
+    );
+    // w1 dies: after its claim lapses w2 takes the unit over.
+    let lapsed = s
+        .open_import_work(Some("e1"), false, later(31), 10)
+        .await
+        .expect("open");
+    assert_eq!(lapsed.len(), 2);
+    let a = lapsed.iter().find(|w| w.unit == "mailbox:c:a").expect("a");
+    assert!(
+        s.claim_import_work(a, "w2", later(60))
+            .await
+            .expect("take over")
+    );
+    assert!(
+        !s.renew_import_work("e1", "mailbox:c:a", "w1", later(90))
+            .await
+            .expect("renew"),
+        "the old holder cannot renew"
+    );
+    assert!(
+        s.renew_import_work("e1", "mailbox:c:a", "w2", later(90))
+            .await
+            .expect("renew")
+    );
+    let lines = vec!["Invoices: imported 2".to_owned()];
+    assert!(
+        !s.finish_import_work(a, "w1", &lines, &[], 1, later(40))
+            .await
+            .expect("finish"),
+        "only the holder finishes"
+    );
+    assert!(
+        s.finish_import_work(a, "w2", &lines, &["x".to_owned()], 2, later(40))
+            .await
+            .expect("finish")
+    );
+    let all = s.import_work_of("e1").await.expect("all");
+    let done = all.iter().find(|w| w.unit == "mailbox:c:a").expect("a");
+    assert_eq!(done.log, lines);
+    assert_eq!(done.failures, ["x"]);
+    assert_eq!(done.worked, 2);
+    assert!(done.done_at.is_some());
+    // A later run of the client drops the earlier run's unclaimed leftovers.
+    s.queue_import_work("e2", "c", &units[..1], later(50))
+        .await
+        .expect("queue");
+    assert!(s.import_work_of("e1").await.expect("e1").is_empty());
+    assert_eq!(s.import_work_of("e2").await.expect("e2").len(), 1);
+    s.delete_import_work("e2").await.expect("delete");
+    assert!(s.import_work_of("e2").await.expect("e2").is_empty());
 }

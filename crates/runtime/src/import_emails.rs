@@ -285,6 +285,12 @@ impl ImportEmails {
         });
         let results = self.work_ids(&unit_ctx, &work.importer_ids).await;
         renewer.abort();
+        tracing::info!(
+            unit = %work.unit,
+            execution = %work.execution_id,
+            importers = work.importer_ids.len(),
+            "worked a mailbox's share of an import run"
+        );
         let worked = results
             .iter()
             .filter(|w| matches!(w, Worked::Done { worked: true, .. }))

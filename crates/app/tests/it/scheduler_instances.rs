@@ -26,8 +26,18 @@ struct Instance {
 
 impl Instance {
     fn start(database_url: &str, key_file: &std::path::Path, data_dir: &std::path::Path) -> Self {
+        Self::start_with(database_url, key_file, data_dir, &[])
+    }
+
+    fn start_with(
+        database_url: &str,
+        key_file: &std::path::Path,
+        data_dir: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut child = Command::new(mailferry_bin())
             .args(["--log-format", "json", "serve"])
+            .envs(env.iter().copied())
             .env("MAILFERRY_DATABASE_URL", database_url)
             .env("MAILFERRY_MASTER_KEY_FILE", key_file)
             .env("MAILFERRY_DATA_DIR", data_dir)
@@ -250,7 +260,9 @@ async fn three_instances_run_every_due_slot_exactly_once_even_when_one_is_killed
 /// and one document spool and import through a job every 2 seconds; the
 /// one importing is SIGKILLed mid-import, the two others carry the import
 /// to the end. Every mail ends in exactly one place, with one document.
-#[tokio::test]
+// Multi-threaded: the emulator in this process must keep answering while
+// the test blocks waiting for an instance to stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_serve_instance_killed_mid_import_loses_nothing_while_two_others_carry_on() {
     use msemu::{FaultKind, FaultRule, demo};
 
@@ -340,6 +352,10 @@ async fn a_serve_instance_killed_mid_import_loses_nothing_while_two_others_carry
     victim.child.kill().expect("SIGKILL");
     victim.child.wait().expect("reap");
     let killed_at = Timestamp::now();
+    let shares_before: usize = instances
+        .iter()
+        .map(|i| i.log_text().matches("worked a mailbox's share").count())
+        .sum();
     let left = inbox(&emu);
     assert!(left > 0, "the import had finished before the kill");
 
@@ -381,12 +397,266 @@ async fn a_serve_instance_killed_mid_import_loses_nothing_while_two_others_carry
     .await
     .expect("owners");
     assert!(
-        survivors.iter().all(|(o,)| *o != victim.name) && !survivors.is_empty(),
+        survivors.iter().all(|(o,)| *o != victim.name),
         "{survivors:?}"
+    );
+    // The survivors finished the victim's mailbox: through a run of their
+    // own, or by taking over the victim's run's share.
+    let shares: usize = instances
+        .iter()
+        .map(|i| i.log_text().matches("worked a mailbox's share").count())
+        .sum();
+    assert!(
+        !survivors.is_empty() || shares > shares_before,
+        "no survivor took the work over"
     );
     println!(
         "serve crash: killed {} with {left} mails in the Inbox; the survivors finished {finished_in:?} later",
         victim.name
+    );
+    for instance in &mut instances {
+        let _ = Command::new("kill")
+            .args(["-TERM", &instance.child.id().to_string()])
+            .status();
+        let _ = instance.child.wait();
+    }
+    store.close().await;
+    emu.shutdown().await;
+}
+
+/// The end-to-end check of spread-out work: three `serve` instances
+/// on one PostgreSQL, documents in a real S3 bucket, 60 importers (one
+/// mailbox each) with a few mails each, and one instance SIGKILLed while it
+/// works: every mail ends in one place with one document and one object
+/// set, every importer was worked, and both survivors did part of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_share_sixty_mailboxes_into_s3_and_survive_a_kill() {
+    use msemu::{FaultKind, FaultRule, Options};
+    use msemu::{SeedFolder, SeedSharedMailbox};
+
+    const MAILBOXES: usize = 60;
+    const MAILS_EACH: usize = 3;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = fresh_database(Db::Postgres, dir.path()).await;
+    let key_file = key_file(dir.path());
+    let store = open_store(&url, dir.path()).await;
+    let now = Timestamp::now();
+    let client = store.ensure_default_client(now).await.expect("client");
+    let mailbox = |n: usize| format!("box{n:02}@contoso.example");
+    let mut seed = crate::support::empty_demo_seed();
+    for n in 0..MAILBOXES {
+        seed.tenants[0].shared_mailboxes.push(SeedSharedMailbox {
+            id: None,
+            user_principal_name: mailbox(n),
+            display_name: format!("Box {n}"),
+            full_access: Vec::new(),
+            folders: ["Exported", "Error"]
+                .map(|name| SeedFolder {
+                    display_name: name.to_owned(),
+                    ..SeedFolder::default()
+                })
+                .to_vec(),
+        });
+    }
+    let emu = crate::support::start_emulator(seed, Options::default()).await;
+    let s3 = test_support::s3::S3Server::from_env();
+    let bucket = s3.new_bucket().await;
+    let mut mails: Vec<(String, String, bool)> = Vec::new();
+    let mut importers = Vec::new();
+    for n in 0..MAILBOXES {
+        let body = crate::support::app_only_importer_body(
+            &emu,
+            &serde_json::json!({
+                "name": format!("Box {n}"),
+                "mailbox": mailbox(n),
+                "sink": s3.sink_body(&bucket, "shared/"),
+            }),
+        );
+        let input: domain::importer::ImporterInput = serde_json::from_value(body).expect("input");
+        importers.push(
+            store
+                .create_importer(&client.id, &input.validate(None).expect("valid"), now)
+                .await
+                .expect("importer"),
+        );
+        for m in 0..MAILS_EACH {
+            let k = n * MAILS_EACH + m;
+            let importable = k % 7 != 3;
+            let (imid, raw) = import::corpus::numbered_mail(k, importable.then_some(3_000));
+            emu.add_message(&mailbox(n), "Inbox", &raw)
+                .expect("deliver");
+            mails.push((mailbox(n), imid, importable));
+        }
+    }
+    emu.add_fault(FaultRule {
+        kind: FaultKind::Latency { ms: 40 },
+        count: None,
+        rate: None,
+        path_prefix: "/v1.0/".into(),
+        method: None,
+        id: 0,
+    });
+    store
+        .create_job(
+            &client.id,
+            &JobSpec {
+                script: "import-emails".into(),
+                schedule: CronSchedule::parse(EVERY_TWO_SECONDS, "UTC").expect("cron"),
+                enabled: true,
+                params: serde_json::Map::new(),
+                description: "imports every 2 seconds".into(),
+            },
+            now,
+        )
+        .await
+        .expect("job");
+    let data = dir.path().join("data");
+    let started = std::time::Instant::now();
+    let mut instances: Vec<Instance> = (0..3)
+        .map(|_| {
+            Instance::start_with(
+                &url,
+                &key_file,
+                &data,
+                &[("MAILFERRY_IMPORT_CONCURRENCY", "3")],
+            )
+        })
+        .collect();
+    let in_inbox = |emu: &msemu::EmulatorHandle| -> usize {
+        (0..MAILBOXES)
+            .map(|n| {
+                emu.messages(&mailbox(n))
+                    .expect("messages")
+                    .iter()
+                    .filter(|m| m.folder_path == "Inbox")
+                    .count()
+            })
+            .sum()
+    };
+    let shares = |instance: &Instance| {
+        instance
+            .log_text()
+            .matches("worked a mailbox's share")
+            .count()
+    };
+
+    // Kill an instance while it holds a mailbox, once a sixth of the work is done.
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let victim = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no import got under way"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if in_inbox(&emu) > mails.len() * 5 / 6 {
+            continue;
+        }
+        let held: Vec<(String,)> = sqlx::query_as(
+            "SELECT claimed_by FROM import_work WHERE done_at IS NULL AND claimed_by IS NOT NULL",
+        )
+        .fetch_all(store.pool())
+        .await
+        .expect("import work");
+        let holder = held.iter().find_map(|(owner,)| {
+            let pid: u32 = owner.split('|').nth(1)?.parse().ok()?;
+            instances.iter().position(|i| i.child.id() == pid)
+        });
+        if let Some(i) = holder {
+            break instances.remove(i);
+        }
+    };
+    let mut victim = victim;
+    victim.child.kill().expect("SIGKILL");
+    victim.child.wait().expect("reap");
+    let left = in_inbox(&emu);
+    assert!(left > 0, "the import had finished before the kill");
+    let before: Vec<usize> = instances.iter().map(shares).collect();
+    let killed_at = std::time::Instant::now();
+    let started_to_kill = killed_at.duration_since(started);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while in_inbox(&emu) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the survivors did not finish: {} mails left",
+            in_inbox(&emu)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let finished_in = killed_at.elapsed();
+
+    // Every mail in exactly one place; one document each, and its objects.
+    for (mb, imid, importable) in &mails {
+        let places: Vec<String> = emu
+            .messages(mb)
+            .expect("messages")
+            .into_iter()
+            .filter(|m| m.internet_message_id.as_deref() == Some(imid.as_str()))
+            .map(|m| m.folder_path)
+            .collect();
+        let expected = if *importable { "Exported" } else { "Error" };
+        assert_eq!(places, [expected], "{mb} {imid}");
+    }
+    let objects = s3.objects(&bucket).await;
+    let mut documents = 0;
+    for (importer, n) in importers.iter().zip(0..) {
+        let docs = store
+            .list_documents(&client.id, Some(&importer.id), 100, 0)
+            .await
+            .expect("documents");
+        let importable = mails
+            .iter()
+            .filter(|(mb, _, ok)| *ok && *mb == mailbox(n))
+            .count();
+        assert_eq!(
+            docs.len(),
+            importable,
+            "{}: one document per importable mail",
+            mailbox(n)
+        );
+        for doc in &docs {
+            let base = doc
+                .location
+                .strip_prefix(&format!("s3://{bucket}/"))
+                .expect("s3 location");
+            assert!(
+                objects.contains_key(&format!("{base}metadata.json")),
+                "{base}"
+            );
+            assert!(
+                objects.contains_key(&format!("{base}message.eml")),
+                "{base}"
+            );
+        }
+        documents += docs.len();
+        let runs = store
+            .import_runs(&client.id, &importer.id, 10, 0)
+            .await
+            .expect("runs");
+        assert!(!runs.is_empty(), "{}: never worked", mailbox(n));
+    }
+    let metadata_objects = objects
+        .keys()
+        .filter(|k| k.ends_with("/metadata.json"))
+        .count();
+    assert_eq!(
+        metadata_objects, documents,
+        "one complete object set per document"
+    );
+
+    // Both survivors took part after the kill.
+    let after: Vec<usize> = instances.iter().map(shares).collect();
+    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+        assert!(
+            a > b,
+            "survivor {i} did no share after the kill: {before:?} → {after:?}"
+        );
+    }
+    println!(
+        "shared run: {} mails, {documents} documents in S3; killed {} {started_to_kill:?} after the start, holding a mailbox with {left} mails left; the survivors finished {finished_in:?} later; survivors' shares {before:?} → {after:?}, the victim's {}",
+        mails.len(),
+        victim.name,
+        shares(&victim)
     );
     for instance in &mut instances {
         let _ = Command::new("kill")

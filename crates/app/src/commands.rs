@@ -154,7 +154,12 @@ pub async fn serve_on(
     tracing::info!(listen = %bound, public_url = %public_url, database = %store::redact_url(&settings.database_url), "mailferry is serving");
     let connector = runtime::Connector::new(store.clone(), clock.clone(), &settings.data_dir)
         .context("building the HTTP clients for Microsoft")?
-        .with_import_concurrency(settings.import_concurrency);
+        .with_import_concurrency(settings.import_concurrency)
+        .with_notifications(
+            settings
+                .graph_notifications
+                .then(|| runtime::push::NotificationUrls::under(&public_url)),
+        );
     let state = mailferry::app_state(
         store,
         clock,

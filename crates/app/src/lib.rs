@@ -43,5 +43,6 @@ pub fn app_state(
         runner,
         tokens: connector.tokens.clone(),
         connector,
+        pushes: Default::default(),
     }
 }

@@ -48,6 +48,9 @@ pub struct SettingsArgs {
     /// Importers this instance works at once, over all clients [default: 4 per core, 4 to 64].
     #[arg(long, global = true, env = "MAILFERRY_IMPORT_CONCURRENCY")]
     pub import_concurrency: Option<usize>,
+    /// Subscribe Graph importers to change notifications at {public_url}/hooks/graph: `true` or `false` [default: true when public_url is https].
+    #[arg(long, global = true, env = "MAILFERRY_GRAPH_NOTIFICATIONS")]
+    pub graph_notifications: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -62,6 +65,7 @@ struct FileSettings {
     master_key_file: Option<PathBuf>,
     log_format: Option<String>,
     import_concurrency: Option<usize>,
+    graph_notifications: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +86,8 @@ pub struct Settings {
     pub master_key_file: PathBuf,
     pub log_format: LogFormat,
     pub import_concurrency: usize,
+    /// Graph importers subscribe to change notifications (push).
+    pub graph_notifications: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -95,6 +101,7 @@ impl std::fmt::Debug for Settings {
             .field("master_key_file", &self.master_key_file)
             .field("log_format", &self.log_format)
             .field("import_concurrency", &self.import_concurrency)
+            .field("graph_notifications", &self.graph_notifications)
             .finish()
     }
 }
@@ -180,6 +187,11 @@ impl Settings {
             ),
             Some(n) => n,
         };
+        // Graph posts only to https; http is for the emulator on loopback.
+        let graph_notifications = args
+            .graph_notifications
+            .or(file.graph_notifications)
+            .unwrap_or_else(|| public_url.starts_with("https://"));
         Ok(Self {
             listen,
             public_url,
@@ -189,6 +201,7 @@ impl Settings {
             master_key_file,
             log_format,
             import_concurrency,
+            graph_notifications,
         })
     }
 }

@@ -88,6 +88,12 @@ pub struct Options {
     pub tls_hosts: Vec<String>,
     /// For [`run`]: also serve https on this address.
     pub https_listen: Option<SocketAddr>,
+    /// Longest lifetime of a change-notification subscription, in minutes
+    /// (Graph: 10,070 for messages).
+    pub subscription_max_minutes: i64,
+    /// Accept `http://` notification URLs on loopback (Graph takes only
+    /// https): for tests of a service that listens without TLS.
+    pub allow_http_notification_urls: bool,
 }
 
 impl Default for Options {
@@ -100,6 +106,8 @@ impl Default for Options {
             ca_pem_path: None,
             tls_hosts: vec!["127.0.0.1".into(), "localhost".into(), "::1".into()],
             https_listen: None,
+            subscription_max_minutes: graph::subscriptions::DEFAULT_MAX_MINUTES,
+            allow_http_notification_urls: false,
         }
     }
 }
@@ -147,12 +155,15 @@ impl Emulator {
             .with_state(Arc::clone(&ctx));
         let (stop, rx) = watch::channel(false);
         let http_addr = http.local_addr()?;
-        let mut tasks = vec![tokio::spawn(server::serve(
-            http,
-            router.clone(),
-            None,
-            rx.clone(),
-        ))];
+        // The notifier posts with reqwest (built without a default provider).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut tasks = vec![
+            tokio::spawn(server::serve(http, router.clone(), None, rx.clone())),
+            tokio::spawn(graph::subscriptions::notify_loop(
+                Arc::clone(&ctx),
+                rx.clone(),
+            )),
+        ];
         let (mut https_addr, mut ca_pem, mut ca_pem_path) = (None, None, None);
         if let Some(listener) = https {
             let material = tls::generate(&options.tls_hosts)?;
@@ -266,6 +277,23 @@ impl EmulatorHandle {
     }
 
     /// Revokes a user's refresh tokens (their next use fails with AADSTS50173).
+    /// The change-notification subscriptions: (id, mailbox id, expiry, paused).
+    pub fn subscriptions(&self) -> Vec<(String, String, jiff::Timestamp, bool)> {
+        self.ctx
+            .lock()
+            .subscriptions
+            .values()
+            .map(|s| (s.id.clone(), s.mailbox_id.clone(), s.expires, s.paused))
+            .collect()
+    }
+
+    /// Sends the lifecycle event `event` for subscription `id`, as Graph
+    /// would (`reauthorizationRequired` also pauses its notifications,
+    /// `subscriptionRemoved` deletes it).
+    pub async fn lifecycle_event(&self, id: &str, event: &str) -> Result<(), String> {
+        graph::subscriptions::lifecycle_event(&self.ctx, id, event).await
+    }
+
     pub fn revoke_refresh_tokens(&self, upn: &str) -> Result<(), Error> {
         admin::revoke_refresh_tokens(&self.ctx, upn)
             .map(|_| ())

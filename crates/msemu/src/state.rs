@@ -226,6 +226,11 @@ pub struct State {
     /// Paging tokens handed out in `@odata.nextLink`: token → offset.
     pub skiptokens: HashMap<String, usize>,
     pub lifetimes: Lifetimes,
+    /// Change-notification subscriptions, by id.
+    pub subscriptions: HashMap<String, crate::graph::subscriptions::Subscription>,
+    /// Messages that arrived in a folder (new, moved or copied there) since
+    /// the notifier last looked: (mailbox id, folder id, immutable id).
+    pub arrivals: Vec<(String, String, String)>,
     seq: u64,
 }
 
@@ -472,6 +477,11 @@ impl State {
         let rest_id = ids::new_id(IdKind::Message);
         let seq = self.next_seq();
         self.rest_ids.insert(rest_id.clone(), immutable_id.clone());
+        self.arrivals.push((
+            mailbox.to_string(),
+            folder.to_string(),
+            immutable_id.clone(),
+        ));
         self.messages.insert(
             immutable_id.clone(),
             Message {
@@ -646,6 +656,12 @@ impl State {
         m.folder_id = dest.to_string();
         m.last_modified = now;
         m.change_key = ids::new_token("CQAAABYAAA", 12);
+        let arrival = (
+            m.mailbox_id.clone(),
+            dest.to_string(),
+            immutable_id.to_string(),
+        );
+        self.arrivals.push(arrival);
         self.rest_ids.remove(&old_rest);
         self.rest_ids.insert(new_rest, immutable_id.to_string());
         Some(())

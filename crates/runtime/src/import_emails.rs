@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Connector;
 use crate::mailbox::{ImporterMailbox, Patience};
+use crate::push::SubscriptionUpkeep;
 
 pub const NAME: &str = "import-emails";
 
@@ -507,6 +508,18 @@ impl ImportEmails {
                 "{label}: … and {} more left for retry",
                 summary.left_for_retry.len() - RETRY_REASONS_SHOWN
             ));
+        }
+        match self.connector.keep_subscription(record, mailbox).await {
+            None | Some(Ok(SubscriptionUpkeep::Current)) => {}
+            Some(Ok(SubscriptionUpkeep::Created)) => ctx.log.line(format!(
+                "{label}: push: subscribed to new mail in the Inbox"
+            )),
+            Some(Ok(SubscriptionUpkeep::Renewed)) => {
+                ctx.log.line(format!("{label}: push: subscription renewed"));
+            }
+            Some(Err(e)) => ctx.log.line(format!(
+                "{label}: push: could not subscribe to new mail ({e}); polling goes on"
+            )),
         }
         Ok(summary)
     }

@@ -15,6 +15,7 @@ use store::Store;
 pub mod import_emails;
 pub mod mailbox;
 pub mod purge_documents;
+pub mod push;
 pub mod sink;
 mod tokens;
 
@@ -36,6 +37,8 @@ pub struct Connector {
     pub data_dir: PathBuf,
     /// Importers worked at once by this instance, over all clients and runs.
     pub import_slots: Arc<tokio::sync::Semaphore>,
+    /// Where Graph posts change notifications; `None`: no push, polling only.
+    pub notifications: Option<push::NotificationUrls>,
 }
 
 /// The default budget of importers worked at once: importing mostly waits
@@ -64,7 +67,15 @@ impl Connector {
             http,
             data_dir: data_dir.into(),
             import_slots: Arc::new(tokio::sync::Semaphore::new(default_import_concurrency())),
+            notifications: None,
         })
+    }
+
+    /// Keeps Graph importers subscribed to change notifications posted to
+    /// `urls` (see [`push`]).
+    pub fn with_notifications(mut self, urls: Option<push::NotificationUrls>) -> Self {
+        self.notifications = urls;
+        self
     }
 
     /// Works at most `n` importers at once (at least one).

@@ -46,6 +46,8 @@ pub enum TriggerKind {
     Manual,
     /// `mailferry run`.
     Cli,
+    /// A change notification (Graph) or IMAP IDLE said new mail arrived.
+    Push,
 }
 
 impl TriggerKind {
@@ -54,6 +56,7 @@ impl TriggerKind {
             Self::Scheduled => "scheduled",
             Self::Manual => "manual",
             Self::Cli => "cli",
+            Self::Push => "push",
         }
     }
 
@@ -62,6 +65,7 @@ impl TriggerKind {
             "scheduled" => Ok(Self::Scheduled),
             "manual" => Ok(Self::Manual),
             "cli" => Ok(Self::Cli),
+            "push" => Ok(Self::Push),
             other => Err(StoreError::Corrupt(format!("execution trigger `{other}`"))),
         }
     }

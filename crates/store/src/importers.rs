@@ -304,7 +304,12 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         // Explicit deletes: PostgreSQL and SQLite agree on them even where
         // a connection runs without foreign-key enforcement.
-        for table in ["oauth_grants", "oauth_states", "import_runs"] {
+        for table in [
+            "oauth_grants",
+            "oauth_states",
+            "import_runs",
+            "graph_subscriptions",
+        ] {
             sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE importer_id = $1 AND importer_id IN (SELECT id FROM importers WHERE client_id = $2)")))
                 .bind(id)
                 .bind(client_id)

@@ -26,6 +26,7 @@ pub mod ledger;
 pub mod oauth_states;
 pub mod sealed;
 pub mod sessions;
+pub mod subscriptions;
 
 pub use sealed::{Keyring, SealError};
 

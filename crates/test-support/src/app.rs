@@ -32,20 +32,28 @@ impl TestApp {
     }
 
     pub async fn spawn_with(db: Db, now: Timestamp) -> Self {
-        Self::spawn_inner(db, now, None).await
+        Self::spawn_inner(db, now, None, false).await
+    }
+
+    /// On SQLite, the clock at the real now (Graph checks subscription
+    /// expiries against it), with Graph importers subscribing to change
+    /// notifications at the app's `/hooks/graph`.
+    pub async fn spawn_with_push() -> Self {
+        Self::spawn_inner(Db::Sqlite, Timestamp::now(), None, true).await
     }
 
     /// An app whose OAuth redirect URI is a central one (`oauth_redirect_url`),
     /// made from the app's own base URL by `make`.
     pub async fn spawn_with_central_redirect(make: fn(&str) -> String) -> Self {
         let now = "2026-03-29T00:30:00Z".parse().expect("ts");
-        Self::spawn_inner(Db::Sqlite, now, Some(make)).await
+        Self::spawn_inner(Db::Sqlite, now, Some(make), false).await
     }
 
     async fn spawn_inner(
         db: Db,
         now: Timestamp,
         central_redirect: Option<fn(&str) -> String>,
+        push: bool,
     ) -> Self {
         install_crypto();
         let dir = tempfile::tempdir().expect("tempdir");
@@ -71,7 +79,9 @@ impl TestApp {
                 public_url: base_url.clone(),
                 oauth_redirect_url: central_redirect.map(|make| make(&base_url)),
             },
-            connector(&store, clock.clone(), dir.path()),
+            connector(&store, clock.clone(), dir.path()).with_notifications(
+                push.then(|| runtime::push::NotificationUrls::under(&base_url)),
+            ),
             scheduler::RunnerConfig::default(),
         );
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -10,6 +10,7 @@ use store::Store;
 
 pub mod api;
 pub mod caller;
+pub mod hooks;
 pub mod json_body;
 pub mod observability;
 pub mod problem;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub tokens: grants::AccessTokens,
     /// Builds an importer's mailbox and sink, as the scripts do.
     pub connector: runtime::Connector,
+    /// Import runs that change notifications started.
+    pub pushes: Arc<hooks::PushRuns>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -58,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         Router::new()
             .merge(observability::routes())
             .merge(api::routes())
+            .merge(hooks::routes())
             .merge(ui::routes())
             .with_state(state),
     ))

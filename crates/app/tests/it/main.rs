@@ -30,6 +30,7 @@ mod mail_fate;
 mod metrics;
 mod oauth;
 mod parity;
+mod push;
 mod s3_sink;
 mod scheduler_instances;
 mod ui;

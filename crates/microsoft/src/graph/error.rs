@@ -44,6 +44,7 @@ pub enum Operation<'a> {
     Move(&'a str),
     Locate(&'a str),
     Categories(&'a str),
+    Subscription,
 }
 
 impl Operation<'_> {
@@ -55,6 +56,9 @@ impl Operation<'_> {
             Self::Move(id) => format!("moving message `{id}`"),
             Self::Locate(id) => format!("looking up the folder of message `{id}`"),
             Self::Categories(id) => format!("setting the categories of message `{id}`"),
+            Self::Subscription => {
+                "managing the Inbox's change-notification subscription".to_owned()
+            }
         }
     }
 }

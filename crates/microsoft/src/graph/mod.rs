@@ -10,6 +10,7 @@ mod gate;
 mod messages;
 mod permissions;
 mod retry;
+pub mod subscriptions;
 mod transport;
 
 use std::sync::Arc;

@@ -202,6 +202,24 @@ impl Transport {
         })
     }
 
+    /// A request whose answer may be empty (`204`, a bare `200`): its bytes.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        op: Operation<'_>,
+    ) -> Result<Vec<u8>, MailboxError> {
+        self.execute(Request {
+            method: &method,
+            url,
+            body,
+            op,
+            expect: Expect::Json,
+        })
+        .await
+    }
+
     pub async fn bytes(&self, url: &str, op: Operation<'_>) -> Result<Vec<u8>, MailboxError> {
         self.execute(Request {
             method: &Method::GET,

@@ -6,6 +6,7 @@ pub mod error;
 pub mod path;
 pub mod query;
 pub mod render;
+pub mod subscriptions;
 
 use axum::Router;
 use axum::body::Body;
@@ -31,6 +32,7 @@ const MAX_BODY: usize = 64 * 1024 * 1024;
 
 pub fn router() -> Router<Shared> {
     Router::new()
+        .merge(subscriptions::router())
         .route("/v1.0", any(dispatch))
         .route("/v1.0/{*rest}", any(dispatch))
 }

@@ -1,0 +1,198 @@
+//! Push instead of polling (Graph change notifications): an importer's run
+//! subscribes its Inbox through the emulator, which validates the hook and
+//! posts a `created` notification for each new mail; mailferry imports it
+//! within seconds, checks `clientState`, answers lifecycle events, and
+//! renews the subscription before it expires. Without push, polling imports
+//! (every other import test).
+
+use std::time::{Duration, Instant};
+
+use msemu::{Options, demo};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// Runs `import-emails` through the API (the app's own runner and
+/// connector, as "Run now" does) and waits for it; its log.
+async fn run_now(app: &TestApp) -> Vec<String> {
+    let started = app
+        .post_json("/api/v2/scripts/import-emails/run", &json!({}))
+        .await;
+    assert_eq!(started.status(), StatusCode::CREATED);
+    let path = location(&started);
+    for _ in 0..200 {
+        let execution = json(app.get(&path).await).await;
+        if execution["status"] != "running" {
+            assert_eq!(execution["status"], "succeeded", "{execution}");
+            return execution["log"]
+                .as_array()
+                .expect("log")
+                .iter()
+                .map(|l| l.as_str().unwrap_or_default().to_owned())
+                .collect();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the run did not end");
+}
+
+async fn push_runs(app: &TestApp) -> usize {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM executions WHERE trigger_kind = 'push'")
+        .fetch_all(app.store.pool())
+        .await
+        .expect("executions");
+    rows.len()
+}
+
+fn folder_of(emu: &msemu::EmulatorHandle, imid: &str) -> Option<String> {
+    emu.messages(demo::ALICE)
+        .expect("messages")
+        .into_iter()
+        .find(|m| m.internet_message_id.as_deref() == Some(imid))
+        .map(|m| m.folder_path)
+}
+
+/// Delivers mail `n` and waits until it leaves the Inbox; how long that took.
+async fn delivered_and_imported(emu: &msemu::EmulatorHandle, n: usize) -> Duration {
+    let (imid, raw) = import::corpus::numbered_mail(n, Some(1_000));
+    emu.add_message(demo::ALICE, "Inbox", &raw)
+        .expect("deliver");
+    let started = Instant::now();
+    while folder_of(emu, &imid).as_deref() != Some("Exported") {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "mail {n} was not imported through push: in {:?}",
+            folder_of(emu, &imid)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_mail_is_imported_within_seconds_through_a_graph_notification() {
+    let emu = start_emulator(
+        empty_demo_seed(),
+        Options {
+            allow_http_notification_urls: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let app = TestApp::spawn_with_push().await;
+    let created = app
+        .post_json(
+            "/api/v2/importers/email",
+            &app_only_importer_body(&emu, &json!({})),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+
+    // The first run subscribes the Inbox (Graph validated the hook first).
+    let log = run_now(&app).await;
+    assert!(
+        log.iter()
+            .any(|l| l.contains("push: subscribed to new mail in the Inbox")),
+        "{log:?}"
+    );
+    let subscriptions = emu.subscriptions();
+    assert_eq!(subscriptions.len(), 1);
+    let (subscription, _, first_expiry, _) = subscriptions[0].clone();
+    let again = run_now(&app).await;
+    assert!(
+        !again.iter().any(|l| l.contains("push:")),
+        "nothing to do: {again:?}"
+    );
+
+    // A new mail: imported by a push-started run, long before any poll.
+    let took = delivered_and_imported(&emu, 1).await;
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(push_runs(&app).await >= 1);
+    println!("push: a new mail was exported {took:?} after it arrived");
+
+    // The hook answers Graph's validation and ignores what is not ours.
+    let echoed = app
+        .http
+        .post(app.url("/hooks/graph?validationToken=Validation%3A%20abc%2Bdef"))
+        .header("content-type", "text/plain")
+        .send()
+        .await
+        .expect("validation");
+    assert_eq!(echoed.status(), StatusCode::OK);
+    assert!(
+        echoed.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/plain")
+    );
+    assert_eq!(echoed.text().await.expect("text"), "Validation: abc+def");
+    let before = push_runs(&app).await;
+    for forged in [
+        json!({"value": [{"subscriptionId": subscription, "clientState": "guessed", "changeType": "created"}]}),
+        json!({"value": [{"subscriptionId": "not-ours", "clientState": "x", "changeType": "created"}]}),
+    ] {
+        let r = app.post_json("/hooks/graph", &forged).await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+    }
+    let r = app
+        .http
+        .post(app.url("/hooks/graph"))
+        .body("not json")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        push_runs(&app).await,
+        before,
+        "forged notifications start nothing"
+    );
+
+    // reauthorizationRequired pauses the subscription until mailferry
+    // reauthorizes it; then push works again.
+    emu.lifecycle_event(&subscription, "reauthorizationRequired")
+        .await
+        .expect("lifecycle");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while emu.subscriptions().iter().any(|s| s.3) {
+        assert!(Instant::now() < deadline, "never reauthorized");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    delivered_and_imported(&emu, 2).await;
+
+    // subscriptionRemoved: forgotten, and the run it starts subscribes afresh.
+    emu.lifecycle_event(&subscription, "subscriptionRemoved")
+        .await
+        .expect("lifecycle");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = emu.subscriptions();
+        if now.len() == 1 && now[0].0 != subscription {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not subscribed again: {now:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    delivered_and_imported(&emu, 3).await;
+
+    // Renewal: past half its life, the next run moves the expiry on.
+    let current = emu.subscriptions()[0].clone();
+    app.clock.advance(jiff::SignedDuration::from_hours(40));
+    let log = run_now(&app).await;
+    assert!(
+        log.iter().any(|l| l.contains("push: subscription renewed")),
+        "{log:?}"
+    );
+    let renewed = emu.subscriptions()[0].clone();
+    assert_eq!(renewed.0, current.0, "the same subscription");
+    assert!(
+        renewed.2 > current.2 && renewed.2 > first_expiry,
+        "{renewed:?} vs {current:?}"
+    );
+
+    let summary: Value = json(app.get("/api/v2/importers/email").await).await;
+    assert_eq!(summary.as_array().expect("list").len(), 1);
+    emu.shutdown().await;
+}

@@ -1,5 +1,5 @@
 //! Microsoft's own Python libraries (msal, msgraph-sdk), unmodified, against the emulator
-//! over https. The interpreter is `$MAILFERRY_TEST_PYTHON` (default `python3`); it must have
+//! over https, change-notification subscriptions included. The interpreter is `$MAILFERRY_TEST_PYTHON` (default `python3`); it must have
 //! `msal` and `msgraph-sdk` installed, otherwise this test fails and says how to fix it.
 
 use std::path::PathBuf;
@@ -38,6 +38,8 @@ async fn msal_and_msgraph_sdk_work_against_the_emulator() {
         .expect("bind");
     let options = Options {
         auto_consent: true,
+        // The script's own subscriber listens on plain http.
+        allow_http_notification_urls: true,
         ..Options::default()
     };
     let emu = Emulator::start(Seed::demo(), options, http, Some(https))
@@ -99,6 +101,11 @@ async fn msal_and_msgraph_sdk_work_against_the_emulator() {
         "OK patch isRead",
         "OK shared mailbox via Mail.ReadWrite.Shared",
         "OK app token reads mailbox, /me refused",
+        "created after the validation handshake",
+        "OK a wrong validation echo and an 8-day expiry are refused",
+        "OK subscription renewed",
+        "OK a new mail in the Inbox was notified with the clientState; its id reads the message",
+        "OK subscription deleted",
         "OK all",
     ] {
         assert!(

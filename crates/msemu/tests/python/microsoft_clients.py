@@ -8,9 +8,14 @@ raises, so the exit status is non-zero.
 """
 
 import asyncio
+import http.server
+import json
 import os
 import sys
-from urllib.parse import parse_qsl, urlparse
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs, parse_qsl, urlparse
 
 try:
     import msal
@@ -24,6 +29,7 @@ try:
     from msgraph import GraphRequestAdapter, GraphServiceClient
     from msgraph.generated.models.file_attachment import FileAttachment
     from msgraph.generated.models.message import Message
+    from msgraph.generated.models.subscription import Subscription
     from msgraph.generated.models.o_data_errors.o_data_error import ODataError
     from msgraph.generated.users.item.mail_folders.mail_folders_request_builder import (
         MailFoldersRequestBuilder,
@@ -277,10 +283,92 @@ async def graph(user_token, app_token):
     ok("app token reads mailbox, /me refused")
 
 
+class Hook(http.server.BaseHTTPRequestHandler):
+    """A subscriber: echoes Graph's validation token on /hook (a wrong
+    answer on /wrong) and records the notifications it is sent."""
+
+    received = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        query = parse_qs(urlparse(self.path).query)
+        if "validationToken" in query:
+            token = query["validationToken"][0]
+            answer = token if self.path.startswith("/hook") else "not the token"
+            self.send_response(200)
+            self.send_header("content-type", "text/plain")
+            self.end_headers()
+            self.wfile.write(answer.encode())
+            return
+        Hook.received.append(json.loads(body))
+        self.send_response(202)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+async def subscriptions(app_token):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hook = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    daemon = graph_client(app_token)
+    resource = f"/users/{USER}/mailFolders('inbox')/messages"
+    expires = datetime.now(timezone.utc) + timedelta(hours=2)
+    sub = await daemon.subscriptions.post(Subscription(
+        change_type="created", notification_url=hook, lifecycle_notification_url=hook,
+        resource=resource, expiration_date_time=expires, client_state="py-secret"))
+    assert sub.id and sub.client_state == "py-secret" and sub.resource == resource, sub
+    ok(f"subscription {sub.id} created after the validation handshake")
+
+    for wrong, why in [
+        (dict(notification_url=hook.replace("/hook", "/wrong")), "ValidationError"),
+        (dict(notification_url=hook, expiration_date_time=datetime.now(timezone.utc) + timedelta(days=8)), "InvalidRequest"),
+    ]:
+        fields = dict(change_type="created", notification_url=hook, resource=resource,
+                      expiration_date_time=expires, client_state="x")
+        fields.update(wrong)
+        try:
+            await daemon.subscriptions.post(Subscription(**fields))
+            raise AssertionError(f"subscription accepted: {wrong}")
+        except ODataError as e:
+            assert e.response_status_code == 400 and e.error.code == why, (e.response_status_code, e.error.code)
+    ok("a wrong validation echo and an 8-day expiry are refused")
+
+    renewed = await daemon.subscriptions.by_subscription_id(sub.id).patch(
+        Subscription(expiration_date_time=expires + timedelta(hours=1)))
+    assert renewed.expiration_date_time > sub.expiration_date_time, renewed
+    ok("subscription renewed")
+
+    mime = f"From: a@fabrikam.example\r\nTo: {USER}\r\nSubject: pushed\r\nMessage-ID: <push@fabrikam.example>\r\n\r\nhello\r\n"
+    requests.post(f"{BASE}/_emulator/mailboxes/{USER}/messages",
+                  json={"folder": "Inbox", "mime": mime}).raise_for_status()
+    deadline = time.time() + 10
+    while not Hook.received and time.time() < deadline:
+        time.sleep(0.05)
+    assert Hook.received, "no notification arrived"
+    note = Hook.received[0]["value"][0]
+    assert note["subscriptionId"] == sub.id and note["clientState"] == "py-secret", note
+    assert note["changeType"] == "created" and note["resourceData"]["id"], note
+    pushed = await daemon.users.by_user_id(USER).messages.by_message_id(note["resourceData"]["id"]).get()
+    assert pushed.subject == "pushed", pushed.subject
+    ok("a new mail in the Inbox was notified with the clientState; its id reads the message")
+
+    await daemon.subscriptions.by_subscription_id(sub.id).delete()
+    try:
+        await daemon.subscriptions.by_subscription_id(sub.id).get()
+        raise AssertionError("deleted subscription still there")
+    except ODataError as e:
+        assert e.response_status_code == 404, e
+    ok("subscription deleted")
+    server.shutdown()
+
+
 def main():
     user_token, app_token = identity()
     certificate_credentials()
     asyncio.run(graph(user_token, app_token))
+    asyncio.run(subscriptions(app_token))
     ok("all")
 
 

@@ -186,6 +186,15 @@ pub async fn serve_on(
         let (store, clock, stop) = (state.store.clone(), state.clock.clone(), stop.clone());
         async move { helper.help_until(store, clock, stop).await }
     });
+    // IMAP push: new mail in a watched Inbox wakes its importer's import.
+    let watching = settings.imap_idle.then(|| {
+        let push_state = state.clone();
+        let wake: runtime::idle::Wake = std::sync::Arc::new(move |client, importer| {
+            push_state.pushes.wake(&push_state, client, importer);
+        });
+        let (connector, stop) = (state.connector.clone(), stop.clone());
+        tokio::spawn(async move { connector.watch_imap_inboxes(wake, stop).await })
+    });
     let web_stop = stop.clone();
     let served = web::serve(listener, state, async move {
         shutdown_signal().await;
@@ -198,6 +207,11 @@ pub async fn serve_on(
     }
     if helping.await.is_err() {
         tracing::error!("the shared import work stopped abnormally");
+    }
+    if let Some(watching) = watching
+        && watching.await.is_err()
+    {
+        tracing::error!("the IMAP Inbox watch stopped abnormally");
     }
     served.context("the web server failed")?;
     tracing::info!("stopped");

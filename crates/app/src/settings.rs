@@ -51,6 +51,9 @@ pub struct SettingsArgs {
     /// Subscribe Graph importers to change notifications at {public_url}/hooks/graph: `true` or `false` [default: true when public_url is https].
     #[arg(long, global = true, env = "MAILFERRY_GRAPH_NOTIFICATIONS")]
     pub graph_notifications: Option<bool>,
+    /// Watch IMAP importers' Inboxes with IDLE and import new mail at once: `true` or `false` [default: true].
+    #[arg(long, global = true, env = "MAILFERRY_IMAP_IDLE")]
+    pub imap_idle: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -66,6 +69,7 @@ struct FileSettings {
     log_format: Option<String>,
     import_concurrency: Option<usize>,
     graph_notifications: Option<bool>,
+    imap_idle: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +92,8 @@ pub struct Settings {
     pub import_concurrency: usize,
     /// Graph importers subscribe to change notifications (push).
     pub graph_notifications: bool,
+    /// IMAP importers' Inboxes are watched with IDLE (push).
+    pub imap_idle: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -102,6 +108,7 @@ impl std::fmt::Debug for Settings {
             .field("log_format", &self.log_format)
             .field("import_concurrency", &self.import_concurrency)
             .field("graph_notifications", &self.graph_notifications)
+            .field("imap_idle", &self.imap_idle)
             .finish()
     }
 }
@@ -202,6 +209,7 @@ impl Settings {
             log_format,
             import_concurrency,
             graph_notifications,
+            imap_idle: args.imap_idle.or(file.imap_idle).unwrap_or(true),
         })
     }
 }

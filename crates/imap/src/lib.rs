@@ -25,6 +25,7 @@ mod batch;
 pub mod connect;
 pub mod error;
 mod folders;
+pub mod idle;
 mod message_id;
 
 // What the fuzz targets read server text with.

@@ -12,6 +12,7 @@ use domain::clock::Clock;
 use grants::AccessTokens;
 use store::Store;
 
+pub mod idle;
 pub mod import_emails;
 pub mod mailbox;
 pub mod purge_documents;

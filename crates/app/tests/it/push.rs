@@ -38,10 +38,11 @@ async fn run_now(app: &TestApp) -> Vec<String> {
 }
 
 async fn push_runs(app: &TestApp) -> usize {
-    let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM executions WHERE trigger_kind = 'push'")
-        .fetch_all(app.store.pool())
-        .await
-        .expect("executions");
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT id FROM executions WHERE trigger_kind = 'push'")
+            .fetch_all(app.store.pool())
+            .await
+            .expect("executions");
     rows.len()
 }
 
@@ -195,4 +196,91 @@ async fn a_new_mail_is_imported_within_seconds_through_a_graph_notification() {
     let summary: Value = json(app.get("/api/v2/importers/email").await).await;
     assert_eq!(summary.as_array().expect("list").len(), 1);
     emu.shutdown().await;
+}
+
+/// IMAP push against a real Dovecot and a real `mailferry serve`: the
+/// instance watches the importer's INBOX with IDLE, and a mail delivered
+/// there is imported within seconds by a push-started run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_mail_is_imported_within_seconds_through_imap_idle() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use test_support::dovecot::Dovecot;
+
+    let dovecot = Dovecot::from_env();
+    let (user, password) = dovecot.new_user();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = data_dir_store(dir.path()).await;
+    let now = jiff::Timestamp::now();
+    let client = store.ensure_default_client(now).await.expect("client");
+    let input: domain::importer::ImporterInput = serde_json::from_value(json!({
+        "name": "Dovecot push",
+        "protocol": "imap",
+        "host": dovecot.host,
+        "port": dovecot.imaps_port,
+        "security": "tls",
+        "tls_ca_pem": dovecot.ca_pem,
+        "username": user,
+        "password": password,
+        "folders": { "inbox": "INBOX", "exported": "Exported", "error": "Error" },
+        "attachments": { "allowed_types": ["application/pdf"] },
+    }))
+    .expect("input");
+    store
+        .create_importer(&client.id, &input.validate(None).expect("valid"), now)
+        .await
+        .expect("importer");
+
+    let mut child = Command::new(mailferry_bin())
+        .args(["--log-format", "json", "serve"])
+        .env("MAILFERRY_DATA_DIR", dir.path())
+        .env("MAILFERRY_LISTEN", "127.0.0.1:0")
+        .env_remove("MAILFERRY_NOW")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "the Inbox was never watched");
+        let line = lines.next().expect("serve ended").expect("read");
+        if line.contains("watching the IMAP Inbox for new mail") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    // EXAMINE and IDLE follow the log line.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let (imid, raw) = import::corpus::numbered_mail(7, Some(1_000));
+    dovecot.save(&user, "INBOX", &raw);
+    let arrived = Instant::now();
+    while !dovecot.mails(&user, "INBOX").is_empty() {
+        assert!(
+            arrived.elapsed() < Duration::from_secs(15),
+            "the mail was not imported through IDLE"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took = arrived.elapsed();
+    let exported = dovecot.mails(&user, "Exported");
+    assert_eq!(exported.len(), 1);
+    assert_eq!(exported[0].message_id, imid);
+    let triggers: Vec<(String,)> =
+        sqlx::query_as("SELECT trigger_kind FROM executions WHERE script = 'import-emails'")
+            .fetch_all(store.pool())
+            .await
+            .expect("executions");
+    assert!(
+        triggers.iter().any(|(t,)| t == "push"),
+        "imported by a push run: {triggers:?}"
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    println!("IMAP IDLE: a new mail was exported {took:?} after it was delivered");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    store.close().await;
 }

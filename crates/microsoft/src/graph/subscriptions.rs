@@ -21,9 +21,13 @@ pub struct InboxSubscription {
 }
 
 fn parse(v: &Value) -> Result<InboxSubscription, MailboxError> {
-    let id = v["id"].as_str().filter(|s| !s.is_empty());
-    let expires = v["expirationDateTime"]
-        .as_str()
+    let id = v
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
+    let expires = v
+        .get("expirationDateTime")
+        .and_then(Value::as_str)
         .and_then(|e| e.parse::<Timestamp>().ok());
     match (id, expires) {
         (Some(id), Some(expires)) => Ok(InboxSubscription {

@@ -103,14 +103,18 @@ fn reply(ctx: &Ctx, result: Result<Response, GraphError>) -> Response {
     })
 }
 
+/// A string field of a request body.
+fn text<'a>(body: &'a Value, name: &str) -> Option<&'a str> {
+    body.get(name).and_then(Value::as_str)
+}
+
 fn invalid(message: impl Into<String>) -> GraphError {
     GraphError::new(StatusCode::BAD_REQUEST, "InvalidRequest", message)
 }
 
 /// The expiration a request asks for, within Graph's limits.
 fn expiration(ctx: &Ctx, body: &Value) -> Result<Timestamp, GraphError> {
-    let raw = body["expirationDateTime"]
-        .as_str()
+    let raw = text(body, "expirationDateTime")
         .ok_or_else(|| invalid("expirationDateTime is a required property."))?;
     let at: Timestamp = raw.parse().map_err(|_| {
         invalid(format!(
@@ -211,8 +215,7 @@ async fn create(
             .map_err(|_| invalid("Unreadable body."))?;
         let body: Value = serde_json::from_slice(&body)
             .map_err(|_| invalid("Invalid JSON in the request body."))?;
-        let change_types: Vec<String> = body["changeType"]
-            .as_str()
+        let change_types: Vec<String> = text(&body, "changeType")
             .ok_or_else(|| invalid("changeType is a required property."))?
             .split(',')
             .map(|c| c.trim().to_owned())
@@ -225,16 +228,15 @@ async fn create(
                 "Invalid changeType: use created, updated or deleted.",
             ));
         }
-        let notification_url = body["notificationUrl"]
-            .as_str()
+        let notification_url = text(&body, "notificationUrl")
             .ok_or_else(|| invalid("notificationUrl is a required property."))?
             .to_owned();
         check_url(&ctx, "notificationUrl", &notification_url)?;
-        let lifecycle_url = body["lifecycleNotificationUrl"].as_str().map(str::to_owned);
+        let lifecycle_url = text(&body, "lifecycleNotificationUrl").map(str::to_owned);
         if let Some(url) = &lifecycle_url {
             check_url(&ctx, "lifecycleNotificationUrl", url)?;
         }
-        let client_state = body["clientState"].as_str().map(str::to_owned);
+        let client_state = text(&body, "clientState").map(str::to_owned);
         if client_state
             .as_ref()
             .is_some_and(|c| c.chars().count() > 128)
@@ -242,8 +244,7 @@ async fn create(
             return Err(invalid("clientState must be at most 128 characters."));
         }
         let expires = expiration(&ctx, &body)?;
-        let resource = body["resource"]
-            .as_str()
+        let resource = text(&body, "resource")
             .ok_or_else(|| invalid("resource is a required property."))?
             .to_owned();
         let segs = path::segments(&resource);
@@ -407,9 +408,8 @@ pub async fn lifecycle_event(ctx: &Ctx, id: &str, event: &str) -> Result<(), Str
             .subscriptions
             .get_mut(id)
             .ok_or_else(|| format!("no subscription {id}"))?;
-        match event {
-            "reauthorizationRequired" => s.paused = true,
-            _ => {}
+        if event == "reauthorizationRequired" {
+            s.paused = true;
         }
         let s = s.clone();
         if event == "subscriptionRemoved" {

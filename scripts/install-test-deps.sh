@@ -3,7 +3,7 @@
 # (IMAP server), Chromium and isync (mbsync, the IMAP benchmark's speed peer) as
 # Debian packages; in a virtualenv inside the repository,
 # Microsoft's own Python client libraries (msal, msgraph-sdk) and croniter,
-# which the tests use as independent checks, and moto (an S3 server); and playwright-core (npm, no
+# which the tests use as independent checks, moto (an S3 server) and aiosmtpd (an SMTP server); and playwright-core (npm, no
 # browser download) to drive Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."

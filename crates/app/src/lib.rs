@@ -15,8 +15,13 @@ use store::Store;
 pub fn registry(connector: &Connector) -> ScriptRegistry {
     let mut registry = ScriptRegistry::default();
     registry.register(Arc::new(runtime::PurgeDocuments::new(connector.clone())));
-    registry.register(Arc::new(grants::RefreshTokens::new()));
-    registry.register(Arc::new(runtime::ImportEmails::new(connector.clone())));
+    // Both end by alerting about what they found wrong.
+    registry.register(runtime::alerts::WithAlerts::wrap(Arc::new(
+        grants::RefreshTokens::new(),
+    )));
+    registry.register(runtime::alerts::WithAlerts::wrap(Arc::new(
+        runtime::ImportEmails::new(connector.clone()),
+    )));
     registry
 }
 

@@ -1,6 +1,7 @@
 //! mailferry's domain: the types and rules of importing mail into documents,
 //! with no I/O, so every rule is tested fast and exhaustively.
 
+pub mod alert;
 pub mod clock;
 pub mod content;
 pub mod credential;

@@ -293,7 +293,7 @@ impl SinkInput {
 
 /// `raw` as an http(s) URL that may be stored and shown: no credentials in
 /// it, no fragment that would never be sent.
-fn http_url(field: &str, raw: &str, errors: &mut ValidationErrors) -> Option<url::Url> {
+pub(crate) fn http_url(field: &str, raw: &str, errors: &mut ValidationErrors) -> Option<url::Url> {
     match url::Url::parse(raw) {
         Ok(u) if !matches!(u.scheme(), "http" | "https") || u.host().is_none() => {
             errors.add(field, format!("`{raw}` is not an http(s) URL"));

@@ -12,6 +12,8 @@ use domain::clock::Clock;
 use grants::AccessTokens;
 use store::Store;
 
+pub mod alert_delivery;
+pub mod alerts;
 pub mod idle;
 pub mod import_emails;
 pub mod mailbox;

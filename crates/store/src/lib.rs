@@ -11,6 +11,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub mod alerts;
 pub mod audit;
 pub mod clients;
 pub mod credentials;
@@ -227,7 +228,8 @@ pub struct SealedCensus {
 }
 
 /// Every column that holds a sealed value: `(table, id column, column)`.
-const SEALED_COLUMNS: [(&str, &str, &str); 8] = [
+const SEALED_COLUMNS: [(&str, &str, &str); 9] = [
+    ("alert_settings", "client_id", "smtp_password_sealed"),
     ("importers", "id", "secret_sealed"),
     ("importers", "id", "sink_secret_sealed"),
     ("importers", "id", "content_keys_sealed"),

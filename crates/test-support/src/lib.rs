@@ -24,6 +24,7 @@ pub mod dovecot;
 mod mail;
 pub mod postgres;
 pub mod s3;
+pub mod smtp;
 
 #[cfg(feature = "app")]
 mod app;

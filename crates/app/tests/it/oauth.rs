@@ -1346,3 +1346,155 @@ async fn the_connection_test_refreshes_an_expired_token_on_demand() {
     assert!(after.access_token_expires_at > before.access_token_expires_at);
     assert_eq!(report["ok"], true, "{report}");
 }
+
+/// A webhook receiver for alerts: records each JSON body.
+async fn alert_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/alerts", listener.local_addr().expect("addr"));
+    let router = axum::Router::new().route(
+        "/alerts",
+        axum::routing::post({
+            let seen = seen.clone();
+            move |axum::Json(body): axum::Json<Value>| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().expect("lock").push(body);
+                    StatusCode::NO_CONTENT
+                }
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (url, seen)
+}
+
+/// The alert check: a revoked grant → `refresh-tokens` → one
+/// e-mail at a real SMTP server and one webhook call naming the importer
+/// and the fix; a second run sends nothing; signing in again sends
+/// "resolved"; "Send test alert" reaches both.
+#[tokio::test]
+async fn a_revoked_grant_alerts_by_mail_and_webhook_once_then_resolved() {
+    let app = TestApp::spawn().await;
+    let emu = emulator(&[app.url(CALLBACK)], |_| {}).await;
+    let smtp = test_support::smtp::SmtpServer::start();
+    let (hook, calls) = alert_receiver().await;
+
+    let bad = app
+        .put_json(
+            "/api/v2/alerts/settings",
+            &json!({"webhook_url": "mailto:x", "emails": ["ops"], "failing_runs": 0}),
+        )
+        .await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let text = json(bad).await.to_string();
+    for field in ["webhook_url", "emails[0]", "smtp", "failing_runs"] {
+        assert!(text.contains(field), "{field}: {text}");
+    }
+    let saved = app
+        .put_json(
+            "/api/v2/alerts/settings",
+            &json!({
+                "webhook_url": hook,
+                "emails": ["ops@example.test"],
+                "smtp": {"host": "127.0.0.1", "port": smtp.port, "security": "starttls",
+                         "tls_ca_pem": smtp.ca_pem, "username": smtp.user, "password": smtp.password,
+                         "from": "mailferry <alerts@example.test>"},
+            }),
+        )
+        .await;
+    assert_eq!(saved.status(), StatusCode::OK);
+    let view = json(saved).await;
+    assert_eq!(view["smtp"]["password_set"], true);
+    assert!(
+        !view.to_string().contains("smtp-secret"),
+        "write-only: {view}"
+    );
+
+    let id = create_importer_as(&app, &app.token, &importer_body(&emu, "Invoices", None)).await;
+    let (code, page) = sign_in(&app, &app.token, &id, demo::ALICE).await;
+    assert_eq!(code, StatusCode::OK, "{page}");
+    let quiet = crate::support::run_named(&app, "refresh-tokens", json!({})).await;
+    assert!(
+        smtp.messages().is_empty() && calls.lock().expect("lock").is_empty(),
+        "{:?}",
+        quiet.log
+    );
+
+    emu.revoke_refresh_tokens(demo::ALICE).expect("revoke");
+    advance(&app, &emu, SignedDuration::from_mins(70));
+    let run = crate::support::run_named(&app, "refresh-tokens", json!({})).await;
+    assert!(
+        run.log.iter().any(|l| l.contains("alert (Raised) sent")),
+        "{:?}",
+        run.log
+    );
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1, "one e-mail: {:?}", run.log);
+    assert!(mails[0].contains("To: ops@example.test"), "{}", mails[0]);
+    assert!(
+        mails[0].contains("Invoices") && mails[0].contains("press Authenticate"),
+        "{}",
+        mails[0]
+    );
+    assert!(
+        mails[0].contains("Subject: [mailferry] Action needed"),
+        "{}",
+        mails[0]
+    );
+    {
+        let calls = calls.lock().expect("lock");
+        assert_eq!(calls.len(), 1, "one webhook call");
+        assert_eq!(calls[0]["event"], "raised");
+        assert_eq!(calls[0]["importer"]["name"], "Invoices");
+        assert_eq!(calls[0]["severity"], "critical");
+        assert!(
+            calls[0]["fix"]
+                .as_str()
+                .expect("fix")
+                .contains("press Authenticate")
+        );
+    }
+
+    // Still broken: no second alert (a reminder only after a day).
+    let again = crate::support::run_named(&app, "refresh-tokens", json!({})).await;
+    assert!(
+        !again.log.iter().any(|l| l.contains("alert (")),
+        "{:?}",
+        again.log
+    );
+    assert_eq!(smtp.messages().len(), 1);
+    assert_eq!(calls.lock().expect("lock").len(), 1);
+
+    // Signed in again: "resolved", once.
+    let (code, page) = sign_in(&app, &app.token, &id, demo::ALICE).await;
+    assert_eq!(code, StatusCode::OK, "{page}");
+    crate::support::run_named(&app, "refresh-tokens", json!({})).await;
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 2);
+    assert!(
+        mails[1].contains("Subject: [mailferry] Resolved"),
+        "{}",
+        mails[1]
+    );
+    assert_eq!(calls.lock().expect("lock")[1]["event"], "resolved");
+    crate::support::run_named(&app, "refresh-tokens", json!({})).await;
+    assert_eq!(smtp.messages().len(), 2, "resolved is said once");
+    let alerts = json(app.get("/api/v2/alerts").await).await;
+    assert_eq!(alerts.as_array().expect("list").len(), 1);
+    assert!(alerts[0]["resolved_at"].is_string(), "{alerts}");
+
+    // "Send test alert" reaches both targets.
+    let test = app.post_json("/api/v2/alerts/test", &json!({})).await;
+    assert_eq!(test.status(), StatusCode::OK);
+    let delivered = json(test).await.to_string();
+    assert!(
+        delivered.contains("webhook") && delivered.contains("e-mail"),
+        "{delivered}"
+    );
+    assert_eq!(smtp.messages().len(), 3);
+    assert_eq!(calls.lock().expect("lock")[2]["event"], "test");
+    emu.shutdown().await;
+}

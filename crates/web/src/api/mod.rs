@@ -10,6 +10,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 
 use crate::AppState;
 
+pub mod alerts;
 pub mod audit;
 pub mod documents;
 pub mod executions;
@@ -57,6 +58,10 @@ pub mod scripts;
         mails::list_mails,
         mails::reprocess_mail,
         audit::list,
+        alerts::list,
+        alerts::get_settings,
+        alerts::put_settings,
+        alerts::test,
     ),
     components(schemas(crate::problem::Problem, domain::validation::FieldError)),
     modifiers(&BearerAuth, &SharedProblems, &UnsignedFormats, &UniqueOperationIds),
@@ -234,6 +239,7 @@ pub fn routes() -> Router<AppState> {
         .merge(import_runs::routes())
         .merge(mails::routes())
         .merge(audit::routes())
+        .merge(alerts::routes())
 }
 
 async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {

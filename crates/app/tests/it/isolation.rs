@@ -84,6 +84,7 @@ enum Body {
     Job,
     ScriptParams,
     ConfirmForm,
+    AlertSettings,
 }
 
 /// Which of A's data the owner's answer must show (so that its absence
@@ -172,6 +173,11 @@ const ROUTES: &[Route] = &[
     route("GET", "/api/v2/documents/{id}/files/{file}", Access::OwnedByA, Body::Empty, &[200], Some(AData::Marker)),
     // the audit log (A's shows the creation of its importer)
     route("GET", "/api/v2/audit", Access::OwnClient(200), Body::Empty, &[200], Some(AData::Importer)),
+    // alerts: each client's own settings; a test alert without targets is 409
+    route("GET", "/api/v2/alerts", Access::OwnClient(200), Body::Empty, &[200], None),
+    route("GET", "/api/v2/alerts/settings", Access::OwnClient(200), Body::Empty, &[200], None),
+    route("PUT", "/api/v2/alerts/settings", Access::OwnClient(200), Body::AlertSettings, &[200], None),
+    route("POST", "/api/v2/alerts/test", Access::OwnClient(409), Body::Empty, &[409], None),
 ];
 
 /// What the OpenAPI document says of one operation.
@@ -259,6 +265,7 @@ fn request_body(body: Body) -> RequestBody {
         Body::Job => RequestBody::Json(job_body("nightly purge")),
         Body::ScriptParams => RequestBody::Json(json!({ "retention_days": 30 })),
         Body::ConfirmForm => RequestBody::Form(vec![("token", "forged-confirmation-token")]),
+        Body::AlertSettings => RequestBody::Json(json!({ "failing_runs": 5 })),
     }
 }
 

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use crate::validation::ValidationErrors;
 
 /// How a client's alerts reach people.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AlertSettings {
     /// Receives each alert as a JSON POST.
     pub webhook_url: Option<String>,
@@ -70,6 +70,18 @@ pub struct SmtpInput {
 }
 
 const DEFAULT_FAILING_RUNS: u32 = 3;
+
+impl Default for AlertSettings {
+    /// No target yet; failures alerted after the default number of runs.
+    fn default() -> Self {
+        Self {
+            webhook_url: None,
+            emails: Vec::new(),
+            smtp: None,
+            failing_runs: DEFAULT_FAILING_RUNS,
+        }
+    }
+}
 
 impl AlertSettingsInput {
     /// The settings, and the SMTP password given (if any); every problem

@@ -719,10 +719,71 @@ async function auditPage() {
     </tbody></table>` : `<p class="muted">Nothing recorded yet.</p>`}</div>`;
 }
 
+// Where alerts go (a webhook, e-mail through SMTP), a test alert, and the
+// problems alerted about.
+async function alertsPage() {
+  const [settingsRes, alertsRes] = await Promise.all([api("GET", "/api/v2/alerts/settings"), api("GET", "/api/v2/alerts")]);
+  if (!settingsRes.ok) { view.innerHTML = `<div class="card"><h1>Alerts</h1>${unavailable(settingsRes, "The alert settings")}</div>`; return; }
+  const a = settingsRes.data;
+  const smtp = a.smtp || {};
+  const severity = (s) => `<span class="badge ${s === "critical" ? "bad" : "warn"}">${esc(s)}</span>`;
+  const alerts = alertsRes.ok ? alertsRes.data : [];
+  view.innerHTML = `<div class="card"><h1>Alerts</h1>
+    <p class="muted">Sent when an importer needs re-authentication, cannot open its mailbox, fails several runs in a row, or a secret or token is about to run out: once per problem, again after a day, and "resolved" when it clears.</p>
+    <form id="alert-settings" novalidate>
+      <div class="grid2">
+        ${input("webhook_url", "Webhook URL", a.webhook_url, { placeholder: "https://hooks.example.com/mailferry", hint: "receives each alert as JSON" })}
+        ${input("emails", "E-mail addresses", (a.emails || []).join(", "), { hint: "comma-separated" })}
+      </div>
+      <h3>SMTP server</h3>
+      <div class="grid3">
+        ${input("smtp.host", "Host", smtp.host, { placeholder: "smtp.example.com" })}
+        ${input("smtp.port", "Port", smtp.port ?? "", { type: "number", placeholder: "587" })}
+        <label>Security <select data-field="smtp.security">${["starttls", "tls", "none"].map((k) => `<option ${k === (smtp.security || "starttls") ? "selected" : ""}>${k}</option>`).join("")}</select></label>
+        ${input("smtp.username", "Username", smtp.username)}
+        ${input("smtp.password", "Password", "", { type: "password", hint: smtp.password_set ? "stored — leave empty to keep it" : "write-only", extra: 'autocomplete="new-password"' })}
+        ${input("smtp.from", "From", smtp.from, { placeholder: "mailferry <alerts@example.com>" })}
+      </div>
+      ${input("failing_runs", "Alert after this many failed runs in a row", a.failing_runs ?? 3, { type: "number" })}
+      <div class="actions"><button type="submit">Save</button> <button type="button" class="secondary" id="test-alert">Send test alert</button></div>
+      <div id="alert-result" role="status"></div>
+    </form></div>
+    <div class="card"><h2>Problems alerted about</h2>${alerts.length ? `<table><thead><tr><th>Severity</th><th>Problem</th><th>What to do</th><th>Raised</th><th>Resolved</th></tr></thead><tbody>
+      ${alerts.map((x) => `<tr data-alert="${esc(x.problem.key)}"><td>${severity(x.problem.severity)}</td><td>${esc(x.problem.summary)}</td><td>${esc(x.problem.fix)}</td><td>${when(x.raised_at)}</td><td>${x.resolved_at ? when(x.resolved_at) : "open"}</td></tr>`).join("")}
+      </tbody></table>` : `<p class="muted">No problem so far.</p>`}</div>`;
+  const form = document.getElementById("alert-settings");
+  const out = document.getElementById("alert-result");
+  const val = (f) => form.querySelector(`[data-field="${f}"]`).value.trim();
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const smtpHost = val("smtp.host");
+    const body = {
+      webhook_url: val("webhook_url") || null,
+      emails: val("emails").split(",").map((e) => e.trim()).filter(Boolean),
+      failing_runs: Number(val("failing_runs") || 3),
+      smtp: smtpHost ? {
+        host: smtpHost, security: val("smtp.security"), from: val("smtp.from"),
+        ...(val("smtp.port") && { port: Number(val("smtp.port")) }),
+        ...(val("smtp.username") && { username: val("smtp.username") }),
+        ...(val("smtp.password") && { password: val("smtp.password") }),
+      } : null,
+    };
+    const res = await api("PUT", "/api/v2/alerts/settings", body);
+    out.innerHTML = res.ok ? `<div class="notice ok">Saved.</div>` : `<div class="notice bad">${esc(problemText(res.data))}</div>`;
+  });
+  document.getElementById("test-alert").addEventListener("click", async () => {
+    out.innerHTML = `<p class="muted">Sending…</p>`;
+    const res = await api("POST", "/api/v2/alerts/test");
+    out.innerHTML = res.ok
+      ? `<div class="notice ok">Test alert sent to ${esc(res.data.delivered.join(" and "))}.${res.data.failed.length ? ` Not reached: ${esc(res.data.failed.join("; "))}` : ""}</div>`
+      : `<div class="notice bad">${esc(problemText(res.data))}</div>`;
+  });
+}
+
 // ---------- routing ----------
 
 // Routes: #/importers[/{id}[/mails[?document_id=…]]], #/scripts, #/jobs,
-// #/executions[/{id}], #/documents, #/audit.
+// #/executions[/{id}], #/documents, #/audit, #/alerts.
 async function route() {
   const [path, query] = location.hash.replace(/^#\/?/, "").split("?");
   const parts = path.split("/").map(decodeURIComponent);
@@ -737,6 +798,7 @@ async function route() {
       case "executions": return executionsPage(parts[1]);
       case "documents": return documentsPage();
       case "audit": return auditPage();
+      case "alerts": return alertsPage();
       default: location.hash = "#/importers";
     }
   } catch (e) {

@@ -68,17 +68,41 @@ async fn an_admin_signs_in_and_configures_an_importer_in_the_browser() {
     let app = TestApp::spawn().await;
     admin(&app).await;
     let shots = app.dir.path().join("screenshots");
+    // Receives the test alert the admin sends from the Alerts page.
+    let alerts = std::sync::Arc::new(std::sync::Mutex::new(Vec::<serde_json::Value>::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let hook = format!("http://{}/alerts", listener.local_addr().expect("addr"));
+    let seen = alerts.clone();
+    let router = axum::Router::new().route(
+        "/alerts",
+        axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().expect("lock").push(body);
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
     let stdout = run_in_chromium(
         "admin_ui.mjs",
         &[
             ("BASE_URL", app.base_url.clone()),
             ("EMAIL", "admin@example.com".into()),
             ("PASSWORD", ADMIN_PASSWORD.into()),
+            ("ALERT_WEBHOOK", hook),
         ],
         &shots,
     )
     .await;
     assert!(stdout.contains("ui: all steps passed"), "{stdout}");
+    {
+        let alerts = alerts.lock().expect("lock");
+        assert_eq!(alerts.len(), 1, "one test alert: {alerts:?}");
+        assert_eq!(alerts[0]["event"], "test");
+    }
 
     // what the browser did went through the API and is in the store
     let importers = app

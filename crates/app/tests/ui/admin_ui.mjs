@@ -4,7 +4,7 @@
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
 
-const { BASE_URL, EMAIL, PASSWORD, SCREENSHOT_DIR } = process.env;
+const { BASE_URL, EMAIL, PASSWORD, SCREENSHOT_DIR, ALERT_WEBHOOK } = process.env;
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -146,6 +146,22 @@ try {
   assert.match(await page.textContent('tr[data-audit="signin.failed"]'), /admin@example\.com/);
   assert.equal((await page.content()).includes("Azure-Secret-Value~UI"), false, "no secret in the log");
   await shot("audit");
+
+  step("alert targets are saved with bad fields named, and a test alert reaches the webhook");
+  await page.click("text=Alerts");
+  await page.waitForSelector("h1:has-text('Alerts')");
+  await page.fill('[data-field="webhook_url"]', "ftp://nowhere");
+  await page.click("#alert-settings button[type=submit]");
+  await page.waitForSelector("#alert-result .notice.bad:has-text('webhook_url')");
+  await page.click("#test-alert");
+  await page.waitForSelector("#alert-result .notice.bad:has-text('no alert target')");
+  await page.fill('[data-field="webhook_url"]', ALERT_WEBHOOK);
+  await page.click("#alert-settings button[type=submit]");
+  await page.waitForSelector("#alert-result .notice:not(:has-text('no alert target'))");
+  assert.match(await page.textContent("#alert-result"), /Saved/);
+  await page.click("#test-alert");
+  await page.waitForSelector("#alert-result .notice.ok:has-text('Test alert sent to webhook')");
+  await shot("alerts");
 
   console.log("ui: all steps passed");
 } catch (err) {

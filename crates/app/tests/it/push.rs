@@ -203,8 +203,6 @@ async fn a_new_mail_is_imported_within_seconds_through_a_graph_notification() {
 /// there is imported within seconds by a push-started run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_mail_is_imported_within_seconds_through_imap_idle() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     use test_support::dovecot::Dovecot;
 
     let dovecot = Dovecot::from_env();
@@ -231,25 +229,20 @@ async fn a_new_mail_is_imported_within_seconds_through_imap_idle() {
         .await
         .expect("importer");
 
-    let mut child = Command::new(mailferry_bin())
-        .args(["--log-format", "json", "serve"])
-        .env("MAILFERRY_DATA_DIR", dir.path())
-        .env("MAILFERRY_LISTEN", "127.0.0.1:0")
-        .env_remove("MAILFERRY_NOW")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn serve");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut serve = ServeInstance::start_with(
+        &format!("sqlite://{}", sqlite_file(dir.path()).display()),
+        &key_file(dir.path()),
+        dir.path(),
+        &[],
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    while !serve
+        .log_text()
+        .contains("watching the IMAP Inbox for new mail")
+    {
         assert!(Instant::now() < deadline, "the Inbox was never watched");
-        let line = lines.next().expect("serve ended").expect("read");
-        if line.contains("watching the IMAP Inbox for new mail") {
-            break;
-        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
     // EXAMINE and IDLE follow the log line.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -278,9 +271,9 @@ async fn a_new_mail_is_imported_within_seconds_through_imap_idle() {
     );
     assert!(took < Duration::from_secs(5), "took {took:?}");
     println!("IMAP IDLE: a new mail was exported {took:?} after it was delivered");
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &serve.child.id().to_string()])
         .status();
-    let _ = child.wait();
+    let _ = serve.child.wait();
     store.close().await;
 }

@@ -3,9 +3,7 @@
 //! killed with SIGKILL midway; the others stop gracefully on SIGTERM.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::Duration;
 
 use domain::schedule::CronSchedule;
@@ -13,76 +11,9 @@ use jiff::{SignedDuration, Timestamp};
 use store::Store;
 use store::jobs::JobSpec;
 
-use crate::support::{Db, fresh_database, key_file, mailferry_bin, open_store};
+use crate::support::{Db, ServeInstance as Instance, fresh_database, key_file, open_store};
 
 const EVERY_TWO_SECONDS: &str = "*/2 * * * * *";
-
-struct Instance {
-    child: Child,
-    /// Its scheduler's name, as written to `executions.owner`.
-    name: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Instance {
-    fn start(database_url: &str, key_file: &std::path::Path, data_dir: &std::path::Path) -> Self {
-        Self::start_with(database_url, key_file, data_dir, &[])
-    }
-
-    fn start_with(
-        database_url: &str,
-        key_file: &std::path::Path,
-        data_dir: &std::path::Path,
-        env: &[(&str, &str)],
-    ) -> Self {
-        let mut child = Command::new(mailferry_bin())
-            .args(["--log-format", "json", "serve"])
-            .envs(env.iter().copied())
-            .env("MAILFERRY_DATABASE_URL", database_url)
-            .env("MAILFERRY_MASTER_KEY_FILE", key_file)
-            .env("MAILFERRY_DATA_DIR", data_dir)
-            .env("MAILFERRY_LISTEN", "127.0.0.1:0")
-            .env_remove("MAILFERRY_NOW")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn mailferry serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let name = loop {
-            let line = lines
-                .next()
-                .expect("serve exited before its scheduler started")
-                .expect("read");
-            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
-                && event["message"] == "scheduler started"
-            {
-                break event["instance"].as_str().expect("instance").to_owned();
-            }
-        };
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        // Keep draining stderr so the process never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                sink.lock().expect("log").push(line);
-            }
-        });
-        Self { child, name, log }
-    }
-
-    fn log_text(&self) -> String {
-        self.log.lock().expect("log").join("\n")
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        // Only if a test failed midway: stop by PID.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[derive(Debug)]
 struct Run {
@@ -90,6 +21,36 @@ struct Run {
     owner: String,
     status: String,
     error: Option<String>,
+}
+
+/// An `import-emails` job of `client` every 2 seconds.
+async fn import_every_two_seconds(store: &Store, client: &str, now: Timestamp) {
+    store
+        .create_job(
+            client,
+            &JobSpec {
+                script: "import-emails".into(),
+                schedule: CronSchedule::parse(EVERY_TWO_SECONDS, "UTC").expect("cron"),
+                enabled: true,
+                params: serde_json::Map::new(),
+                description: "imports every 2 seconds".into(),
+            },
+            now,
+        )
+        .await
+        .expect("job");
+}
+
+/// Every Graph request of `emu` takes `ms` longer.
+fn graph_latency(emu: &msemu::EmulatorHandle, ms: u64) {
+    emu.add_fault(msemu::FaultRule {
+        kind: msemu::FaultKind::Latency { ms },
+        count: None,
+        rate: None,
+        path_prefix: "/v1.0/".into(),
+        method: None,
+        id: 0,
+    });
 }
 
 async fn runs_of(store: &Store, job_id: &str) -> Vec<Run> {
@@ -264,7 +225,7 @@ async fn three_instances_run_every_due_slot_exactly_once_even_when_one_is_killed
 // the test blocks waiting for an instance to stop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_serve_instance_killed_mid_import_loses_nothing_while_two_others_carry_on() {
-    use msemu::{FaultKind, FaultRule, demo};
+    use msemu::demo;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let url = fresh_database(Db::Postgres, dir.path()).await;
@@ -291,28 +252,8 @@ async fn a_serve_instance_killed_mid_import_loses_nothing_while_two_others_carry
         })
         .collect();
     // Slow enough that the import spans several seconds.
-    emu.add_fault(FaultRule {
-        kind: FaultKind::Latency { ms: 60 },
-        count: None,
-        rate: None,
-        path_prefix: "/v1.0/".into(),
-        method: None,
-        id: 0,
-    });
-    store
-        .create_job(
-            &client.id,
-            &JobSpec {
-                script: "import-emails".into(),
-                schedule: CronSchedule::parse(EVERY_TWO_SECONDS, "UTC").expect("cron"),
-                enabled: true,
-                params: serde_json::Map::new(),
-                description: "imports every 2 seconds".into(),
-            },
-            now,
-        )
-        .await
-        .expect("job");
+    graph_latency(&emu, 60);
+    import_every_two_seconds(&store, &client.id, now).await;
     // One spool for all three, as one shared volume would be.
     let data = dir.path().join("shared-data");
     let mut instances: Vec<Instance> = (0..3)
@@ -439,7 +380,7 @@ async fn a_serve_instance_killed_mid_import_loses_nothing_while_two_others_carry
 /// set, every importer was worked, and both survivors did part of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_share_sixty_mailboxes_into_s3_and_survive_a_kill() {
-    use msemu::{FaultKind, FaultRule, Options};
+    use msemu::Options;
     use msemu::{SeedFolder, SeedSharedMailbox};
 
     const MAILBOXES: usize = 60;
@@ -496,28 +437,8 @@ async fn three_instances_share_sixty_mailboxes_into_s3_and_survive_a_kill() {
             mails.push((mailbox(n), imid, importable));
         }
     }
-    emu.add_fault(FaultRule {
-        kind: FaultKind::Latency { ms: 40 },
-        count: None,
-        rate: None,
-        path_prefix: "/v1.0/".into(),
-        method: None,
-        id: 0,
-    });
-    store
-        .create_job(
-            &client.id,
-            &JobSpec {
-                script: "import-emails".into(),
-                schedule: CronSchedule::parse(EVERY_TWO_SECONDS, "UTC").expect("cron"),
-                enabled: true,
-                params: serde_json::Map::new(),
-                description: "imports every 2 seconds".into(),
-            },
-            now,
-        )
-        .await
-        .expect("job");
+    graph_latency(&emu, 40);
+    import_every_two_seconds(&store, &client.id, now).await;
     let data = dir.path().join("data");
     let started = std::time::Instant::now();
     let mut instances: Vec<Instance> = (0..3)

@@ -4,6 +4,10 @@
 
 pub use test_support::*;
 
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
 /// The `mailferry` binary built for these tests.
 pub fn mailferry_bin() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_BIN_EXE_mailferry"))
@@ -107,4 +111,77 @@ pub fn app_only_importer_body(
         body[k] = v.clone();
     }
     body
+}
+
+/// A `mailferry serve` process with JSON logs, started once its scheduler
+/// runs; its stderr is kept. Killed (by its PID) if a test drops it early.
+pub struct ServeInstance {
+    pub child: std::process::Child,
+    /// Its scheduler's name, as written to `executions.owner`.
+    pub name: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl ServeInstance {
+    pub fn start(
+        database_url: &str,
+        key_file: &std::path::Path,
+        data_dir: &std::path::Path,
+    ) -> Self {
+        Self::start_with(database_url, key_file, data_dir, &[])
+    }
+
+    pub fn start_with(
+        database_url: &str,
+        key_file: &std::path::Path,
+        data_dir: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut child = Command::new(mailferry_bin())
+            .args(["--log-format", "json", "serve"])
+            .envs(env.iter().copied())
+            .env("MAILFERRY_DATABASE_URL", database_url)
+            .env("MAILFERRY_MASTER_KEY_FILE", key_file)
+            .env("MAILFERRY_DATA_DIR", data_dir)
+            .env("MAILFERRY_LISTEN", "127.0.0.1:0")
+            .env_remove("MAILFERRY_NOW")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mailferry serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let name = loop {
+            let line = lines
+                .next()
+                .expect("serve exited before its scheduler started")
+                .expect("read");
+            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                && event["message"] == "scheduler started"
+            {
+                break event["instance"].as_str().expect("instance").to_owned();
+            }
+        };
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        // Keep draining stderr so the process never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().expect("log").push(line);
+            }
+        });
+        Self { child, name, log }
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().expect("log").join("\n")
+    }
+}
+
+impl Drop for ServeInstance {
+    fn drop(&mut self) {
+        // Only if a test failed midway: stop by PID.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

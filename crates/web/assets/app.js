@@ -21,10 +21,20 @@ function esc(s) {
   return String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }
 
+// A time in words ("4 minutes ago", "in 23 minutes") and in the browser's
+// zone; the UTC instant on hover.
 function when(ts) {
   if (!ts) return "–";
   const d = new Date(ts);
-  return `${esc(d.toLocaleString())} <span class="muted small">(${esc(ts)})</span>`;
+  if (Number.isNaN(d.getTime())) return esc(ts);
+  return `<time datetime="${esc(ts)}" title="${esc(d.toISOString())} (UTC)">${esc(ago(d))} <span class="muted small">${esc(d.toLocaleString())}</span></time>`;
+}
+
+function ago(d) {
+  const seconds = Math.round((d.getTime() - Date.now()) / 1000);
+  const units = [["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
+  const [unit, size] = units.find(([, size]) => Math.abs(seconds) >= size) || ["second", 1];
+  return new Intl.RelativeTimeFormat(undefined, { numeric: "auto" }).format(Math.round(seconds / size), unit);
 }
 
 function problemText(p) {

@@ -145,6 +145,10 @@ try {
   assert.match(await page.textContent('tr[data-audit="importer.updated"]'), /admin@example\.com/);
   assert.match(await page.textContent('tr[data-audit="signin.failed"]'), /admin@example\.com/);
   assert.equal((await page.content()).includes("Azure-Secret-Value~UI"), false, "no secret in the log");
+  // Times in words and the browser's zone, UTC on hover.
+  const created = 'tr[data-audit="importer.created"] time';
+  assert.match(await page.getAttribute(created, "title"), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \(UTC\)$/);
+  assert.match(await page.textContent(created), /ago|now/);
   await shot("audit");
 
   step("alert targets are saved with bad fields named, and a test alert reaches the webhook");

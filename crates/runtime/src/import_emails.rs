@@ -154,6 +154,9 @@ impl ImportEmails {
             .await?;
         let mut mine = tokio::task::JoinSet::new();
         let mut reported = std::collections::HashSet::new();
+        // Units are read once done; a unit finishing in the same
+        // millisecond as the last one read is read again and skipped.
+        let mut done_since: Option<Timestamp> = None;
         let mut results = Vec::new();
         loop {
             if !ctx.cancel.is_cancelled() {
@@ -166,8 +169,12 @@ impl ImportEmails {
                     })
                 {}
             }
-            let work = match ctx.store.import_work_of(&ctx.execution_id).await {
-                Ok(work) => work,
+            let (done, open) = match ctx
+                .store
+                .import_work_progress(&ctx.execution_id, done_since)
+                .await
+            {
+                Ok(progress) => progress,
                 // Units being worked carry on; look again shortly.
                 Err(e) if !mine.is_empty() => {
                     tracing::warn!(error = %e, "could not read the run's shared work; trying again shortly");
@@ -176,7 +183,15 @@ impl ImportEmails {
                 }
                 Err(e) => return Err(e),
             };
-            for w in work.iter().filter(|w| w.done_at.is_some()) {
+            // All done: read every unit once more, so a unit whose
+            // instance's clock lags (an early `done_at`) is reported too.
+            let done = if open == 0 {
+                ctx.store.import_work_of(&ctx.execution_id).await?
+            } else {
+                done
+            };
+            for w in done {
+                done_since = done_since.max(w.done_at);
                 if reported.insert(w.unit.clone()) {
                     for line in &w.log {
                         ctx.log.line(line.clone());
@@ -187,7 +202,6 @@ impl ImportEmails {
                     });
                 }
             }
-            let open = work.iter().filter(|w| w.done_at.is_none()).count();
             if open == 0 {
                 break;
             }

@@ -214,6 +214,34 @@ impl Store {
         rows.into_iter().map(from_row).collect()
     }
 
+    /// The run's units done at or after `since` (all done ones without it),
+    /// and how many are still open: what its owner polls, reading each
+    /// finished unit about once however many units the run has.
+    pub async fn import_work_progress(
+        &self,
+        execution_id: &str,
+        since: Option<Timestamp>,
+    ) -> Result<(Vec<ImportWork>, u64)> {
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{SELECT} WHERE execution_id = $1 AND done_at IS NOT NULL AND done_at >= $2 \
+             ORDER BY done_at, unit"
+        )))
+        .bind(execution_id)
+        .bind(since.map_or(i64::MIN, to_millis))
+        .fetch_all(self.pool())
+        .await?;
+        let open: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM import_work WHERE execution_id = $1 AND done_at IS NULL",
+        )
+        .bind(execution_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok((
+            rows.into_iter().map(from_row).collect::<Result<_>>()?,
+            u64::try_from(open).unwrap_or(0),
+        ))
+    }
+
     /// Drops the run's units once its owner has read them.
     pub async fn delete_import_work(&self, execution_id: &str) -> Result<()> {
         sqlx::query("DELETE FROM import_work WHERE execution_id = $1")

@@ -237,10 +237,18 @@ impl ImportEmails {
             return Ok(false);
         };
         let now = ctx.clock.now();
-        let open = ctx
+        // Unclaimed (or lapsed) units first, a few at a time; units whose
+        // holder may have died on this host only when there is none.
+        let mut open = ctx
             .store
-            .open_import_work(execution_id, true, now, 50)
+            .open_import_work(execution_id, false, now, 4)
             .await?;
+        if open.is_empty() {
+            open = ctx
+                .store
+                .open_import_work(execution_id, true, now, 50)
+                .await?;
+        }
         for work in open {
             let claimable = match (&work.claimed_by, work.claim_until) {
                 (None, _) => true,

@@ -117,17 +117,7 @@ impl ImportEmails {
                 .collect();
             self.share_work(ctx, &units).await.map_err(store_error)?
         };
-        let worked = results
-            .iter()
-            .filter(|w| matches!(w, Worked::Done { worked: true, .. }))
-            .count();
-        let failed: Vec<String> = results
-            .into_iter()
-            .flat_map(|w| match w {
-                Worked::Done { failures, .. } => failures,
-                Worked::Stopped => Vec::new(),
-            })
-            .collect();
+        let (worked, failed) = tally(&results);
         ctx.log.line(format!(
             "{}: {worked} importer(s) {}, {} failed",
             if dry_run { "dry run" } else { "done" },
@@ -314,17 +304,7 @@ impl ImportEmails {
             importers = work.importer_ids.len(),
             "worked a mailbox's share of an import run"
         );
-        let worked = results
-            .iter()
-            .filter(|w| matches!(w, Worked::Done { worked: true, .. }))
-            .count();
-        let failures: Vec<String> = results
-            .iter()
-            .flat_map(|w| match w {
-                Worked::Done { failures, .. } => failures.clone(),
-                Worked::Stopped => Vec::new(),
-            })
-            .collect();
+        let (worked, failures) = tally(&results);
         let mut lines = unit_ctx.log.lines();
         if results.iter().any(|w| matches!(w, Worked::Stopped)) {
             lines.push("stopped: mailferry is shutting down".to_owned());
@@ -670,6 +650,22 @@ impl Script for ImportEmails {
     fn run<'a>(&'a self, ctx: &'a ScriptContext) -> ScriptFuture<'a> {
         Box::pin(self.import_all(ctx))
     }
+}
+
+/// How many importers could be worked, and every failure.
+fn tally(results: &[Worked]) -> (usize, Vec<String>) {
+    let worked = results
+        .iter()
+        .filter(|w| matches!(w, Worked::Done { worked: true, .. }))
+        .count();
+    let failures = results
+        .iter()
+        .flat_map(|w| match w {
+            Worked::Done { failures, .. } => failures.clone(),
+            Worked::Stopped => Vec::new(),
+        })
+        .collect();
+    (worked, failures)
 }
 
 /// The script as the registry holds it.

@@ -288,6 +288,16 @@ async fn create(
     reply(&ctx, result)
 }
 
+/// The subscription `id` if the request's caller owns it.
+fn callers(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    scheme: Option<&Scheme>,
+    id: &str,
+) -> Result<Subscription, GraphError> {
+    principal(ctx, headers, scheme).and_then(|p| own(ctx, &p, id))
+}
+
 /// The caller's subscription `id` (another app's is not found, as in Graph).
 fn own(ctx: &Ctx, p: &Principal, id: &str) -> Result<Subscription, GraphError> {
     ctx.lock()
@@ -328,8 +338,7 @@ async fn get_one(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let result = principal(&ctx, &headers, scheme.as_deref())
-        .and_then(|p| own(&ctx, &p, &id))
+    let result = callers(&ctx, &headers, scheme.as_deref(), &id)
         .map(|s| axum::Json(s.render()).into_response());
     reply(&ctx, result)
 }
@@ -342,8 +351,7 @@ async fn renew(
     body: axum::body::Bytes,
 ) -> Response {
     let result = (|| {
-        let p = principal(&ctx, &headers, scheme.as_deref())?;
-        own(&ctx, &p, &id)?;
+        callers(&ctx, &headers, scheme.as_deref(), &id)?;
         let body: Value = serde_json::from_slice(&body)
             .map_err(|_| invalid("Invalid JSON in the request body."))?;
         let expires = expiration(&ctx, &body)?;
@@ -365,12 +373,10 @@ async fn remove(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let result = principal(&ctx, &headers, scheme.as_deref())
-        .and_then(|p| own(&ctx, &p, &id))
-        .map(|_| {
-            ctx.lock().subscriptions.remove(&id);
-            StatusCode::NO_CONTENT.into_response()
-        });
+    let result = callers(&ctx, &headers, scheme.as_deref(), &id).map(|_| {
+        ctx.lock().subscriptions.remove(&id);
+        StatusCode::NO_CONTENT.into_response()
+    });
     reply(&ctx, result)
 }
 
@@ -380,14 +386,12 @@ async fn reauthorize(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let result = principal(&ctx, &headers, scheme.as_deref())
-        .and_then(|p| own(&ctx, &p, &id))
-        .map(|_| {
-            if let Some(s) = ctx.lock().subscriptions.get_mut(&id) {
-                s.paused = false;
-            }
-            StatusCode::OK.into_response()
-        });
+    let result = callers(&ctx, &headers, scheme.as_deref(), &id).map(|_| {
+        if let Some(s) = ctx.lock().subscriptions.get_mut(&id) {
+            s.paused = false;
+        }
+        StatusCode::OK.into_response()
+    });
     reply(&ctx, result)
 }
 

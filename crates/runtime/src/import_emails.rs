@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use import::pipeline::{DryRun, ImportRun, Prediction, Summary};
+use import::pipeline::{DryRun, ImportError, ImportRun, Prediction, Summary};
 use jiff::{SignedDuration, Timestamp};
 use scheduler::{
     ExecutionLog, ParamKind, ParamSpec, Script, ScriptContext, ScriptError, ScriptFuture,
@@ -36,6 +36,13 @@ enum Worked {
     Done { worked: bool, failures: Vec<String> },
     /// Not started: mailferry is shutting down.
     Stopped,
+}
+
+/// Why an importer's run did not import.
+enum Unworked {
+    /// Another run holds the mailbox and imports its mail.
+    Busy(String),
+    Failed(String),
 }
 
 /// How long a claim on a unit of shared work lasts without renewal: a
@@ -435,12 +442,12 @@ impl ImportEmails {
         let started_at = ctx.clock.now();
         let mut worked = false;
         // `Ok(None)`: a dry run's, which is not recorded.
-        let outcome: Result<Option<Summary>, String> = match self
+        let outcome: Result<Option<Summary>, Unworked> = match self
             .connector
             .mailbox_until(record, Patience::Background, ctx.cancel.clone())
             .await
         {
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(Unworked::Failed(e.to_string())),
             Ok(mailbox) if dry_run => {
                 worked = true;
                 DryRun {
@@ -452,7 +459,7 @@ impl ImportEmails {
                 .await
                 .map(|predictions| log_predictions(ctx, &label, &predictions))
                 .map(|()| None)
-                .map_err(|e| e.to_string())
+                .map_err(|e| Unworked::Failed(e.to_string()))
             }
             Ok(mailbox) => {
                 worked = true;
@@ -460,6 +467,20 @@ impl ImportEmails {
                     .await
                     .map(Some)
             }
+        };
+        let outcome = match outcome {
+            Ok(summary) => Ok(summary),
+            Err(Unworked::Busy(e)) => {
+                // The run that holds the mailbox imports its mail: this is
+                // neither a failure nor a run of the importer to record (it
+                // would count towards "failing for N runs").
+                ctx.log.line(format!("{label}: skipped: {e}"));
+                return Worked::Done {
+                    worked: true,
+                    failures: Vec::new(),
+                };
+            }
+            Err(Unworked::Failed(e)) => Err(e),
         };
         let mut failures = Vec::new();
         if let Err(e) = &outcome {
@@ -480,12 +501,12 @@ impl ImportEmails {
         record: &ImporterRecord,
         label: &str,
         mailbox: &ImporterMailbox,
-    ) -> Result<Summary, String> {
+    ) -> Result<Summary, Unworked> {
         let sink = self
             .connector
             .sink(record)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Unworked::Failed(e.to_string()))?;
         let log = |line: String| ctx.log.line(format!("{label}: {line}"));
         let should_stop = || ctx.cancel.is_cancelled();
         let summary = ImportRun {
@@ -500,7 +521,10 @@ impl ImportEmails {
         }
         .run()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| match e {
+            ImportError::Busy(_) => Unworked::Busy(e.to_string()),
+            e => Unworked::Failed(e.to_string()),
+        })?;
         ctx.log.line(format!("{label}: {}", summary.line()));
         for (id, why) in summary.left_for_retry.iter().take(RETRY_REASONS_SHOWN) {
             ctx.log.line(format!("{label}: left for retry {id}: {why}"));

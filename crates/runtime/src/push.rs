@@ -120,6 +120,40 @@ impl Connector {
         Ok(SubscriptionUpkeep::Created)
     }
 
+    /// Ends `record`'s subscription at Graph before the importer goes, so
+    /// Graph stops posting for it. Best effort: `Err` says why it could not
+    /// (Graph then drops it when it expires, within three days).
+    pub async fn end_subscription(&self, record: &ImporterRecord) -> Result<(), String> {
+        let Some(s) = self
+            .store
+            .graph_subscription_of(&record.id)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(());
+        };
+        let ended = async {
+            let mailbox = self
+                .mailbox(record, crate::mailbox::Patience::Interactive)
+                .await
+                .map_err(|e| e.to_string())?;
+            let graph = mailbox
+                .as_graph()
+                .ok_or("the importer is no longer on Microsoft Graph")?;
+            graph
+                .delete_subscription(&s.subscription_id)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        // Whatever Graph said, this instance no longer keeps it.
+        self.store
+            .delete_graph_subscription(&record.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        ended
+    }
+
     /// Answers Graph's `reauthorizationRequired` for `record`'s subscription.
     pub async fn reauthorize_subscription(
         &self,

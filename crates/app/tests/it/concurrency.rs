@@ -182,3 +182,72 @@ async fn two_importers_of_one_mailbox_never_work_it_at_once() {
     // The one that ran second found the Inbox empty.
     assert!(a == 0 || b == 0, "{a} + {b}: both worked the mailbox");
 }
+
+#[tokio::test]
+async fn a_run_that_finds_its_mailbox_busy_skips_it_and_records_no_failure() {
+    let emu = empty_demo_emulator().await;
+    let app = TestApp::spawn().await;
+    let id = create(&app, &app_only_importer_body(&emu, &json!({}))).await;
+    let mails = deliver(&emu, demo::ALICE, 2);
+    // Another live run of this process holds the mailbox.
+    let record = app
+        .store
+        .importer(&app.client_id, &id)
+        .await
+        .expect("read")
+        .expect("importer");
+    let lease = import::lease::lease_name(&app.store, &record)
+        .await
+        .expect("lease name");
+    let holder = import::lease::owner_name();
+    let now = jiff::Timestamp::now();
+    assert!(
+        app.store
+            .try_acquire_lease(
+                &lease,
+                &holder,
+                now + jiff::SignedDuration::from_mins(5),
+                now
+            )
+            .await
+            .expect("lease")
+    );
+
+    let run = crate::support::run_named(&app, "import-emails", json!({ "importer_id": id })).await;
+    assert_eq!(
+        run.status,
+        store::executions::ExecutionStatus::Succeeded,
+        "a busy mailbox is not a failure: {:?} {:?}",
+        run.error,
+        run.log
+    );
+    assert!(
+        run.log
+            .iter()
+            .any(|l| l.contains("skipped: another run is importing")),
+        "{:?}",
+        run.log
+    );
+    assert_eq!(
+        in_folder(&emu, demo::ALICE, "Inbox"),
+        mails.len(),
+        "no mail touched"
+    );
+    let status = body_json(
+        app.get(&format!("/api/v2/importers/email/{id}/status"))
+            .await,
+    )
+    .await;
+    assert!(
+        status["last_import"].is_null(),
+        "no run recorded (it would count towards failing runs): {status}"
+    );
+
+    // Once the holder is done, the next run imports.
+    app.store
+        .release_lease(&lease, &holder)
+        .await
+        .expect("release");
+    crate::support::run_import_ok(&app).await;
+    assert_eq!(in_folder(&emu, demo::ALICE, "Exported"), mails.len());
+}

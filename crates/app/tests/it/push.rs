@@ -214,6 +214,13 @@ async fn a_new_mail_is_imported_within_seconds_through_a_graph_notification() {
 
     let summary: Value = json(app.get("/api/v2/importers/email").await).await;
     assert_eq!(summary.as_array().expect("list").len(), 1);
+
+    // Deleting the importer ends its subscription at Graph.
+    settled(&app).await;
+    let id = summary[0]["id"].as_str().expect("id");
+    let deleted = app.delete(&format!("/api/v2/importers/email/{id}")).await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(emu.subscriptions(), vec![], "Graph no longer posts for it");
     emu.shutdown().await;
 }
 

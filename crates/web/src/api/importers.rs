@@ -526,6 +526,11 @@ pub async fn delete(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
+    if let Some(record) = state.store.importer(&caller.client_id, &id).await?
+        && let Err(e) = state.connector.end_subscription(&record).await
+    {
+        tracing::warn!(error = %e, importer = %id, "could not end the importer's Inbox subscription at Microsoft Graph; Graph drops it when it expires");
+    }
     if state.store.delete_importer(&caller.client_id, &id).await? {
         super::audit::record(
             &state,

@@ -19,6 +19,7 @@ use scheduler::{
 use store::import_runs::{ImportRunRecord, RunOutcome};
 use store::import_work::ImportWork;
 use store::importers::ImporterRecord;
+use store::throttles::MailboxThrottle;
 use tokio_util::sync::CancellationToken;
 
 use crate::Connector;
@@ -439,6 +440,27 @@ impl ImportEmails {
         dry_run: bool,
     ) -> Worked {
         let label = format!("{} ({})", record.settings.name, record.id);
+        match throttle_of(ctx, record).await {
+            Ok(None) => {}
+            Ok(Some(t)) => {
+                ctx.log.line(format!(
+                    "{label}: skipped: Microsoft Graph asked to leave this mailbox alone until {} ({}); the first run after that imports its mail",
+                    t.until, t.reason
+                ));
+                return Worked::Done {
+                    worked: true,
+                    failures: Vec::new(),
+                };
+            }
+            Err(e) => {
+                let failure = format!("{label}: the database failed: {e}");
+                ctx.log.line(failure.clone());
+                return Worked::Done {
+                    worked: false,
+                    failures: vec![failure],
+                };
+            }
+        }
         let started_at = ctx.clock.now();
         let mut worked = false;
         // `Ok(None)`: a dry run's, which is not recorded.
@@ -450,7 +472,7 @@ impl ImportEmails {
             Err(e) => Err(Unworked::Failed(e.to_string())),
             Ok(mailbox) if dry_run => {
                 worked = true;
-                DryRun {
+                let predicted = DryRun {
                     store: &ctx.store,
                     mailbox: &mailbox,
                     importer: record,
@@ -459,13 +481,18 @@ impl ImportEmails {
                 .await
                 .map(|predictions| log_predictions(ctx, &label, &predictions))
                 .map(|()| None)
-                .map_err(|e| Unworked::Failed(e.to_string()))
+                .map_err(|e| Unworked::Failed(e.to_string()));
+                remember_throttle(ctx, record, &label, &mailbox).await;
+                predicted
             }
             Ok(mailbox) => {
                 worked = true;
-                self.import_one(ctx, client_name, record, &label, &mailbox)
+                let imported = self
+                    .import_one(ctx, client_name, record, &label, &mailbox)
                     .await
-                    .map(Some)
+                    .map(Some);
+                remember_throttle(ctx, record, &label, &mailbox).await;
+                imported
             }
         };
         let outcome = match outcome {
@@ -548,6 +575,48 @@ impl ImportEmails {
             )),
         }
         Ok(summary)
+    }
+}
+
+/// The long `Retry-After` the importer's mailbox is under, whichever
+/// instance was told.
+async fn throttle_of(
+    ctx: &ScriptContext,
+    record: &ImporterRecord,
+) -> store::Result<Option<MailboxThrottle>> {
+    let mailbox = import::lease::lease_name(&ctx.store, record).await?;
+    ctx.store.mailbox_throttle(&mailbox, ctx.clock.now()).await
+}
+
+/// Shares a `Retry-After` that outlasts the run with every instance, so none
+/// asks the mailbox again before its time (asking prolongs a throttle).
+async fn remember_throttle(
+    ctx: &ScriptContext,
+    record: &ImporterRecord,
+    label: &str,
+    mailbox: &ImporterMailbox,
+) {
+    let Some((until, reason)) = mailbox.as_graph().and_then(|g| g.stats().throttled_until()) else {
+        return;
+    };
+    if until <= ctx.clock.now() {
+        return;
+    }
+    let kept = match import::lease::lease_name(&ctx.store, record).await {
+        Ok(key) => {
+            ctx.store
+                .put_mailbox_throttle(&record.client_id, &key, until, &reason)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match kept {
+        Ok(()) => ctx.log.line(format!(
+            "{label}: Microsoft Graph throttles this mailbox ({reason}): no run asks it again before {until}"
+        )),
+        Err(e) => ctx.log.line(format!(
+            "{label}: Microsoft Graph throttles this mailbox until {until}, and the database did not keep that ({e}): the next run may ask too early"
+        )),
     }
 }
 

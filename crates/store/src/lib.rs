@@ -28,6 +28,7 @@ pub mod oauth_states;
 pub mod sealed;
 pub mod sessions;
 pub mod subscriptions;
+pub mod throttles;
 
 pub use sealed::{Keyring, SealError};
 

@@ -78,7 +78,41 @@ on_both_backends!(
     documents_are_recorded_once_and_scoped_to_their_client,
     import_runs_are_recorded_per_importer_and_read_newest_first,
     an_importer_saved_with_the_bare_auth_xoauth2_is_readable_after_migration_0007,
+    a_mailbox_throttle_keeps_the_latest_instant_and_lapses,
 );
+
+async fn a_mailbox_throttle_keeps_the_latest_instant_and_lapses(db: TestDb) {
+    let s = &db.store;
+    let (mailbox, now) = ("mailbox:c:alice@contoso.com", t("2026-03-01T12:00:00Z"));
+    assert_eq!(s.mailbox_throttle(mailbox, now).await.expect("read"), None);
+    let later = t("2026-03-01T12:10:00Z");
+    s.put_mailbox_throttle("c", mailbox, later, "HTTP 429")
+        .await
+        .expect("put");
+    // An earlier instant told afterwards (another instance's older answer)
+    // does not shorten it.
+    s.put_mailbox_throttle("c", mailbox, t("2026-03-01T12:05:00Z"), "HTTP 503")
+        .await
+        .expect("put");
+    let kept = s
+        .mailbox_throttle(mailbox, now)
+        .await
+        .expect("read")
+        .expect("throttled");
+    assert_eq!((kept.until, kept.reason.as_str()), (later, "HTTP 429"));
+    assert_eq!(
+        s.mailbox_throttle("mailbox:c:bob@contoso.com", now)
+            .await
+            .expect("read"),
+        None,
+        "per mailbox"
+    );
+    assert_eq!(
+        s.mailbox_throttle(mailbox, later).await.expect("read"),
+        None,
+        "lapsed at its instant"
+    );
+}
 
 fn t(s: &str) -> Timestamp {
     s.parse().expect("timestamp")

@@ -251,3 +251,58 @@ async fn a_run_that_finds_its_mailbox_busy_skips_it_and_records_no_failure() {
     crate::support::run_import_ok(&app).await;
     assert_eq!(in_folder(&emu, demo::ALICE, "Exported"), mails.len());
 }
+
+#[tokio::test]
+async fn a_retry_after_longer_than_a_run_waits_is_kept_for_every_instance() {
+    let emu = empty_demo_emulator().await;
+    let app = TestApp::spawn().await;
+    create(
+        &app,
+        &app_only_importer_body(&emu, &json!({ "name": "Alice" })),
+    )
+    .await;
+    let mails = deliver(&emu, demo::ALICE, 2);
+    // Ten minutes: longer than a background run waits (five).
+    emu.add_fault(FaultRule {
+        kind: FaultKind::Throttle { retry_after: 600.0 },
+        count: None,
+        rate: None,
+        path_prefix: format!("/v1.0/users/{}/", demo::ALICE.replace('@', "%40")),
+        method: None,
+        id: 0,
+    });
+    let first = crate::support::run_import_emails(&app).await;
+    assert!(
+        first
+            .log
+            .iter()
+            .any(|l| l.contains("Microsoft Graph throttles this mailbox")),
+        "{:?}",
+        first.log
+    );
+    let asked = emu.counters().faults_fired;
+    assert!(asked > 0);
+
+    // A run elsewhere (a new runner: another instance's view) within the
+    // ten minutes leaves the mailbox alone, and that is no failure.
+    app.clock.advance(jiff::SignedDuration::from_mins(5));
+    let second = crate::support::run_import_ok(&app).await;
+    assert!(
+        second
+            .iter()
+            .any(|l| l.contains("skipped: Microsoft Graph asked to leave this mailbox alone until")),
+        "{second:?}"
+    );
+    assert_eq!(
+        emu.counters().faults_fired,
+        asked,
+        "no request reached the throttled mailbox"
+    );
+    assert_eq!(in_folder(&emu, demo::ALICE, "Inbox"), mails.len());
+
+    // Its time come, the next run imports.
+    emu.clear_faults();
+    app.clock.advance(jiff::SignedDuration::from_mins(6));
+    crate::support::run_import_ok(&app).await;
+    assert_eq!(in_folder(&emu, demo::ALICE, "Exported"), mails.len());
+}

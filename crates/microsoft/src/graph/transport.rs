@@ -48,6 +48,7 @@ pub struct GraphStats {
     retries: AtomicU64,
     throttled: AtomicU64,
     waits: Mutex<Vec<Duration>>,
+    throttled_until: Mutex<Option<(jiff::Timestamp, String)>>,
 }
 
 impl GraphStats {
@@ -69,6 +70,26 @@ impl GraphStats {
     /// How long each retry waited, in order (the first 1024).
     pub fn waits(&self) -> Vec<Duration> {
         self.waits.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The latest instant Graph asked this mailbox to be left alone until
+    /// (a 429, or a 503 with `Retry-After`), whether or not it was waited
+    /// out, and what Graph answered.
+    pub fn throttled_until(&self) -> Option<(jiff::Timestamp, String)> {
+        self.throttled_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn record_throttle(&self, until: jiff::Timestamp, reason: &str) {
+        let mut latest = self
+            .throttled_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if latest.as_ref().is_none_or(|(l, _)| until > *l) {
+            *latest = Some((until, reason.to_owned()));
+        }
     }
 
     fn record_wait(&self, wait: Duration) {
@@ -284,6 +305,14 @@ impl Transport {
                     "nothing to change: mail stays where it is and is tried again on the next run; \
                      if this persists, check Microsoft 365 service health",
                 ));
+            }
+            if pause_mailbox
+                && let Some(told) = wait
+                && let Ok(told) = jiff::SignedDuration::try_from(told)
+            {
+                let now = self.config.clock.now();
+                self.stats
+                    .record_throttle(now.checked_add(told).unwrap_or(now), &reason);
             }
             let delay = match wait {
                 Some(told) if told > policy.max_retry_after => {

@@ -17,7 +17,7 @@ pub mod tokens;
 
 pub use refresh::{RefreshContext, RefreshOutcome, RefreshPolicy, refresh_grant};
 pub use script::RefreshTokens;
-pub use tokens::AccessTokens;
+pub use tokens::{AccessTokens, ON_DEMAND_MARGIN};
 
 use microsoft::entra::IdentityError;
 use store::importers::ImporterRecord;

@@ -35,8 +35,13 @@ pub struct AccessTokens {
     policy: RefreshPolicy,
     /// Keyed by importer id and its `updated_at`: a saved change (new secret,
     /// tenant, app) never reuses a token obtained under the old settings.
-    app_only: Arc<tokio::sync::Mutex<HashMap<(String, Timestamp), Cached>>>,
+    /// Each entry has its own lock, held across the token request:
+    /// concurrent callers for one importer wait for the one token instead
+    /// of each fetching their own, and other importers do not wait at all.
+    app_only: Arc<std::sync::Mutex<HashMap<(String, Timestamp), AppOnlySlot>>>,
 }
+
+type AppOnlySlot = Arc<tokio::sync::Mutex<Option<Cached>>>;
 
 impl AccessTokens {
     pub fn new(http: HttpClient) -> Self {
@@ -61,24 +66,43 @@ impl AccessTokens {
         clock: &dyn Clock,
         record: &ImporterRecord,
     ) -> Result<SecretString, TokenError> {
+        self.for_importer_with_expiry(store, clock, record)
+            .await
+            .map(|(token, _)| token)
+    }
+
+    /// [`AccessTokens::for_importer`], and until when the token is valid (a
+    /// caller may reuse it until shortly before then without asking again).
+    pub async fn for_importer_with_expiry(
+        &self,
+        store: &Store,
+        clock: &dyn Clock,
+        record: &ImporterRecord,
+    ) -> Result<(SecretString, Timestamp), TokenError> {
         let app = record
             .settings
             .entra_app()
             .ok_or_else(|| TokenError::NoEntraApp(record.id.clone()))?;
-        let secret = store.importer_secret(&record.client_id, &record.id).await?;
         match record.settings.delegated_access() {
             None => {
-                let secret = secret.ok_or_else(|| TokenError::NoSecret(record.id.clone()))?;
                 let key = (record.id.clone(), record.updated_at);
-                // Held across the request: concurrent callers wait for the
-                // one token instead of each fetching their own.
-                let mut cache = self.app_only.lock().await;
+                let slot = {
+                    let mut slots = self.app_only.lock().unwrap_or_else(|p| p.into_inner());
+                    // A saved change makes the older settings' token unusable.
+                    slots.retain(|(id, at), _| id != &record.id || *at == record.updated_at);
+                    Arc::clone(slots.entry(key).or_default())
+                };
+                let mut cached = slot.lock().await;
                 let now = clock.now();
-                if let Some(c) = cache.get(&key)
+                if let Some(c) = cached.as_ref()
                     && now.duration_until(c.expires_at) > ON_DEMAND_MARGIN
                 {
-                    return Ok(c.token.clone());
+                    return Ok((c.token.clone(), c.expires_at));
                 }
+                let secret = store
+                    .importer_secret(&record.client_id, &record.id)
+                    .await?
+                    .ok_or_else(|| TokenError::NoSecret(record.id.clone()))?;
                 let identity = IdentityClient::new(self.http.clone(), app, Some(secret));
                 let tokens = identity.client_credentials(now).await.map_err(|source| {
                     TokenError::Identity {
@@ -86,17 +110,14 @@ impl AccessTokens {
                         source,
                     }
                 })?;
-                cache.retain(|(id, _), _| id != &record.id);
-                cache.insert(
-                    key,
-                    Cached {
-                        token: tokens.access_token.clone(),
-                        expires_at: tokens.expires_at,
-                    },
-                );
-                Ok(tokens.access_token)
+                *cached = Some(Cached {
+                    token: tokens.access_token.clone(),
+                    expires_at: tokens.expires_at,
+                });
+                Ok((tokens.access_token, tokens.expires_at))
             }
             Some(_) => {
+                let secret = store.importer_secret(&record.client_id, &record.id).await?;
                 let identity = IdentityClient::new(self.http.clone(), app, secret);
                 let owner = format!("on-demand:{}", uuid::Uuid::now_v7());
                 let outcome = refresh_grant(
@@ -138,13 +159,12 @@ impl AccessTokens {
                     .ok_or_else(|| TokenError::NotAuthorized(record.id.clone()))?;
                 // A mailbox_denied grant still gets its token: the connection
                 // test needs one to say what is wrong with the mailbox.
-                let usable = grant.state.tokens_usable()
-                    && grant
-                        .access_token_expires_at
-                        .is_some_and(|e| clock.now() < e);
-                match grant.access_token.filter(|_| usable) {
-                    Some(token) => Ok(token),
-                    None => Err(TokenError::ReauthRequired {
+                let expires_at = grant
+                    .access_token_expires_at
+                    .filter(|e| grant.state.tokens_usable() && clock.now() < *e);
+                match (grant.access_token, expires_at) {
+                    (Some(token), Some(expires_at)) => Ok((token, expires_at)),
+                    _ => Err(TokenError::ReauthRequired {
                         importer: record.id.clone(),
                         reason: grant
                             .last_error

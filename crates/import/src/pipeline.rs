@@ -439,7 +439,10 @@ impl<M: Mailbox> ImportRun<'_, M> {
             Ok(_) => Some(Ok(())),
             Err(_) => None,
         };
-        if let Some(access) = access {
+        // Only a delegated grant has a mailbox state to keep.
+        if let Some(access) = access
+            && self.importer.settings.delegated_access().is_some()
+        {
             self.store
                 .set_grant_mailbox_access(&self.importer.id, access, self.clock.now())
                 .await?;

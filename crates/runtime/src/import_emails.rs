@@ -156,6 +156,7 @@ impl ImportEmails {
         // millisecond as the last one read is read again and skipped.
         let mut done_since: Option<Timestamp> = None;
         let mut results = Vec::new();
+        let mut last_read: Option<std::time::Instant> = None;
         loop {
             if !ctx.cancel.is_cancelled() {
                 while self
@@ -167,6 +168,21 @@ impl ImportEmails {
                     })
                 {}
             }
+            // A unit of ours ending frees a slot to claim with at once; the
+            // run's progress is read at most once per WORK_POLL (a run over
+            // a thousand empty mailboxes would read it a thousand times).
+            if let Some(read) = last_read
+                && read.elapsed() < WORK_POLL
+                && !mine.is_empty()
+            {
+                let _ = tokio::time::timeout(
+                    WORK_POLL.saturating_sub(read.elapsed()),
+                    mine.join_next(),
+                )
+                .await;
+                continue;
+            }
+            last_read = Some(std::time::Instant::now());
             let (done, open) = match ctx
                 .store
                 .import_work_progress(&ctx.execution_id, done_since)

@@ -209,6 +209,7 @@ impl Connector {
             clock: self.clock.clone(),
             record: record.clone(),
             last: Mutex::new(None),
+            held: Mutex::new(None),
         })
     }
 }

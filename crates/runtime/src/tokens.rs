@@ -8,7 +8,8 @@ use domain::clock::Clock;
 use domain::importer::Protocol;
 use domain::mailbox::{AccessTokenSource, TokenFuture};
 use domain::mailbox::{MailboxError, MailboxErrorKind};
-use grants::{AccessTokens, TokenError};
+use grants::{AccessTokens, ON_DEMAND_MARGIN, TokenError};
+use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
 use store::Store;
 use store::importers::ImporterRecord;
@@ -22,14 +23,25 @@ pub(crate) struct ImporterTokens {
     /// The token handed out last: Graph refusing it and the provider handing
     /// out the same one again means refreshing cannot help.
     pub(crate) last: Mutex<Option<SecretString>>,
+    /// The token in use and its expiry: reused for every request of the
+    /// run until shortly before it expires, without asking the provider
+    /// (a database read, for a delegated grant) each time.
+    pub(crate) held: Mutex<Option<(SecretString, Timestamp)>>,
 }
 
 impl AccessTokenSource for ImporterTokens {
     fn access_token(&self, refresh: bool) -> TokenFuture<'_> {
         Box::pin(async move {
-            let token = self
+            if !refresh
+                && let Some((token, expires_at)) =
+                    self.held.lock().unwrap_or_else(|p| p.into_inner()).clone()
+                && self.clock.now().duration_until(expires_at) > ON_DEMAND_MARGIN
+            {
+                return Ok(token);
+            }
+            let (token, expires_at) = self
                 .tokens
-                .for_importer(&self.store, self.clock.as_ref(), &self.record)
+                .for_importer_with_expiry(&self.store, self.clock.as_ref(), &self.record)
                 .await
                 .map_err(|e| mailbox_error(&self.record, e))?;
             let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
@@ -52,6 +64,8 @@ impl AccessTokenSource for ImporterTokens {
                 ));
             }
             *last = Some(token.clone());
+            *self.held.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((token.clone(), expires_at));
             Ok(token)
         })
     }

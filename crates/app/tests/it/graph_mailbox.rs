@@ -238,7 +238,21 @@ async fn the_folder_tree_covers_every_level_and_page() {
     config.folder_page_size = None;
     let graph = GraphMailbox::new(http(), config, Arc::new(StaticToken(app_token(&emu).await)));
 
+    let asked = || emu.counters().mailboxes[demo::ALICE].requests;
     let tree = graph.folder_tree(false).await.expect("tree");
+    let first = asked();
+    // Again: the well-known folders' ids are known now (8 requests fewer),
+    // and still marked.
+    let again = graph.folder_tree(false).await.expect("tree again");
+    assert_eq!(
+        asked() - first,
+        first - 8,
+        "the listing again, without the 8 well-known lookups"
+    );
+    assert_eq!(
+        again.well_known("inbox").map(|n| n.path_string()),
+        Some("Inbox".to_owned())
+    );
     let got = paths(&tree);
     let expected: Vec<String> = emu
         .folders(demo::ALICE)

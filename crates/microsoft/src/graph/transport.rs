@@ -73,8 +73,8 @@ impl GraphStats {
     }
 
     /// The latest instant Graph asked this mailbox to be left alone until
-    /// (a 429, or a 503 with `Retry-After`), whether or not it was waited
-    /// out, and what Graph answered.
+    /// (a 429, or a 503 with `Retry-After`) when that was longer than the
+    /// client waits, and what Graph answered.
     pub fn throttled_until(&self) -> Option<(jiff::Timestamp, String)> {
         self.throttled_until
             .lock()
@@ -138,6 +138,7 @@ pub struct Transport {
     tokens: Arc<dyn AccessTokenSource>,
     gate: Arc<Gate>,
     mailbox_url: String,
+    mailbox_identity: Option<String>,
 }
 
 impl Transport {
@@ -146,21 +147,21 @@ impl Transport {
         config: GraphConfig,
         tokens: Arc<dyn AccessTokenSource>,
     ) -> Self {
-        let who = match &config.mailbox {
-            Some(m) => m.to_lowercase(),
-            // Unknown account: share one gate per app, which can only be
-            // stricter than Outlook's limit, never looser.
-            None => format!(
-                "me:{}",
-                config.account.as_deref().unwrap_or("").to_lowercase()
-            ),
+        let who = match (&config.mailbox, &config.account) {
+            (Some(m), _) => Some(m.to_lowercase()),
+            (None, Some(account)) => Some(format!("me:{}", account.to_lowercase())),
+            (None, None) => None,
         };
+        // Unknown account: one gate per app, which can only be stricter
+        // than Outlook's limit, never looser.
         let key = format!(
-            "{}|{}|{who}",
+            "{}|{}|{}",
             config.graph_base.to_lowercase(),
-            config.client_id.to_lowercase()
+            config.client_id.to_lowercase(),
+            who.as_deref().unwrap_or("me:")
         );
         let gate = Gate::shared(&key, config.max_concurrency);
+        let mailbox_identity = who.map(|who| format!("{}|{who}", config.graph_base.to_lowercase()));
         let mailbox_url = match &config.mailbox {
             Some(m) => format!("{}/v1.0/users/{}", config.graph_base, segment(m)),
             None => format!("{}/v1.0/me", config.graph_base),
@@ -172,7 +173,14 @@ impl Transport {
             tokens,
             gate,
             mailbox_url,
+            mailbox_identity,
         }
+    }
+
+    /// `{graph}|{mailbox}` (or `{graph}|me:{account}`): the one mailbox
+    /// this transport reaches; `None` for `/me` of an account not known yet.
+    pub fn mailbox_identity(&self) -> Option<&str> {
+        self.mailbox_identity.as_deref()
     }
 
     /// `{graph}/v1.0/me` or `{graph}/v1.0/users/{mailbox}`.
@@ -306,16 +314,13 @@ impl Transport {
                      if this persists, check Microsoft 365 service health",
                 ));
             }
-            if pause_mailbox
-                && let Some(told) = wait
-                && let Ok(told) = jiff::SignedDuration::try_from(told)
-            {
-                let now = self.config.clock.now();
-                self.stats
-                    .record_throttle(now.checked_add(told).unwrap_or(now), &reason);
-            }
             let delay = match wait {
                 Some(told) if told > policy.max_retry_after => {
+                    if pause_mailbox && let Ok(span) = jiff::SignedDuration::try_from(told) {
+                        let now = self.config.clock.now();
+                        self.stats
+                            .record_throttle(now.checked_add(span).unwrap_or(now), &reason);
+                    }
                     return Err(MailboxError::new(
                         MailboxErrorKind::Transient,
                         format!(

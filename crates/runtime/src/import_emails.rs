@@ -11,12 +11,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use import::pipeline::{DryRun, ImportRun, Prediction, Summary};
+use domain::mailbox::MailboxErrorKind;
+use import::pipeline::{DryRun, ImportError, ImportRun, Prediction, Summary};
 use jiff::{SignedDuration, Timestamp};
 use scheduler::{
     ExecutionLog, ParamKind, ParamSpec, Script, ScriptContext, ScriptError, ScriptFuture,
 };
-use store::import_runs::{ImportRunRecord, RunOutcome};
+use store::import_runs::{FailureKind, ImportRunRecord, RunOutcome};
 use store::import_work::ImportWork;
 use store::importers::ImporterRecord;
 use tokio_util::sync::CancellationToken;
@@ -434,13 +435,14 @@ impl ImportEmails {
         let label = format!("{} ({})", record.settings.name, record.id);
         let started_at = ctx.clock.now();
         let mut worked = false;
+        let mut throttled_for = None;
         // `Ok(None)`: a dry run's, which is not recorded.
-        let outcome: Result<Option<Summary>, String> = match self
+        let outcome: Result<Option<Summary>, RunFailure> = match self
             .connector
             .mailbox_until(record, Patience::Background, ctx.cancel.clone())
             .await
         {
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(RunFailure::other(e)),
             Ok(mailbox) if dry_run => {
                 worked = true;
                 DryRun {
@@ -452,21 +454,26 @@ impl ImportEmails {
                 .await
                 .map(|predictions| log_predictions(ctx, &label, &predictions))
                 .map(|()| None)
-                .map_err(|e| e.to_string())
+                .map_err(|e| RunFailure::of(&e))
             }
             Ok(mailbox) => {
                 worked = true;
-                self.import_one(ctx, client_name, record, &label, &mailbox)
+                let outcome = self
+                    .import_one(ctx, client_name, record, &label, &mailbox)
                     .await
-                    .map(Some)
+                    .map(Some);
+                throttled_for = mailbox.throttled_for();
+                outcome
             }
         };
         let mut failures = Vec::new();
         if let Err(e) = &outcome {
-            ctx.log.line(format!("{label}: failed: {e}"));
-            failures.push(format!("{label}: {e}"));
+            ctx.log.line(format!("{label}: failed: {}", e.message));
+            failures.push(format!("{label}: {}", e.message));
         }
-        if !dry_run && let Err(e) = record_run(ctx, record, started_at, &outcome).await {
+        if !dry_run
+            && let Err(e) = record_run(ctx, record, started_at, &outcome, throttled_for).await
+        {
             ctx.log.line(format!("{label}: failed: {e}"));
             failures.push(format!("{label}: {e}"));
         }
@@ -480,12 +487,12 @@ impl ImportEmails {
         record: &ImporterRecord,
         label: &str,
         mailbox: &ImporterMailbox,
-    ) -> Result<Summary, String> {
+    ) -> Result<Summary, RunFailure> {
         let sink = self
             .connector
             .sink(record)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(RunFailure::other)?;
         let log = |line: String| ctx.log.line(format!("{label}: {line}"));
         let should_stop = || ctx.cancel.is_cancelled();
         let summary = ImportRun {
@@ -500,7 +507,7 @@ impl ImportEmails {
         }
         .run()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| RunFailure::of(&e))?;
         ctx.log.line(format!("{label}: {}", summary.line()));
         for (id, why) in summary.left_for_retry.iter().take(RETRY_REASONS_SHOWN) {
             ctx.log.line(format!("{label}: left for retry {id}: {why}"));
@@ -527,6 +534,40 @@ impl ImportEmails {
     }
 }
 
+/// Why an importer's run failed: the words for the log and the run's
+/// record, and the kind its health is told by.
+struct RunFailure {
+    message: String,
+    kind: FailureKind,
+}
+
+impl RunFailure {
+    fn other(e: impl std::fmt::Display) -> Self {
+        Self {
+            message: e.to_string(),
+            kind: FailureKind::Other,
+        }
+    }
+
+    fn of(e: &ImportError) -> Self {
+        let kind = match e {
+            ImportError::Folders(_) => FailureKind::Folders,
+            ImportError::Mailbox(m) => match m.kind {
+                MailboxErrorKind::Transient => FailureKind::Transient,
+                MailboxErrorKind::Permission | MailboxErrorKind::MailboxUnavailable => {
+                    FailureKind::MailboxDenied
+                }
+                _ => FailureKind::Other,
+            },
+            _ => FailureKind::Other,
+        };
+        Self {
+            message: e.to_string(),
+            kind,
+        }
+    }
+}
+
 /// Records what the importer's run did (`outcome`: its summary, or why it
 /// could not be worked) as the importer's newest import run. A dry run's
 /// (`Ok(None)`) is not recorded. `Err` says why the record is missing.
@@ -534,15 +575,20 @@ async fn record_run(
     ctx: &ScriptContext,
     record: &ImporterRecord,
     started_at: Timestamp,
-    outcome: &Result<Option<Summary>, String>,
+    outcome: &Result<Option<Summary>, RunFailure>,
+    throttled_for: Option<std::time::Duration>,
 ) -> Result<(), String> {
+    let finished_at = ctx.clock.now();
+    let throttled_until = throttled_for
+        .and_then(|d| SignedDuration::try_from(d).ok())
+        .and_then(|d| finished_at.checked_add(d).ok());
     let run = ImportRunRecord {
         id: ImportRunRecord::new_id(),
         execution_id: ctx.execution_id.clone(),
         client_id: ctx.client_id.clone(),
         importer_id: record.id.clone(),
         started_at,
-        finished_at: ctx.clock.now(),
+        finished_at,
         outcome: RunOutcome::Succeeded,
         imported: 0,
         completed: 0,
@@ -552,6 +598,8 @@ async fn record_run(
         bytes: 0,
         stopped_early: false,
         error: None,
+        failure_kind: None,
+        throttled_until,
     };
     let run = match outcome {
         Ok(None) => return Ok(()),
@@ -567,7 +615,8 @@ async fn record_run(
         },
         Err(e) => ImportRunRecord {
             outcome: RunOutcome::Failed,
-            error: Some(e.clone()),
+            error: Some(e.message.clone()),
+            failure_kind: Some(e.kind),
             ..run
         },
     };

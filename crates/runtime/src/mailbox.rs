@@ -45,6 +45,12 @@ pub enum ImporterMailbox {
 }
 
 impl ImporterMailbox {
+    /// How much longer Microsoft throttles the mailbox (Graph's
+    /// `Retry-After`); IMAP servers tell no such thing.
+    pub fn throttled_for(&self) -> Option<std::time::Duration> {
+        self.as_graph().and_then(GraphMailbox::throttled_for)
+    }
+
     /// The Graph adapter, for what only Graph has (its configuration and
     /// request statistics in the connection test).
     pub fn as_graph(&self) -> Option<&GraphMailbox> {

@@ -16,6 +16,10 @@ pub struct Gate {
     slots: Semaphore,
     /// After a 429, nobody sends to this mailbox before this instant.
     paused_until: Mutex<Option<Instant>>,
+    /// A 429 asked to wait longer than anyone here would: nothing waits
+    /// for it (the request failed, to be tried next run), but it says how
+    /// long Microsoft throttles the mailbox.
+    asked_until: Mutex<Option<Instant>>,
 }
 
 fn registry() -> &'static Mutex<HashMap<String, Arc<Gate>>> {
@@ -33,6 +37,7 @@ impl Gate {
                 Arc::new(Gate {
                     slots: Semaphore::new(permits.max(1)),
                     paused_until: Mutex::new(None),
+                    asked_until: Mutex::new(None),
                 })
             })
             .clone()
@@ -61,6 +66,26 @@ impl Gate {
         tokio::select! {
             permit = self.slots.acquire() => Some(permit.expect("the gate's semaphore is never closed")),
             () = stop.cancelled() => None,
+        }
+    }
+
+    /// How much longer requests to the mailbox are held back by a 429's
+    /// `Retry-After`; `None` when they are not.
+    pub fn paused_for(&self) -> Option<Duration> {
+        let paused = *self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        let asked = *self.asked_until.lock().unwrap_or_else(|p| p.into_inner());
+        let until = paused.max(asked)?;
+        let now = Instant::now();
+        (until > now).then(|| until - now)
+    }
+
+    /// Notes a `Retry-After` too long to wait out: [`Gate::paused_for`]
+    /// reports it, but no request is held back by it.
+    pub fn note_retry_after(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut asked = self.asked_until.lock().unwrap_or_else(|p| p.into_inner());
+        if asked.is_none_or(|a| a < until) {
+            *asked = Some(until);
         }
     }
 

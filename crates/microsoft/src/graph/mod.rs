@@ -189,6 +189,12 @@ impl GraphMailbox {
         &self.transport.stats
     }
 
+    /// How much longer Microsoft's last `Retry-After` for this mailbox
+    /// holds requests back; `None` when it does not.
+    pub fn throttled_for(&self) -> Option<std::time::Duration> {
+        self.transport.throttled_for()
+    }
+
     /// Checks that the mailbox answers and its folders may be read: one
     /// small request.
     pub async fn probe(&self) -> Result<(), MailboxError> {

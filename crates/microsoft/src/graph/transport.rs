@@ -154,6 +154,12 @@ impl Transport {
         }
     }
 
+    /// How much longer Microsoft's last `Retry-After` holds back requests
+    /// to this mailbox (from any user of the mailbox in this process).
+    pub fn throttled_for(&self) -> Option<std::time::Duration> {
+        self.gate.paused_for()
+    }
+
     /// `{graph}/v1.0/me` or `{graph}/v1.0/users/{mailbox}`.
     pub fn mailbox_url(&self) -> &str {
         &self.mailbox_url
@@ -287,6 +293,9 @@ impl Transport {
             }
             let delay = match wait {
                 Some(told) if told > policy.max_retry_after => {
+                    if pause_mailbox {
+                        self.gate.note_retry_after(told);
+                    }
                     return Err(MailboxError::new(
                         MailboxErrorKind::Transient,
                         format!(

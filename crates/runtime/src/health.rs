@@ -180,7 +180,7 @@ pub async fn importer_health(
     );
     Ok(ImporterHealth {
         next_run_at: context.next_run_at(&record.id),
-        grant: grant.map(|g| grant_health(g)),
+        grant: grant.map(grant_health),
         importer: record,
         state,
         state_detail,

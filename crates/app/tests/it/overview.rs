@@ -8,7 +8,7 @@ use store::documents::DocumentRecord;
 use store::grants::{Grant, GrantState};
 use store::import_runs::{FailureKind, ImportRunRecord, RunOutcome};
 
-use crate::support::{TestApp, graph_importer_body, json as body_json};
+use crate::support::{Db, TestApp, graph_importer_body, json as body_json};
 
 async fn create(app: &TestApp, body: Value) -> String {
     let created = app.post_json("/api/v2/importers/email", &body).await;
@@ -337,8 +337,19 @@ async fn subjects(app: &TestApp, query: &str) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn documents_are_searched_by_subject_sender_dates_and_importer() {
-    let app = TestApp::spawn().await;
+async fn documents_are_searched_by_subject_sender_dates_and_importer_on_sqlite() {
+    documents_are_searched(Db::Sqlite).await;
+}
+
+/// PostgreSQL's LIKE is case-sensitive and its string literals differ from
+/// SQLite's: the same search must find the same documents.
+#[tokio::test]
+async fn documents_are_searched_by_subject_sender_dates_and_importer_on_postgresql() {
+    documents_are_searched(Db::Postgres).await;
+}
+
+async fn documents_are_searched(db: Db) {
+    let app = TestApp::spawn_with(db, "2026-03-29T00:30:00Z".parse().expect("ts")).await;
     let a = create(&app, app_only("Invoices")).await;
     let b = create(&app, app_only("Receipts")).await;
     for doc in [

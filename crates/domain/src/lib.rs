@@ -7,6 +7,7 @@ pub mod content;
 pub mod credential;
 pub mod document;
 pub mod folder;
+pub mod health;
 pub mod importer;
 pub mod mailbox;
 pub mod rules;

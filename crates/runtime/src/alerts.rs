@@ -10,93 +10,28 @@ use domain::alert::{AlertEvent, Problem, Severity};
 use jiff::{SignedDuration, Timestamp};
 use scheduler::{ParamSpec, Script, ScriptContext, ScriptFuture};
 use store::Store;
-use store::grants::GrantState;
 
 use crate::alert_delivery::{self, Alert};
+use crate::health::{HealthContext, importer_health};
 
 /// A problem still there this long after its last alert is sent again.
 const REMIND_AFTER: SignedDuration = SignedDuration::from_hours(24);
-/// Microsoft drops a refresh token unused for 90 days; warn 10 days ahead.
-const IDLE_TOKEN_WARNING: SignedDuration = SignedDuration::from_hours(80 * 24);
-
-/// The problems of the client's importers now.
+/// The problems of the client's importers now (decided with their health,
+/// [`crate::health`]).
 pub async fn problems(
     store: &Store,
     client_id: &str,
     failing_runs: u32,
     now: Timestamp,
 ) -> store::Result<Vec<Problem>> {
+    let context = HealthContext::new(failing_runs, Vec::new());
     let mut out = Vec::new();
     for record in store.list_importers(client_id).await? {
-        let name = record.settings.name.clone();
-        let problem = |kind: &str, severity, summary: String, fix: String| Problem {
-            key: format!("{kind}:{}", record.id),
-            importer_id: record.id.clone(),
-            importer_name: name.clone(),
-            severity,
-            summary,
-            fix,
-        };
-        if record.settings.delegated_access().is_some()
-            && let Some(grant) = store.grant(&record.id).await?
-        {
-            let reason = grant.last_error.clone().unwrap_or_default();
-            match grant.state {
-                GrantState::ReauthRequired => out.push(problem(
-                    "reauth_required",
-                    Severity::Critical,
-                    format!("importer “{name}” needs re-authentication: Microsoft refused its tokens"),
-                    format!("open the importer in mailferry and press Authenticate, then sign in again. Microsoft said: {reason}"),
-                )),
-                GrantState::MailboxDenied => out.push(problem(
-                    "mailbox_denied",
-                    Severity::Critical,
-                    format!("importer “{name}” cannot open its mailbox"),
-                    format!("give the signed-in account access to the mailbox, or sign in as one that has it. {reason}"),
-                )),
-                GrantState::Authorized => {
-                    if let Some(used) = grant.refresh_token_issued_at.or(grant.last_refresh_at)
-                        && used.duration_until(now) > IDLE_TOKEN_WARNING
-                    {
-                        out.push(problem(
-                            "token_idle",
-                            Severity::Warning,
-                            format!("importer “{name}”'s refresh token has not been used for {} days; Microsoft drops it after 90", used.duration_until(now).as_hours() / 24),
-                            "make sure a refresh-tokens job runs (or run `mailferry run refresh-tokens`)".to_owned(),
-                        ));
-                    }
-                }
-            }
-        }
-        for warning in record.settings.warnings(now) {
-            if warning.contains("expire") {
-                out.push(problem(
-                    "credential_expiry",
-                    Severity::Warning,
-                    format!("importer “{name}”: {warning}"),
-                    "create a new client secret or certificate in the app registration and enter it on the importer".to_owned(),
-                ));
-            }
-        }
-        let runs = store
-            .import_runs(client_id, &record.id, failing_runs, 0)
-            .await?;
-        if runs.len() == failing_runs as usize
-            && runs
-                .iter()
-                .all(|r| r.outcome == store::import_runs::RunOutcome::Failed)
-        {
-            let last = runs
-                .first()
-                .and_then(|r| r.error.clone())
-                .unwrap_or_default();
-            out.push(problem(
-                "failing",
-                Severity::Critical,
-                format!("importer “{name}”: imports failed {failing_runs} runs in a row"),
-                last,
-            ));
-        }
+        out.extend(
+            importer_health(store, record, &context, now)
+                .await?
+                .problems,
+        );
     }
     Ok(out)
 }

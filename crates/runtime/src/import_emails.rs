@@ -11,12 +11,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use domain::mailbox::MailboxErrorKind;
 use import::pipeline::{DryRun, ImportError, ImportRun, Prediction, Summary};
 use jiff::{SignedDuration, Timestamp};
 use scheduler::{
     ExecutionLog, ParamKind, ParamSpec, Script, ScriptContext, ScriptError, ScriptFuture,
 };
-use store::import_runs::{ImportRunRecord, RunOutcome};
+use store::import_runs::{FailureKind, ImportRunRecord, RunOutcome};
 use store::import_work::ImportWork;
 use store::importers::ImporterRecord;
 use store::throttles::MailboxThrottle;
@@ -43,7 +44,7 @@ enum Worked {
 enum Unworked {
     /// Another run holds the mailbox and imports its mail.
     Busy(String),
-    Failed(String),
+    Failed(RunFailure),
 }
 
 /// How long a claim on a unit of shared work lasts without renewal: a
@@ -479,13 +480,14 @@ impl ImportEmails {
         }
         let started_at = ctx.clock.now();
         let mut worked = false;
+        let mut throttled_until = None;
         // `Ok(None)`: a dry run's, which is not recorded.
         let outcome: Result<Option<Summary>, Unworked> = match self
             .connector
             .mailbox_until(record, Patience::Background, ctx.cancel.clone())
             .await
         {
-            Err(e) => Err(Unworked::Failed(e.to_string())),
+            Err(e) => Err(Unworked::Failed(RunFailure::other(e))),
             Ok(mailbox) if dry_run => {
                 worked = true;
                 let predicted = DryRun {
@@ -497,8 +499,8 @@ impl ImportEmails {
                 .await
                 .map(|predictions| log_predictions(ctx, &label, &predictions))
                 .map(|()| None)
-                .map_err(|e| Unworked::Failed(e.to_string()));
-                remember_throttle(ctx, record, &label, &mailbox).await;
+                .map_err(|e| Unworked::Failed(RunFailure::of(&e)));
+                throttled_until = remember_throttle(ctx, record, &label, &mailbox).await;
                 predicted
             }
             Ok(mailbox) => {
@@ -507,7 +509,7 @@ impl ImportEmails {
                     .import_one(ctx, client_name, record, &label, &mailbox)
                     .await
                     .map(Some);
-                remember_throttle(ctx, record, &label, &mailbox).await;
+                throttled_until = remember_throttle(ctx, record, &label, &mailbox).await;
                 imported
             }
         };
@@ -527,10 +529,12 @@ impl ImportEmails {
         };
         let mut failures = Vec::new();
         if let Err(e) = &outcome {
-            ctx.log.line(format!("{label}: failed: {e}"));
-            failures.push(format!("{label}: {e}"));
+            ctx.log.line(format!("{label}: failed: {}", e.message));
+            failures.push(format!("{label}: {}", e.message));
         }
-        if !dry_run && let Err(e) = record_run(ctx, record, started_at, &outcome).await {
+        if !dry_run
+            && let Err(e) = record_run(ctx, record, started_at, &outcome, throttled_until).await
+        {
             ctx.log.line(format!("{label}: failed: {e}"));
             failures.push(format!("{label}: {e}"));
         }
@@ -549,7 +553,7 @@ impl ImportEmails {
             .connector
             .sink(record)
             .await
-            .map_err(|e| Unworked::Failed(e.to_string()))?;
+            .map_err(|e| Unworked::Failed(RunFailure::other(e)))?;
         let log = |line: String| ctx.log.line(format!("{label}: {line}"));
         let should_stop = || ctx.cancel.is_cancelled();
         let summary = ImportRun {
@@ -566,7 +570,7 @@ impl ImportEmails {
         .await
         .map_err(|e| match e {
             ImportError::Busy(_) => Unworked::Busy(e.to_string()),
-            e => Unworked::Failed(e.to_string()),
+            e => Unworked::Failed(RunFailure::of(&e)),
         })?;
         ctx.log.line(format!("{label}: {}", summary.line()));
         for (id, why) in summary.left_for_retry.iter().take(RETRY_REASONS_SHOWN) {
@@ -605,19 +609,17 @@ async fn throttle_of(
 }
 
 /// Shares a `Retry-After` that outlasts the run with every instance, so none
-/// asks the mailbox again before its time (asking prolongs a throttle).
+/// asks the mailbox again before its time (asking prolongs a throttle);
+/// returns until when, for the run's record.
 async fn remember_throttle(
     ctx: &ScriptContext,
     record: &ImporterRecord,
     label: &str,
     mailbox: &ImporterMailbox,
-) {
-    let Some((until, reason)) = mailbox.as_graph().and_then(|g| g.stats().throttled_until()) else {
-        return;
-    };
-    if until <= ctx.clock.now() {
-        return;
-    }
+) -> Option<Timestamp> {
+    let (until, reason) = mailbox
+        .throttled_until()
+        .filter(|(until, _)| *until > ctx.clock.now())?;
     let kept = match import::lease::lease_name(&ctx.store, record).await {
         Ok(key) => {
             ctx.store
@@ -634,6 +636,41 @@ async fn remember_throttle(
             "{label}: Microsoft Graph throttles this mailbox until {until}, and the database did not keep that ({e}): the next run may ask too early"
         )),
     }
+    Some(until)
+}
+
+/// Why an importer's run failed: the words for the log and the run's
+/// record, and the kind its health is told by.
+struct RunFailure {
+    message: String,
+    kind: FailureKind,
+}
+
+impl RunFailure {
+    fn other(e: impl std::fmt::Display) -> Self {
+        Self {
+            message: e.to_string(),
+            kind: FailureKind::Other,
+        }
+    }
+
+    fn of(e: &ImportError) -> Self {
+        let kind = match e {
+            ImportError::Folders(_) => FailureKind::Folders,
+            ImportError::Mailbox(m) => match m.kind {
+                MailboxErrorKind::Transient => FailureKind::Transient,
+                MailboxErrorKind::Permission | MailboxErrorKind::MailboxUnavailable => {
+                    FailureKind::MailboxDenied
+                }
+                _ => FailureKind::Other,
+            },
+            _ => FailureKind::Other,
+        };
+        Self {
+            message: e.to_string(),
+            kind,
+        }
+    }
 }
 
 /// Records what the importer's run did (`outcome`: its summary, or why it
@@ -643,15 +680,17 @@ async fn record_run(
     ctx: &ScriptContext,
     record: &ImporterRecord,
     started_at: Timestamp,
-    outcome: &Result<Option<Summary>, String>,
+    outcome: &Result<Option<Summary>, RunFailure>,
+    throttled_until: Option<Timestamp>,
 ) -> Result<(), String> {
+    let finished_at = ctx.clock.now();
     let run = ImportRunRecord {
         id: ImportRunRecord::new_id(),
         execution_id: ctx.execution_id.clone(),
         client_id: ctx.client_id.clone(),
         importer_id: record.id.clone(),
         started_at,
-        finished_at: ctx.clock.now(),
+        finished_at,
         outcome: RunOutcome::Succeeded,
         imported: 0,
         completed: 0,
@@ -661,6 +700,8 @@ async fn record_run(
         bytes: 0,
         stopped_early: false,
         error: None,
+        failure_kind: None,
+        throttled_until,
     };
     let run = match outcome {
         Ok(None) => return Ok(()),
@@ -676,7 +717,8 @@ async fn record_run(
         },
         Err(e) => ImportRunRecord {
             outcome: RunOutcome::Failed,
-            error: Some(e.clone()),
+            error: Some(e.message.clone()),
+            failure_kind: Some(e.kind),
             ..run
         },
     };

@@ -14,6 +14,7 @@ use store::Store;
 
 pub mod alert_delivery;
 pub mod alerts;
+pub mod health;
 pub mod idle;
 pub mod import_emails;
 pub mod mailbox;

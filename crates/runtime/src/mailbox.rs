@@ -45,6 +45,13 @@ pub enum ImporterMailbox {
 }
 
 impl ImporterMailbox {
+    /// Until when Microsoft asked to leave the mailbox alone (a Graph
+    /// `Retry-After` longer than a run waits), and what it answered; IMAP
+    /// servers tell no such thing.
+    pub fn throttled_until(&self) -> Option<(jiff::Timestamp, String)> {
+        self.as_graph().and_then(|g| g.stats().throttled_until())
+    }
+
     /// The Graph adapter, for what only Graph has (its configuration and
     /// request statistics in the connection test).
     pub fn as_graph(&self) -> Option<&GraphMailbox> {

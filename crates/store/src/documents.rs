@@ -2,6 +2,8 @@
 //! sink holds the files; this table holds where they are and their
 //! `metadata.json`.
 
+use jiff::Timestamp;
+
 use crate::{Result, Store, StoreError, to_millis};
 use domain::document::DocumentMetadata;
 
@@ -34,6 +36,40 @@ fn record_from_row(
         location,
         metadata,
     })
+}
+
+/// Which documents a search returns; every filter given must match.
+#[derive(Debug, Clone, Default)]
+pub struct DocumentQuery {
+    pub importer_id: Option<String>,
+    /// Part of the subject, in any case.
+    pub subject_contains: Option<String>,
+    /// Part of the sender (name or address), in any case.
+    pub sender_contains: Option<String>,
+    /// Received at or after (the import's instant for a mail without a date).
+    pub since: Option<Timestamp>,
+    /// Received before.
+    pub until: Option<Timestamp>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// `%text%` in lower case, with LIKE's own characters taken literally.
+fn like_pattern(text: &str) -> String {
+    let mut out = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
 }
 
 /// Keeps a listing to a bounded size.
@@ -73,30 +109,72 @@ impl Store {
         limit: u32,
         offset: u32,
     ) -> Result<Vec<DocumentRecord>> {
-        let limit = i64::from(limit.clamp(1, MAX_PAGE));
-        let rows: Vec<DocumentRow> = match importer_id {
-            Some(importer) => {
-                sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "{SELECT} WHERE client_id = $1 AND importer_id = $2 ORDER BY imported_at DESC, id DESC LIMIT $3 OFFSET $4"
-                )))
-                .bind(client_id)
-                .bind(importer)
-                .bind(limit)
-                .bind(i64::from(offset))
-                .fetch_all(self.pool())
-                .await?
-            }
-            None => {
-                sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "{SELECT} WHERE client_id = $1 ORDER BY imported_at DESC, id DESC LIMIT $2 OFFSET $3"
-                )))
-                .bind(client_id)
-                .bind(limit)
-                .bind(i64::from(offset))
-                .fetch_all(self.pool())
-                .await?
-            }
+        self.search_documents(
+            client_id,
+            &DocumentQuery {
+                importer_id: importer_id.map(str::to_owned),
+                limit,
+                offset,
+                ..DocumentQuery::default()
+            },
+        )
+        .await
+    }
+
+    /// A client's documents that match every filter of `query`, newest first.
+    pub async fn search_documents(
+        &self,
+        client_id: &str,
+        query: &DocumentQuery,
+    ) -> Result<Vec<DocumentRecord>> {
+        let mut sql = format!("{SELECT} WHERE client_id = $1");
+        let mut binds: Vec<Bind> = vec![Bind::Text(client_id.to_owned())];
+        let mut add = |clause: &str, value: Bind| {
+            binds.push(value);
+            sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
         };
+        if let Some(importer) = &query.importer_id {
+            add(" AND importer_id = ?", Bind::Text(importer.clone()));
+        }
+        // Case-insensitive on both backends (PostgreSQL's LIKE is not).
+        if let Some(subject) = &query.subject_contains {
+            add(
+                " AND LOWER(COALESCE(subject, '')) LIKE ? ESCAPE '\\'",
+                Bind::Text(like_pattern(subject)),
+            );
+        }
+        if let Some(sender) = &query.sender_contains {
+            add(
+                " AND LOWER(COALESCE(sender, '')) LIKE ? ESCAPE '\\'",
+                Bind::Text(like_pattern(sender)),
+            );
+        }
+        // A mail without a Date header counts as received when imported.
+        if let Some(since) = query.since {
+            add(
+                " AND COALESCE(received_at, imported_at) >= ?",
+                Bind::Int(to_millis(since)),
+            );
+        }
+        if let Some(until) = query.until {
+            add(
+                " AND COALESCE(received_at, imported_at) < ?",
+                Bind::Int(to_millis(until)),
+            );
+        }
+        let limit = i64::from(query.limit.clamp(1, MAX_PAGE));
+        sql.push_str(&format!(
+            " ORDER BY imported_at DESC, id DESC LIMIT {limit} OFFSET {}",
+            query.offset
+        ));
+        let mut q = sqlx::query_as::<_, DocumentRow>(sqlx::AssertSqlSafe(sql));
+        for bind in binds {
+            q = match bind {
+                Bind::Text(t) => q.bind(t),
+                Bind::Int(i) => q.bind(i),
+            };
+        }
+        let rows = q.fetch_all(self.pool()).await?;
         rows.into_iter().map(record_from_row).collect()
     }
 

@@ -19,6 +19,8 @@ pub enum ExecutionStatus {
 }
 
 impl ExecutionStatus {
+    pub const ALL: [Self; 3] = [Self::Running, Self::Succeeded, Self::Failed];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Running => "running",
@@ -131,6 +133,7 @@ impl NewExecution {
 pub struct ExecutionFilter {
     pub job_id: Option<String>,
     pub script: Option<String>,
+    pub status: Option<ExecutionStatus>,
     pub limit: u32,
 }
 
@@ -342,6 +345,10 @@ impl Store {
             n += 1;
             sql.push_str(&format!(" AND script = ${n}"));
         }
+        if filter.status.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND status = ${n}"));
+        }
         sql.push_str(&format!(
             " ORDER BY started_at DESC, id DESC LIMIT {}",
             filter.limit
@@ -352,6 +359,9 @@ impl Store {
         }
         if let Some(script) = &filter.script {
             query = query.bind(script);
+        }
+        if let Some(status) = filter.status {
+            query = query.bind(status.as_str());
         }
         let rows = query.fetch_all(self.pool()).await?;
         rows.into_iter().map(execution_from_row).collect()

@@ -44,6 +44,42 @@ impl RunOutcome {
     }
 }
 
+/// Why an importer's run failed, as far as its health is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// A folder setting is ambiguous or names a missing folder.
+    Folders,
+    /// The mailbox refused the account or app (permission, unlicensed, unknown).
+    MailboxDenied,
+    /// Throttling, server errors, the network: the next run may pass.
+    Transient,
+    /// Anything else (settings, sink, tokens, another run busy).
+    Other,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Folders => "folders",
+            Self::MailboxDenied => "mailbox_denied",
+            Self::Transient => "transient",
+            Self::Other => "other",
+        }
+    }
+
+    fn parse(raw: &str) -> Result<Self> {
+        match raw {
+            "folders" => Ok(Self::Folders),
+            "mailbox_denied" => Ok(Self::MailboxDenied),
+            "transient" => Ok(Self::Transient),
+            "other" => Ok(Self::Other),
+            other => Err(StoreError::Corrupt(format!(
+                "import run failure kind `{other}`"
+            ))),
+        }
+    }
+}
+
 /// One importer's part of one `import-emails` execution.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportRunRecord {
@@ -72,6 +108,12 @@ pub struct ImportRunRecord {
     pub stopped_early: bool,
     /// Why the importer could not be worked, with the fix (`Failed` only).
     pub error: Option<String>,
+    /// What kind of failure `error` is (`Failed` only; `None` for runs
+    /// recorded before kinds were).
+    pub failure_kind: Option<FailureKind>,
+    /// Microsoft throttled the mailbox during the run until this instant
+    /// (its `Retry-After`), when that was still ahead as the run ended.
+    pub throttled_until: Option<Timestamp>,
 }
 
 impl ImportRunRecord {
@@ -89,8 +131,8 @@ impl ImportRunRecord {
 // read as an integer on both backends.
 const SELECT: &str = "SELECT id, execution_id, client_id, importer_id, started_at, finished_at, \
      outcome, imported, completed, moves_confirmed, to_error_by_reason, left_for_retry, bytes, \
-     CAST(CASE WHEN stopped_early THEN 1 ELSE 0 END AS BIGINT) AS stopped_early, error \
-     FROM import_runs";
+     CAST(CASE WHEN stopped_early THEN 1 ELSE 0 END AS BIGINT) AS stopped_early, error, \
+     failure_kind, throttled_until FROM import_runs";
 
 #[derive(sqlx::FromRow)]
 struct ImportRunRow {
@@ -109,6 +151,8 @@ struct ImportRunRow {
     bytes: i64,
     stopped_early: i64,
     error: Option<String>,
+    failure_kind: Option<String>,
+    throttled_until: Option<i64>,
 }
 
 fn count_from_db(id: &str, column: &str, n: i64) -> Result<u64> {
@@ -141,6 +185,12 @@ impl TryFrom<ImportRunRow> for ImportRunRecord {
             bytes: count_from_db(&r.id, "bytes", r.bytes)?,
             stopped_early: r.stopped_early != 0,
             error: r.error,
+            failure_kind: r
+                .failure_kind
+                .as_deref()
+                .map(FailureKind::parse)
+                .transpose()?,
+            throttled_until: r.throttled_until.map(from_millis).transpose()?,
             id: r.id,
         })
     }
@@ -158,8 +208,8 @@ impl Store {
         let inserted = sqlx::query(
             "INSERT INTO import_runs (id, execution_id, client_id, importer_id, started_at, \
              finished_at, outcome, imported, completed, moves_confirmed, to_error, \
-             to_error_by_reason, left_for_retry, bytes, stopped_early, error) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 \
+             to_error_by_reason, left_for_retry, bytes, stopped_early, error, failure_kind, throttled_until) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18 \
              WHERE EXISTS (SELECT 1 FROM importers WHERE id = $4 AND client_id = $3)",
         )
         .bind(&run.id)
@@ -178,6 +228,8 @@ impl Store {
         .bind(count_to_db(run.bytes))
         .bind(run.stopped_early)
         .bind(&run.error)
+        .bind(run.failure_kind.map(FailureKind::as_str))
+        .bind(run.throttled_until.map(to_millis))
         .execute(&mut *tx)
         .await
         .map_err(|e| {

@@ -1900,6 +1900,8 @@ async fn import_runs_are_recorded_per_importer_and_read_newest_first(db: TestDb)
         bytes: 123_456,
         stopped_early: false,
         error: None,
+        failure_kind: None,
+        throttled_until: None,
     };
     assert_eq!(
         s.latest_import_run(&client.id, invoices)
@@ -1927,6 +1929,8 @@ async fn import_runs_are_recorded_per_importer_and_read_newest_first(db: TestDb)
         bytes: 0,
         stopped_early: true,
         error: Some("the folder `Exported` is ambiguous; no mail was touched".to_owned()),
+        failure_kind: Some(store::import_runs::FailureKind::Folders),
+        throttled_until: Some(at(6)),
         ..run("exec-2", invoices, 5)
     };
     assert_eq!(failed.to_error(), 0);

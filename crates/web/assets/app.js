@@ -48,6 +48,106 @@ function unavailable(res, what) {
   return `<div class="notice bad">${esc(problemText(res.data))}</div>`;
 }
 
+// ---------- health: one name per state, on every page ----------
+
+// The overview API's states (worst first), their badge colour and words.
+const STATES = {
+  reauth_required: ["bad", "re-authentication required"],
+  mailbox_denied: ["bad", "mailbox denied"],
+  folder_problem: ["bad", "folder problem"],
+  failing: ["bad", "failing"],
+  unauthenticated: ["warn", "authentication required"],
+  throttled: ["warn", "throttled"],
+  importing: ["info", "importing"],
+  healthy: ["ok", "healthy"],
+};
+// The importer status's authorization states, in the same words.
+const AUTH_STATES = {
+  authorized: ["ok", "authorized"],
+  reauth_required: STATES.reauth_required,
+  mailbox_denied: STATES.mailbox_denied,
+  unauthenticated: STATES.unauthenticated,
+  not_applicable: ["neutral", "no user signs in"],
+};
+
+function stateBadge(e) {
+  const [cls, words] = STATES[e.state] || ["neutral", e.state];
+  let label = words;
+  if (e.state === "failing") label = `failing for ${e.failing_runs} run${e.failing_runs === 1 ? "" : "s"}`;
+  if (e.state === "throttled" && e.throttled_until) label = `throttled until ${new Date(e.throttled_until).toLocaleTimeString()}`;
+  return `<span class="badge ${cls}" data-state="${esc(e.state)}">${esc(label)}</span>`;
+}
+
+// "12 imported, 1 to Error, 4 minutes ago" (or why it failed).
+function lastRunWords(run) {
+  if (!run) return `<span class="muted">no import yet</span>`;
+  const at = when(run.finished_at);
+  if (run.status === "failed") return `<span class="error">failed</span> ${at}`;
+  const parts = [`${run.imported} imported`, `${run.to_error} to Error`];
+  if (run.left_for_retry) parts.push(`${run.left_for_retry} left for the next run`);
+  return `${esc(parts.join(", "))}, ${at}`;
+}
+
+// A countdown to `ts`, kept ticking by tickCountdowns().
+function countdown(ts, what) {
+  if (!ts) return `<span class="muted">–</span>`;
+  return `<span data-countdown="${esc(ts)}" data-what="${esc(what)}" title="${esc(new Date(ts).toISOString())} (UTC)">${esc(remaining(ts, what))}</span>`;
+}
+
+function remaining(ts, what) {
+  const s = Math.round((new Date(ts).getTime() - Date.now()) / 1000);
+  if (s <= 0) return `${what} expired ${ago(new Date(ts))}`;
+  const pad = (n) => String(n).padStart(2, "0");
+  const [d, h, m, sec] = [Math.floor(s / 86400), Math.floor(s / 3600) % 24, Math.floor(s / 60) % 60, s % 60];
+  const left = d >= 2 ? `${d} days` : d === 1 || h > 0 ? `${d * 24 + h} h ${pad(m)} min` : `${pad(m)}:${pad(sec)}`;
+  return `${what} expires in ${left}`;
+}
+
+function tickCountdowns() {
+  document.querySelectorAll("[data-countdown]").forEach((el) => { el.textContent = remaining(el.dataset.countdown, el.dataset.what); });
+}
+setInterval(tickCountdowns, 1000);
+
+// What refreshes the page shown now; a new page cancels the last one's.
+let refresher = null;
+function refreshEvery(ms, fn, stillShown) {
+  clearInterval(refresher);
+  refresher = setInterval(() => { if (stillShown()) fn(); else clearInterval(refresher); }, ms);
+}
+
+function tokenCells(e) {
+  if (!e.delegated) return `<span class="muted">no user signs in</span>`;
+  if (!e.access_token_expires_at && !e.refresh_token_expires_at) return `<span class="muted">no tokens</span>`;
+  return `<div>${countdown(e.access_token_expires_at, "access token")}</div>
+    <div class="small">${countdown(e.refresh_token_expires_at, "refresh token")}</div>`;
+}
+
+function warningList(e) {
+  return (e.warnings || []).map((w) => `<div class="small warning-line" data-warning>⚠ ${esc(w)}</div>`).join("");
+}
+
+async function overviewPage() {
+  const shown = location.hash;
+  const draw = async () => {
+    const res = await api("GET", "/api/v2/overview");
+    if (location.hash !== shown) return;
+    if (!res.ok) { view.innerHTML = `<div class="card"><h1>Overview</h1>${unavailable(res, "The overview")}</div>`; return; }
+    const problems = res.data.filter((e) => !["healthy", "importing", "throttled"].includes(e.state)).length;
+    const rows = res.data.map((e) => `<tr data-importer="${esc(e.importer_id)}" data-state="${esc(e.state)}">
+        <td><a href="#/importers/${esc(e.importer_id)}">${esc(e.name)}</a><div class="small muted">${esc(PROTOCOLS[e.protocol] || e.protocol)}${e.account ? ` · ${esc(e.account)}` : ""}</div></td>
+        <td>${stateBadge(e)}${e.state_detail ? `<div class="small" data-detail>${esc(e.state_detail)}</div>` : ""}${warningList(e)}</td>
+        <td data-last-run>${lastRunWords(e.last_run)}</td>
+        <td>${e.next_run_at ? when(e.next_run_at) : `<span class="muted">no import job</span>`}</td>
+        <td>${tokenCells(e)}</td></tr>`).join("");
+    view.innerHTML = `<div class="card"><h1>Overview</h1>
+      <p class="muted" id="overview-summary">${res.data.length} importer(s), ${problems ? `<strong class="error">${problems} need(s) attention</strong>` : "none needs attention"}. Refreshed every 10 seconds.</p>
+      ${res.data.length ? `<table id="overview"><thead><tr><th>Importer</th><th>State</th><th>Last import</th><th>Next run</th><th>Tokens</th></tr></thead><tbody>${rows}</tbody></table>`
+        : `<p class="muted">No importer yet. <a href="#/importers/new">Create one</a>.</p>`}</div>`;
+  };
+  await draw();
+  refreshEvery(10000, draw, () => location.hash === shown);
+}
+
 // ---------- importers ----------
 
 const PROTOCOLS = {
@@ -56,21 +156,15 @@ const PROTOCOLS = {
   imap: "IMAP",
 };
 
-function authBadge(imp) {
-  if (imp.protocol !== "graph_delegated" && imp.auth !== "xoauth2") return `<span class="badge neutral">no user authorization</span>`;
-  return imp.authentication_required
-    ? `<span class="badge warn">authentication required</span>`
-    : `<span class="badge ok">authorized</span>`;
-}
-
 async function importersPage() {
-  const res = await api("GET", "/api/v2/importers/email");
+  const [res, health] = await Promise.all([api("GET", "/api/v2/importers/email"), api("GET", "/api/v2/overview")]);
   if (!res.ok) { view.innerHTML = unavailable(res, "The importer list"); return; }
-  const rows = res.data.map((i) => `<tr>
+  const byId = new Map((health.ok ? health.data : []).map((e) => [e.importer_id, e]));
+  const rows = res.data.map((i) => `<tr data-importer="${esc(i.id)}">
       <td><a href="#/importers/${esc(i.id)}">${esc(i.name)}</a></td>
       <td>${esc(PROTOCOLS[i.protocol] || i.protocol)}</td>
       <td>${esc(i.mailbox || i.username || "(authorizing user)")}</td>
-      <td>${authBadge(i)} ${i.warnings.length ? `<span class="badge bad" title="${esc(i.warnings.join("\n"))}">${i.warnings.length} warning(s)</span>` : ""}</td>
+      <td>${byId.has(i.id) ? stateBadge(byId.get(i.id)) : ""} ${i.warnings.length ? `<span class="badge warn" title="${esc(i.warnings.join("\n"))}">${i.warnings.length} warning(s)</span>` : ""}</td>
     </tr>`).join("");
   view.innerHTML = `<div class="card"><h1>E-mail importers</h1>
     ${res.data.length ? `<table><thead><tr><th>Name</th><th>Protocol</th><th>Mailbox</th><th>Status</th></tr></thead><tbody>${rows}</tbody></table>`
@@ -250,7 +344,12 @@ function importerForm(imp) {
     </div>
   </form>
   <div id="test-result"></div>
-  ${isNew ? "" : `<div class="card" id="status"><h2>Status</h2><p class="muted">Loading…</p></div>
+  ${isNew ? "" : `<div class="card" id="status"><h2>Health</h2><p class="muted">Loading…</p></div>
+  <div class="card" id="runs"><h2>Recent runs</h2><p class="muted">Loading…</p></div>
+  <div class="card" id="dry-run"><h2>What would the next run do?</h2>
+    <p class="muted small">A dry run reads the Inbox and tells each mail's fate; it moves, stores and records nothing.</p>
+    <div class="actions"><button type="button" class="secondary" id="dry-run-button">Dry run</button></div>
+    <div id="dry-run-result" role="status"></div></div>
   ${importerDetails(imp)}
   <div class="card" id="mail-focus" hidden></div>
   <div class="card" id="mails" data-importer="${esc(imp.id)}">
@@ -456,7 +555,11 @@ async function importerPage(id, opts = {}) {
   form.querySelector("#test").addEventListener("click", () => runConnectionTest(imp.id));
   form.querySelectorAll("[data-pick]").forEach((b) => b.addEventListener("click", () => pickFolder(imp.id, b.dataset.pick, form)));
   loadStatus(imp);
+  loadRuns(imp);
   loadMails(imp);
+  document.getElementById("dry-run-button").addEventListener("click", () => dryRun(imp));
+  const shown = location.hash;
+  refreshEvery(10000, () => { loadStatus(imp); loadRuns(imp); }, () => location.hash === shown);
   if (opts.documentId !== undefined) showDocumentMail(imp, opts.documentId);
   else if (opts.mails) document.getElementById("mails").scrollIntoView();
 }
@@ -478,23 +581,79 @@ function showSavedNotice(form, imp) {
   }
 }
 
+// The importer's health (the overview's entry for it) and its authorization.
 async function loadStatus(imp) {
   const box = document.getElementById("status");
-  const res = await api("GET", `/api/v2/importers/email/${encodeURIComponent(imp.id)}/status`);
-  if (!res.ok) { box.innerHTML = `<h2>Status</h2>${unavailable(res, "The status")}`; return; }
+  const [res, health] = await Promise.all([
+    api("GET", `/api/v2/importers/email/${encodeURIComponent(imp.id)}/status`),
+    api("GET", `/api/v2/overview?importer_id=${encodeURIComponent(imp.id)}`),
+  ]);
+  if (!box?.isConnected) return;
+  if (!res.ok) { box.innerHTML = `<h2>Health</h2>${unavailable(res, "The status")}`; return; }
   const a = res.data.auth || {};
-  const badge = { authorized: "ok", reauth_required: "bad", mailbox_denied: "bad", unauthenticated: "warn", not_applicable: "neutral" }[a.state] || "neutral";
-  const last = res.data.last_import;
-  const warnings = [...(res.data.warnings || []), ...(imp.warnings || [])];
-  box.innerHTML = `<h2>Status</h2>
-    <p>Authorization: <span class="badge ${badge}" id="auth-state">${esc(a.state)}</span> ${a.account ? `as <strong>${esc(a.account)}</strong>` : ""}</p>
+  const [authCls, authWords] = AUTH_STATES[a.state] || ["neutral", a.state];
+  const e = health.ok ? health.data[0] : null;
+  const warnings = [...new Set([...(res.data.warnings || []), ...(imp.warnings || [])])];
+  box.innerHTML = `<h2>Health ${e ? stateBadge(e) : ""}</h2>
+    ${e?.state_detail ? `<div class="notice ${e.state === "throttled" ? "" : "bad"}" id="state-detail">${esc(e.state_detail)}</div>` : ""}
+    <p>Authorization: <span class="badge ${authCls}" id="auth-state" data-state="${esc(a.state)}">${esc(authWords)}</span> ${a.account ? `as <strong>${esc(a.account)}</strong>` : ""}</p>
     <table><tbody>
-      <tr><th>Access token expires</th><td>${when(a.access_token_expires_at)}</td></tr>
+      <tr><th>Last import</th><td id="last-import">${e ? lastRunWords(e.last_run) : "–"}</td></tr>
+      <tr><th>Next run</th><td>${e?.next_run_at ? when(e.next_run_at) : "no enabled import-emails job works this importer"}</td></tr>
+      <tr><th>Access token</th><td>${countdown(a.access_token_expires_at, "access token")}</td></tr>
+      <tr><th>Refresh token</th><td>${e?.refresh_token_expires_at ? `${countdown(e.refresh_token_expires_at, "refresh token")} <span class="small muted">if unused (Microsoft's 90-day limit); last used ${when(e.refresh_token_last_used_at)}</span>` : "–"}</td></tr>
       <tr><th>Last refresh</th><td>${when(a.last_refresh_at)}</td></tr>
       <tr><th>Last error</th><td>${esc(a.last_error || "–")}</td></tr>
-      <tr><th>Last import</th><td id="last-import">${last ? `${esc(last.summary || last.status || "")}${last.finished_at ? ` · ${when(last.finished_at)}` : ""}` : "–"}</td></tr>
     </tbody></table>
-    ${[...new Set(warnings)].map((w) => `<div class="notice">${esc(w)}</div>`).join("")}`;
+    ${warnings.map((w) => `<div class="notice" data-warning>${esc(w)}</div>`).join("")}`;
+}
+
+function duration(start, end) {
+  if (!start || !end) return "–";
+  const s = Math.max(0, Math.round((new Date(end) - new Date(start)) / 1000));
+  return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
+}
+
+const RUN_STATUS = { succeeded: "ok", failed: "bad", running: "info" };
+
+async function loadRuns(imp) {
+  const box = document.getElementById("runs");
+  const res = await api("GET", `/api/v2/importers/email/${encodeURIComponent(imp.id)}/runs?limit=10`);
+  if (!box?.isConnected) return;
+  if (!res.ok) { box.innerHTML = `<h2>Recent runs</h2>${unavailable(res, "The runs")}`; return; }
+  box.innerHTML = `<h2>Recent runs</h2>${res.data.length ? `<table><thead><tr><th>Started</th><th>Result</th><th>Summary</th><th>Took</th></tr></thead><tbody>
+    ${res.data.map((r) => `<tr data-run="${esc(r.execution_id)}"><td>${when(r.started_at)}</td>
+      <td><span class="badge ${RUN_STATUS[r.status] || "neutral"}">${esc(r.status)}</span></td>
+      <td>${esc(r.summary)} <a class="small" href="#/executions/${esc(r.execution_id)}">log</a></td><td>${esc(duration(r.started_at, r.finished_at))}</td></tr>`).join("")}
+    </tbody></table>` : `<p class="muted">No run yet.</p>`}`;
+}
+
+// The dry run's outcomes in the words of the mail list.
+const PREDICTIONS = {
+  import: ["ok", "would be imported"],
+  error: ["bad", "would go to Error"],
+  already_imported: ["neutral", "already imported"],
+  already_error: ["neutral", "already in Error"],
+  retry: ["warn", "left for a later run"],
+};
+
+async function dryRun(imp) {
+  const out = document.getElementById("dry-run-result");
+  const button = document.getElementById("dry-run-button");
+  button.disabled = true;
+  out.innerHTML = `<p class="muted">Reading the Inbox…</p>`;
+  const res = await api("POST", `/api/v2/importers/email/${encodeURIComponent(imp.id)}/dry-run`);
+  button.disabled = false;
+  if (!res.ok) { out.innerHTML = `<div class="notice bad">${esc(problemText(res.data))}</div>`; return; }
+  if (!res.data.length) { out.innerHTML = `<p class="muted" id="dry-run-empty">The Inbox is empty: the next run has nothing to do.</p>`; return; }
+  out.innerHTML = mailTable(["Subject", "From", "Received", "Fate"], res.data.map((m) => {
+    const [cls, words] = PREDICTIONS[m.outcome] || ["neutral", m.outcome];
+    return `<tr data-prediction="${esc(m.outcome)}">${mailCells(m)}<td><span class="badge ${cls}">${esc(words)}</span>
+      ${m.reason ? `<div class="reason"><strong>${esc(REASONS[m.reason] || m.reason)}</strong> <code>${esc(m.reason)}</code></div>` : ""}
+      ${m.detail ? `<div class="small">${esc(m.detail)}</div>` : ""}
+      ${m.attachments.length ? `<div class="small">files: ${m.attachments.map((f) => `<code>${esc(f.replace(/^attachments\//, ""))}</code>`).join(", ")}</div>` : ""}
+      ${m.skipped.length ? `<div class="small muted">left out: ${esc(m.skipped.join("; "))}</div>` : ""}</td></tr>`;
+  }).join(""));
 }
 
 // ---------- an importer's mails (its import ledger) ----------
@@ -536,7 +695,7 @@ function mailOutcome(m) {
 }
 
 function mailTable(head, rows) {
-  return `<table><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join("")}</tr></thead><tbody>${rows}</tbody></table>`;
+  return `<table><thead><tr>${head.map((h) => `<th>${h ? esc(h) : `<span class="sr-only">Actions</span>`}</th>`).join("")}</tr></thead><tbody>${rows}</tbody></table>`;
 }
 
 // "Mails in Error" (with Reprocess) and "Recent mails" of the importer page.
@@ -630,44 +789,117 @@ async function pickFolder(id, key, form) {
 
 // ---------- scripts, jobs, executions, documents ----------
 
+// The client's importers by id (names for ids in selects, params and logs).
+async function importerNames() {
+  const res = await api("GET", "/api/v2/importers/email");
+  return new Map((res.ok ? res.data : []).map((i) => [i.id, i.name]));
+}
+
+// One input per declared parameter of a script: `importer_id` as a choice
+// of importer, booleans as checkboxes, integers as numbers.
+function paramFields(script, names, values = {}, prefix = "") {
+  if (!script.params.length) return `<p class="muted small">This script takes no parameters.</p>`;
+  return script.params.map((p) => {
+    const id = `${prefix}param-${script.name}-${p.name}`;
+    const value = values[p.name];
+    const hint = `<span class="hint">${esc(p.description)}${p.required ? " (required)" : ""}</span>`;
+    const error = `<span class="field-error" data-error="${esc(p.name)}"></span>`;
+    if (p.name === "importer_id") {
+      return `<label for="${id}">Importer ${hint}<select id="${id}" data-param="${esc(p.name)}" data-kind="string">
+        <option value="">${p.required ? "choose…" : "all importers"}</option>
+        ${[...names].map(([iid, name]) => `<option value="${esc(iid)}" ${iid === value ? "selected" : ""}>${esc(name)}</option>`).join("")}</select>${error}</label>`;
+    }
+    if (p.kind === "boolean") {
+      return `<label class="inline" for="${id}"><input type="checkbox" id="${id}" data-param="${esc(p.name)}" data-kind="boolean" ${value ? "checked" : ""}> ${esc(p.name.replace(/_/g, " "))} ${hint}</label>${error}`;
+    }
+    return `<label for="${id}">${esc(p.name.replace(/_/g, " "))} ${hint}<input id="${id}" type="${p.kind === "integer" ? "number" : "text"}" data-param="${esc(p.name)}" data-kind="${esc(p.kind)}" value="${esc(value ?? "")}" ${p.kind === "integer" ? 'step="1"' : ""}>${error}</label>`;
+  }).join("");
+}
+
+// The parameters as the API takes them: empty fields are left out.
+function paramValues(root) {
+  const params = {};
+  root.querySelectorAll("[data-param]").forEach((el) => {
+    const name = el.dataset.param;
+    if (el.dataset.kind === "boolean") { if (el.checked) params[name] = true; return; }
+    const v = el.value.trim();
+    if (v === "") return;
+    params[name] = el.dataset.kind === "integer" && /^-?\d+$/.test(v) ? Number(v) : v;
+  });
+  return params;
+}
+
+function showParamErrors(root, out, problem) {
+  root.querySelectorAll("[data-error]").forEach((e) => (e.textContent = ""));
+  for (const err of problem?.errors || []) {
+    const slot = root.querySelector(`[data-error="${CSS.escape(err.field.replace(/^params\./, ""))}"]`);
+    if (slot) slot.textContent = err.message;
+  }
+  out.innerHTML = `<div class="notice bad">${esc(problemText(problem))}</div>`;
+}
+
 async function scriptsPage() {
-  const res = await api("GET", "/api/v2/scripts");
+  const [res, names] = await Promise.all([api("GET", "/api/v2/scripts"), importerNames()]);
   if (!res.ok) { view.innerHTML = `<div class="card"><h1>Scripts</h1>${unavailable(res, "The script list")}</div>`; return; }
   view.innerHTML = `<div class="card"><h1>Scripts</h1><p class="muted">Scripts can be run at any time; jobs run them on a schedule.</p>
-    <table><thead><tr><th>Script</th><th>Description</th><th></th></tr></thead><tbody>
-    ${res.data.map((s) => `<tr><td><code>${esc(s.name)}</code></td><td>${esc(s.description)}</td>
-      <td><button type="button" data-run="${esc(s.name)}">Run now</button></td></tr>`).join("")}</tbody></table>
-    <div id="run-result"></div></div>`;
-  view.querySelectorAll("[data-run]").forEach((b) => b.addEventListener("click", async () => {
-    const r = await api("POST", `/api/v2/scripts/${encodeURIComponent(b.dataset.run)}/run`, {});
-    const out = document.getElementById("run-result");
-    if (!r.ok) { out.innerHTML = `<div class="notice bad">${esc(problemText(r.data))}</div>`; return; }
+    <div id="run-result" role="status"></div></div>
+    ${res.data.map((s) => `<form class="card" data-script="${esc(s.name)}" novalidate><h2><code>${esc(s.name)}</code></h2>
+      <p>${esc(s.description)}</p>${paramFields(s, names)}
+      <div class="actions"><button type="submit" data-run="${esc(s.name)}">Run now</button></div></form>`).join("")}`;
+  const out = document.getElementById("run-result");
+  view.querySelectorAll("form[data-script]").forEach((form) => form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const r = await api("POST", `/api/v2/scripts/${encodeURIComponent(form.dataset.script)}/run`, paramValues(form));
+    if (!r.ok) { showParamErrors(form, out, r.data); out.scrollIntoView(); return; }
     location.hash = `#/executions/${r.data.id}`;
   }));
 }
 
+const EXEC_STATUS = { succeeded: "ok", failed: "bad", running: "info" };
+function execBadge(status, id) {
+  return `<span class="badge ${EXEC_STATUS[status] || "neutral"}" ${id ? `id="${id}"` : ""} data-status="${esc(status)}">${esc(status)}</span>`;
+}
+
 async function jobsPage() {
-  const res = await api("GET", "/api/v2/jobs");
+  const [res, scripts, names] = await Promise.all([api("GET", "/api/v2/jobs"), api("GET", "/api/v2/scripts"), importerNames()]);
   if (!res.ok) { view.innerHTML = `<div class="card"><h1>Jobs</h1>${unavailable(res, "The job list")}</div>`; return; }
+  const scriptList = scripts.ok ? scripts.data : [];
+  const paramsText = (j) => Object.entries(j.params || {}).map(([k, v]) => `${k}: ${k === "importer_id" ? names.get(v) || v : v}`).join(", ");
   view.innerHTML = `<div class="card"><h1>Jobs</h1>
-    <table><thead><tr><th>Script</th><th>Cron</th><th>Time zone</th><th>Enabled</th><th>Runs</th><th></th></tr></thead><tbody>
+    <table><thead><tr><th>Script</th><th>Cron</th><th>Time zone</th><th>Enabled</th><th>Next runs</th><th>Last run</th><th><span class="sr-only">Actions</span></th></tr></thead><tbody>
     ${res.data.map((j) => `<tr data-job="${esc(j.id)}">
-      <td><code>${esc(j.script)}</code></td>
-      <td><input data-k="cron" value="${esc(j.cron)}" size="14"><div class="small muted" data-desc></div><div class="field-error" data-err="cron"></div></td>
-      <td><input data-k="timezone" value="${esc(j.timezone)}" size="16"><div class="field-error" data-err="timezone"></div></td>
-      <td><input type="checkbox" data-k="enabled" ${j.enabled ? "checked" : ""}></td>
+      <td><code>${esc(j.script)}</code>${j.params && Object.keys(j.params).length ? `<div class="small muted">${esc(paramsText(j))}</div>` : ""}</td>
+      <td><input data-k="cron" value="${esc(j.cron)}" size="14" aria-label="Cron expression of ${esc(j.script)}"><div class="small muted" data-desc></div><div class="field-error" data-err="cron"></div></td>
+      <td><input data-k="timezone" value="${esc(j.timezone)}" size="16" aria-label="Time zone of ${esc(j.script)}"><div class="field-error" data-err="timezone"></div></td>
+      <td><input type="checkbox" data-k="enabled" ${j.enabled ? "checked" : ""} aria-label="${esc(j.script)} enabled"></td>
       <td class="small" data-next></td>
-      <td><button type="button" data-save>Save</button></td></tr>`).join("")}</tbody></table></div>`;
+      <td class="small" data-last>${j.last_run_at ? when(j.last_run_at) : "never"}</td>
+      <td><span class="actions" style="margin:0"><button type="button" data-save>Save</button><button type="button" class="danger" data-delete>Delete</button></span></td></tr>`).join("")}</tbody></table>
+    ${res.data.length ? "" : `<p class="muted">No job: nothing runs on its own.</p>`}</div>
+    <form class="card" id="new-job" novalidate><h2>Add a job</h2><div id="new-job-result" role="status"></div>
+      <div class="grid3">
+        <label for="new-job-script">Script <select id="new-job-script" data-field="script">${scriptList.map((s) => `<option>${esc(s.name)}</option>`).join("")}</select><span class="field-error" data-error="script"></span></label>
+        <label for="new-job-cron">Cron <span class="hint">e.g. <code>*/5 * * * *</code></span><input id="new-job-cron" data-field="cron" value="*/5 * * * *"><span class="field-error" data-error="cron"></span></label>
+        <label for="new-job-tz">Time zone <input id="new-job-tz" data-field="timezone" value="${esc(Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC")}"><span class="field-error" data-error="timezone"></span></label>
+      </div>
+      <label for="new-job-description">Description <input id="new-job-description" data-field="description"></label>
+      <div id="new-job-params"></div>
+      <div class="actions"><button type="submit">Add job</button></div></form>`;
   for (const row of view.querySelectorAll("[data-job]")) {
     const job = res.data.find((j) => j.id === row.dataset.job);
     const showNext = async () => {
       const n = await api("GET", `/api/v2/jobs/${encodeURIComponent(job.id)}/next-runs?count=3`);
       if (n.ok) {
         row.querySelector("[data-desc]").textContent = n.data.description;
-        row.querySelector("[data-next]").innerHTML = n.data.runs.map((r) => esc(r.local)).join("<br>");
+        row.querySelector("[data-next]").innerHTML = n.data.runs.map((r) => when(r.utc)).join("<br>");
       }
     };
     showNext();
+    api("GET", `/api/v2/executions?job_id=${encodeURIComponent(job.id)}&limit=1`).then((e) => {
+      if (!e.ok || !e.data.length) return;
+      const x = e.data[0];
+      row.querySelector("[data-last]").innerHTML = `${execBadge(x.status)} <a href="#/executions/${esc(x.id)}">${when(x.started_at)}</a>`;
+    });
     row.querySelector("[data-save]").addEventListener("click", async () => {
       const body = { ...job, cron: row.querySelector('[data-k="cron"]').value, timezone: row.querySelector('[data-k="timezone"]').value, enabled: row.querySelector('[data-k="enabled"]').checked };
       const r = await api("PUT", `/api/v2/jobs/${encodeURIComponent(job.id)}`, body);
@@ -680,44 +912,178 @@ async function jobsPage() {
       Object.assign(job, r.data);
       showNext();
     });
+    row.querySelector("[data-delete]").addEventListener("click", async () => {
+      if (!confirm(`Delete the ${job.script} job (${job.cron})?`)) return;
+      const r = await api("DELETE", `/api/v2/jobs/${encodeURIComponent(job.id)}`);
+      if (r.ok) jobsPage(); else alert(problemText(r.data));
+    });
   }
+  const form = document.getElementById("new-job");
+  const scriptSelect = form.querySelector('[data-field="script"]');
+  const drawParams = () => {
+    const script = scriptList.find((s) => s.name === scriptSelect.value);
+    form.querySelector("#new-job-params").innerHTML = script ? `<h3>Parameters</h3>${paramFields(script, names, {}, "job-")}` : "";
+  };
+  scriptSelect.addEventListener("change", drawParams);
+  drawParams();
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const val = (f) => form.querySelector(`[data-field="${f}"]`).value.trim();
+    const body = { script: val("script"), cron: val("cron"), timezone: val("timezone"), enabled: true, params: paramValues(form), ...(val("description") && { description: val("description") }) };
+    const r = await api("POST", "/api/v2/jobs", body);
+    if (!r.ok) { showParamErrors(form, form.querySelector("#new-job-result"), r.data); return; }
+    jobsPage();
+  });
 }
 
-async function executionsPage(id) {
+// A log line with the client's importers named: "Invoices (0196…)" becomes
+// a link named "Invoices" to the importer.
+function logHtml(lines, names) {
+  let html = esc(lines.join("\n"));
+  for (const [id, name] of names) {
+    const link = `<a href="#/importers/${esc(id)}" title="${esc(id)}">${esc(name)}</a>`;
+    html = html.split(`${esc(name)} (${esc(id)})`).join(link).split(esc(id)).join(link);
+  }
+  return html;
+}
+
+// The run in one line: why it failed, or its last log line (a script's summary).
+function execSummary(e) {
+  if (e.error) return e.error;
+  const log = Array.isArray(e.log) ? e.log : [];
+  return log.length ? log[log.length - 1] : "";
+}
+
+async function executionsPage(id, params = new URLSearchParams()) {
+  const names = await importerNames();
+  const nameIds = (text) => { let t = text; for (const [iid, name] of names) t = t.split(`${name} (${iid})`).join(name).split(iid).join(name); return t; };
   if (id) {
     const res = await api("GET", `/api/v2/executions/${encodeURIComponent(id)}`);
     if (!res.ok) { view.innerHTML = `<div class="card">${unavailable(res, "This execution")}</div>`; return; }
     const e = res.data;
-    const log = Array.isArray(e.log) ? e.log.join("\n") : e.log;
+    const log = Array.isArray(e.log) ? e.log : [e.log || ""];
+    const paramsText = Object.entries(e.params || {}).map(([k, v]) => `${k}: ${k === "importer_id" ? names.get(v) || v : v}`).join(", ");
     view.innerHTML = `<div class="card"><h1>Execution of <code>${esc(e.script)}</code></h1>
-      <p>Status: <span class="badge ${e.status === "succeeded" ? "ok" : e.status === "failed" ? "bad" : "warn"}" id="exec-status">${esc(e.status)}</span> · trigger ${esc(e.trigger)}</p>
-      <p>Started ${when(e.started_at)} · finished ${when(e.finished_at)}</p>
-      <pre class="log">${esc(log || "")}</pre><a class="button secondary" href="#/executions">All executions</a></div>`;
+      <p>Status: ${execBadge(e.status, "exec-status")} · trigger ${esc(e.trigger)}${paramsText ? ` · ${esc(paramsText)}` : ""}</p>
+      <p>Started ${when(e.started_at)} · finished ${when(e.finished_at)} · took ${esc(duration(e.started_at, e.finished_at))}</p>
+      ${e.error ? `<div class="notice bad">${esc(nameIds(e.error))}</div>` : ""}
+      <pre class="log">${logHtml(log, names)}</pre><a class="button secondary" href="#/executions">All executions</a></div>`;
     if (e.status === "running") setTimeout(() => { if (location.hash === `#/executions/${id}`) executionsPage(id); }, 1000);
     return;
   }
-  const res = await api("GET", "/api/v2/executions");
-  if (!res.ok) { view.innerHTML = `<div class="card"><h1>Executions</h1>${unavailable(res, "The execution list")}</div>`; return; }
-  view.innerHTML = `<div class="card"><h1>Executions</h1><table><thead><tr><th>Script</th><th>Trigger</th><th>Status</th><th>Started</th></tr></thead><tbody>
-    ${res.data.map((e) => `<tr><td><a href="#/executions/${esc(e.id)}">${esc(e.script)}</a></td><td>${esc(e.trigger)}</td><td>${esc(e.status)}</td><td>${when(e.started_at)}</td></tr>`).join("")}
-    </tbody></table></div>`;
+  const [res, scripts, jobs] = await Promise.all([
+    api("GET", `/api/v2/executions?${new URLSearchParams([...params].filter(([, v]) => v))}`),
+    api("GET", "/api/v2/scripts"), api("GET", "/api/v2/jobs"),
+  ]);
+  const jobList = jobs.ok ? jobs.data : [];
+  const jobName = (jid) => { const j = jobList.find((x) => x.id === jid); return j ? `${j.script} (${j.cron})` : jid; };
+  const option = (value, label, current) => `<option value="${esc(value)}" ${value === current ? "selected" : ""}>${esc(label)}</option>`;
+  const filters = `<form id="execution-filter" class="grid3" novalidate>
+      <label for="filter-script">Script <select id="filter-script" name="script">${option("", "all scripts", params.get("script") || "")}${(scripts.ok ? scripts.data : []).map((s) => option(s.name, s.name, params.get("script"))).join("")}</select></label>
+      <label for="filter-job">Job <select id="filter-job" name="job_id">${option("", "all jobs and manual runs", params.get("job_id") || "")}${jobList.map((j) => option(j.id, jobName(j.id), params.get("job_id"))).join("")}</select></label>
+      <label for="filter-status">Status <select id="filter-status" name="status">${option("", "any status", params.get("status") || "")}${["running", "succeeded", "failed"].map((st) => option(st, st, params.get("status"))).join("")}</select></label>
+    </form>`;
+  if (!res.ok) { view.innerHTML = `<div class="card"><h1>Executions</h1>${filters}${unavailable(res, "The execution list")}</div>`; }
+  else {
+    view.innerHTML = `<div class="card"><h1>Executions</h1>${filters}${res.data.length ? `<table id="executions"><thead><tr><th>Script</th><th>Job</th><th>Status</th><th>Started</th><th>Took</th><th>Summary</th></tr></thead><tbody>
+      ${res.data.map((e) => `<tr data-execution="${esc(e.id)}" data-status="${esc(e.status)}"><td><a href="#/executions/${esc(e.id)}">${esc(e.script)}</a><div class="small muted">${esc(e.trigger)}</div></td>
+        <td class="small">${e.job_id ? esc(jobName(e.job_id)) : "–"}</td><td>${execBadge(e.status)}</td><td>${when(e.started_at)}</td>
+        <td>${esc(duration(e.started_at, e.finished_at))}</td><td class="small">${esc(nameIds(execSummary(e)))}</td></tr>`).join("")}
+      </tbody></table>` : `<p class="muted" id="no-executions">No execution matches.</p>`}</div>`;
+  }
+  document.getElementById("execution-filter").addEventListener("change", (ev) => {
+    const q = new URLSearchParams([...new FormData(ev.currentTarget)].filter(([, v]) => v));
+    location.hash = `#/executions${q.size ? `?${q}` : ""}`;
+  });
 }
 
-// A document's file for download; PDFs and images also open in a tab.
-function fileLink(d, file, label, type) {
-  const url = `/api/v2/documents/${encodeURIComponent(d.document_id)}/files/${file.split("/").map(encodeURIComponent).join("/")}`;
-  const shown = /^(application\/pdf|image\/(png|jpeg|gif|webp))$/.test(type || "");
-  return `<a href="${esc(url)}" download data-file="${esc(file)}">${esc(label)}</a>${shown ? ` <a href="${esc(url)}?inline=true" target="_blank" rel="noopener" title="open in a new tab">↗</a>` : ""}`;
+// A document's file: its API address (`inline` shows a PDF or an image in place).
+function fileUrl(d, file, inline) {
+  return `/api/v2/documents/${encodeURIComponent(d.document_id)}/files/${file.split("/").map(encodeURIComponent).join("/")}${inline ? "?inline=true" : ""}`;
 }
 
-async function documentsPage() {
-  const res = await api("GET", "/api/v2/documents");
-  if (!res.ok) { view.innerHTML = `<div class="card"><h1>Documents</h1>${unavailable(res, "The document list")}</div>`; return; }
-  const mailLink = (d) => `#/importers/${encodeURIComponent(d.importer_id)}/mails?${new URLSearchParams({ document_id: d.document_id })}`;
-  view.innerHTML = `<div class="card"><h1>Documents</h1>${res.data.length ? `<table><thead><tr><th>Subject</th><th>From</th><th>Imported</th><th>Attachments</th><th></th></tr></thead><tbody>
-    ${res.data.map((d) => `<tr data-document="${esc(d.document_id)}"><td>${esc(d.subject)}</td><td>${esc(d.from)}</td><td>${when(d.imported_at)}</td><td>${d.sink !== "webhook" ? (d.attachments || []).map((a) => fileLink(d, a.file, a.filename || a.file.replace(/^attachments\//, ""), a.content_type)).join(", ") : esc((d.attachments || []).map((a) => a.filename || a.file).join(", "))}</td>
-      <td><a href="${esc(mailLink(d))}" data-mail-link title="the mail this document was made from">Mail</a>${d.sink !== "webhook" ? ` · ${fileLink(d, "message.eml", ".eml", "message/rfc822")}` : ""}</td></tr>`).join("")}
-    </tbody></table>` : `<p class="muted">No document yet.</p>`}</div>`;
+const PREVIEWABLE = /^(application\/pdf|image\/(png|jpeg|gif|webp))$/;
+
+function fileLink(d, file, label) {
+  return `<a href="${esc(fileUrl(d, file))}" download data-file="${esc(file)}">${esc(label)}</a>`;
+}
+
+function documentDetails(d, importerName) {
+  const kept = d.sink !== "webhook";
+  const atts = d.attachments || [];
+  const rows = [
+    ["Subject", esc(d.subject || "(no subject)")],
+    ["From", esc(d.from || "–")],
+    ["To", esc((d.to || []).join ? d.to.join(", ") : d.to || "–")],
+    ["Received", when(d.received_at)],
+    ["Imported", when(d.imported_at)],
+    ["Importer", `<a href="#/importers/${esc(d.importer_id)}">${esc(importerName || d.importer_id)}</a>`],
+    ["Message-ID", esc(d.source?.internet_message_id || "–")],
+    ["Kept", kept ? esc(d.location) : `handed to the webhook ${esc(d.location)}; mailferry keeps no copy`],
+  ];
+  const files = atts.map((a) => {
+    const name = a.filename || a.file.replace(/^attachments\//, "");
+    const preview = kept && PREVIEWABLE.test(a.content_type || "")
+      ? (a.content_type === "application/pdf"
+        ? `<iframe class="preview" data-preview="${esc(a.file)}" src="${esc(fileUrl(d, a.file, true))}" title="Preview of ${esc(name)}"></iframe>`
+        : `<img class="preview" data-preview="${esc(a.file)}" src="${esc(fileUrl(d, a.file, true))}" alt="Preview of ${esc(name)}">`)
+      : "";
+    return `<li data-attachment="${esc(a.file)}">${kept ? fileLink(d, a.file, name) : esc(name)} <span class="small muted">${esc(a.content_type)} · ${esc(a.size)} bytes</span>${preview}</li>`;
+  }).join("");
+  return `<table class="meta"><tbody>${rows.map(([k, v]) => `<tr><th>${k}</th><td>${v}</td></tr>`).join("")}</tbody></table>
+    <h3>Files</h3><ul class="files">${files || `<li class="muted">no attachment</li>`}${kept ? `<li>${fileLink(d, "message.eml", "the original mail (.eml)")}</li>` : ""}</ul>`;
+}
+
+async function documentsPage(params = new URLSearchParams()) {
+  const names = await importerNames();
+  const query = new URLSearchParams([...params].filter(([, v]) => v));
+  // The form's dates are days in the browser's zone; the API takes instants.
+  const apiQuery = new URLSearchParams();
+  for (const [k, v] of query) {
+    const day = new Date(`${v}T00:00`);
+    if (k === "until") day.setDate(day.getDate() + 1);
+    // Not a day: sent as typed, for the API to say what is wrong with it.
+    if ((k === "since" || k === "until") && !Number.isNaN(day.getTime())) apiQuery.set(k, day.toISOString());
+    else apiQuery.set(k, v);
+  }
+  const res = await api("GET", `/api/v2/documents?${apiQuery}`);
+  const v = (k) => esc(params.get(k) || "");
+  const form = `<form id="document-search" novalidate><div class="grid3">
+      <label for="search-subject">Subject <input id="search-subject" name="subject" value="${v("subject")}"><span class="field-error" data-error="subject"></span></label>
+      <label for="search-sender">Sender <input id="search-sender" name="sender" value="${v("sender")}"><span class="field-error" data-error="sender"></span></label>
+      <label for="search-importer">Importer <select id="search-importer" name="importer_id"><option value="">all importers</option>
+        ${[...names].map(([id, name]) => `<option value="${esc(id)}" ${id === params.get("importer_id") ? "selected" : ""}>${esc(name)}</option>`).join("")}</select></label>
+      <label for="search-since">Received from <input id="search-since" type="date" name="since" value="${v("since")}"><span class="field-error" data-error="since"></span></label>
+      <label for="search-until">Received until <input id="search-until" type="date" name="until" value="${v("until")}"><span class="field-error" data-error="until"></span></label>
+    </div><div class="actions"><button type="submit">Search</button> <a class="button secondary" href="#/documents">Clear</a></div></form>`;
+  if (!res.ok) {
+    view.innerHTML = `<div class="card"><h1>Documents</h1>${form}<div class="notice bad" id="search-error">${esc(problemText(res.data))}</div></div>`;
+    for (const e of res.data?.errors || []) { const slot = view.querySelector(`[data-error="${CSS.escape(e.field)}"]`); if (slot) slot.textContent = e.message; }
+  } else {
+    const mailLink = (d) => `#/importers/${encodeURIComponent(d.importer_id)}/mails?${new URLSearchParams({ document_id: d.document_id })}`;
+    view.innerHTML = `<div class="card"><h1>Documents</h1>${form}
+      <p class="muted small" id="document-count">${res.data.length} document(s)${query.size ? " match" : ""}${res.data.length === 100 ? " (the 100 newest)" : ""}.</p>
+      ${res.data.length ? `<table id="documents"><thead><tr><th>Subject</th><th>From</th><th>Received</th><th>Importer</th><th>Attachments</th><th><span class="sr-only">Links</span></th></tr></thead><tbody>
+      ${res.data.map((d) => `<tr data-document="${esc(d.document_id)}"><td data-subject>${esc(d.subject || "(no subject)")}</td><td>${esc(d.from)}</td><td>${when(d.received_at || d.imported_at)}</td>
+        <td>${esc(names.get(d.importer_id) || d.importer_id)}</td>
+        <td>${(d.attachments || []).map((a) => d.sink !== "webhook" ? fileLink(d, a.file, a.filename || a.file.replace(/^attachments\//, "")) : esc(a.filename || a.file)).join(", ") || `<span class="muted">–</span>`}</td>
+        <td><button type="button" class="link" data-details aria-expanded="false">Details</button> · <a href="${esc(mailLink(d))}" data-mail-link title="the mail this document was made from">Mail</a></td></tr>
+        <tr data-details-for="${esc(d.document_id)}" hidden><td colspan="6"></td></tr>`).join("")}
+      </tbody></table>` : `<p class="muted" id="no-documents">No document${query.size ? " matches" : " yet"}.</p>`}</div>`;
+    view.querySelectorAll("[data-details]").forEach((b) => b.addEventListener("click", () => {
+      const id = b.closest("tr").dataset.document;
+      const row = view.querySelector(`tr[data-details-for="${CSS.escape(id)}"]`);
+      const d = res.data.find((x) => x.document_id === id);
+      if (row.hidden) row.querySelector("td").innerHTML = documentDetails(d, names.get(d.importer_id));
+      row.hidden = !row.hidden;
+      b.setAttribute("aria-expanded", String(!row.hidden));
+    }));
+  }
+  document.getElementById("document-search").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const q = new URLSearchParams([...new FormData(ev.currentTarget)].filter(([, x]) => String(x).trim()));
+    location.hash = `#/documents${q.size ? `?${q}` : ""}`;
+  });
 }
 
 // Who changed what and when: importers, jobs, sign-ins, authorizations.
@@ -792,8 +1158,9 @@ async function alertsPage() {
 
 // ---------- routing ----------
 
-// Routes: #/importers[/{id}[/mails[?document_id=…]]], #/scripts, #/jobs,
-// #/executions[/{id}], #/documents, #/audit, #/alerts.
+// Routes: #/ and #/overview (the start page), #/importers[/{id}[/mails[?document_id=…]]],
+// #/scripts, #/jobs, #/executions[/{id}][?script&job_id&status],
+// #/documents[?subject&sender&since&until&importer_id], #/audit, #/alerts.
 async function route() {
   const [path, query] = location.hash.replace(/^#\/?/, "").split("?");
   const parts = path.split("/").map(decodeURIComponent);
@@ -803,18 +1170,33 @@ async function route() {
       case "importers":
         if (!parts[1]) return importersPage();
         return importerPage(parts[1], { mails: parts[2] === "mails", documentId: params.get("document_id") ?? undefined });
+      case "":
+      case "overview": return overviewPage();
       case "scripts": return scriptsPage();
       case "jobs": return jobsPage();
-      case "executions": return executionsPage(parts[1]);
-      case "documents": return documentsPage();
+      case "executions": return executionsPage(parts[1], params);
+      case "documents": return documentsPage(params);
       case "audit": return auditPage();
       case "alerts": return alertsPage();
-      default: location.hash = "#/importers";
+      default: location.hash = "#/overview";
     }
   } catch (e) {
     view.innerHTML = `<div class="notice bad">${esc(e.message)}</div>`;
   }
 }
+
+// Phone width shows tables as cards: each cell says its column's name.
+function labelCells(root) {
+  root.querySelectorAll("table").forEach((table) => {
+    const heads = [...table.querySelectorAll(":scope > thead th")].map((th) => th.textContent.trim());
+    if (!heads.length) return;
+    table.querySelectorAll(":scope > tbody > tr").forEach((tr) => {
+      if (tr.children.length !== heads.length) return; // a row spanning the columns (a document's details)
+      [...tr.children].forEach((td, i) => { if (td.tagName === "TD" && heads[i] && !td.dataset.label) td.dataset.label = heads[i]; });
+    });
+  });
+}
+new MutationObserver(() => labelCells(view)).observe(view, { childList: true, subtree: true });
 
 async function start() {
   const res = await fetch("/ui/session", { credentials: "same-origin" });

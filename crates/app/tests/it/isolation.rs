@@ -178,6 +178,8 @@ const ROUTES: &[Route] = &[
     route("GET", "/api/v2/alerts/settings", Access::OwnClient(200), Body::Empty, &[200], None),
     route("PUT", "/api/v2/alerts/settings", Access::OwnClient(200), Body::AlertSettings, &[200], None),
     route("POST", "/api/v2/alerts/test", Access::OwnClient(409), Body::Empty, &[409], None),
+    // the overview (every importer's health)
+    route("GET", "/api/v2/overview", Access::OwnClient(200), Body::Empty, &[200], Some(AData::Importer)),
 ];
 
 /// What the OpenAPI document says of one operation.
@@ -763,6 +765,18 @@ async fn every_operation_answers_only_its_owner_and_changes_nothing_for_anyone_e
                     excerpt(&text)
                 ));
             }
+        }
+    }
+
+    // The overview of one of A's importers is no importer of B's.
+    let path = format!("/api/v2/overview?importer_id={}", a.importer);
+    for cred in [Cred::OtherToken, Cred::OtherSession] {
+        let (status, text) = send(&app, &b, cred, "GET", &path, &RequestBody::Empty).await;
+        if status != 404 || text.contains(MARKER) {
+            failures.push(format!(
+                "GET {path} as {cred:?}: {status} {} instead of 404",
+                excerpt(&text)
+            ));
         }
     }
 

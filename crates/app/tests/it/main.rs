@@ -29,6 +29,7 @@ mod jobs;
 mod mail_fate;
 mod metrics;
 mod oauth;
+mod overview;
 mod parity;
 mod push;
 mod s3_sink;

@@ -472,3 +472,206 @@ async fn an_admin_reprocesses_a_mail_in_error_and_follows_a_document_to_its_mail
     );
     emu.shutdown().await;
 }
+
+/// A 4×4 red PNG: the scan whose preview must show as an image.
+const SCAN_PNG: [u8; 73] = [
+    137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 4, 0, 0, 0, 4, 8, 2, 0,
+    0, 0, 38, 147, 9, 41, 0, 0, 0, 16, 73, 68, 65, 84, 120, 156, 99, 248, 207, 192, 0, 71, 12, 196,
+    113, 0, 174, 147, 15, 241, 208, 95, 35, 158, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130,
+];
+const INVOICE_PDF: &[u8] = b"%PDF-1.4\r\n% invoice 4711 of Fabrikam\r\n%%EOF\r\n";
+
+/// An app-only importer of `mailbox` on the emulator.
+async fn app_only_importer(
+    app: &TestApp,
+    emu: &msemu::EmulatorHandle,
+    name: &str,
+    mailbox: &str,
+) -> String {
+    let created = app
+        .post_json(
+            "/api/v2/importers/email",
+            &serde_json::json!({
+                "name": name,
+                "protocol": "graph_client_credentials",
+                "client_id": msemu::demo::DAEMON_CLIENT_ID,
+                "client_secret": msemu::demo::DAEMON_CLIENT_SECRET,
+                "tenant_id": msemu::demo::TENANT_ID,
+                "mailbox": mailbox,
+                "folders": { "inbox": "Inbox", "exported": "Exported", "error": "Error" },
+                "endpoints": { "authority": emu.base_url(), "graph": emu.base_url() },
+                "rules": { "subject_block": ["*newsletter*"] },
+            }),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    crate::support::json(created).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+/// A delegated importer with a stored grant.
+async fn delegated_importer(app: &TestApp, name: &str, grant: store::grants::Grant) -> String {
+    let created = app
+        .post_json(
+            "/api/v2/importers/email",
+            &crate::support::graph_importer_body(name),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let id = crate::support::json(created).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.store
+        .put_grant(&store::grants::Grant {
+            importer_id: id.clone(),
+            ..grant
+        })
+        .await
+        .expect("grant");
+    id
+}
+
+/// The admin's daily view (issue 15) in the browser: the overview's badges
+/// for a healthy, a re-authentication-required and a throttled importer
+/// (a real 429 from the emulator, recorded by the run), countdowns that
+/// tick, the importer page's health, runs and dry run, document search,
+/// preview and a download compared byte for byte, scripts run from their
+/// parameter form, jobs added and deleted, executions filtered, the phone
+/// layout, and axe-core on every page. The clock is the real one, so the
+/// browser's countdowns agree with the server.
+#[tokio::test]
+async fn the_admins_daily_view_overview_documents_scripts_and_jobs_in_the_browser() {
+    let app = TestApp::spawn_with(test_support::Db::Sqlite, jiff::Timestamp::now()).await;
+    admin(&app).await;
+    let now = app.clock_now();
+    let emu = empty_demo_emulator().await;
+    let invoice = TestMail::new("Invoice 4711")
+        .message_id("<invoice-4711@fabrikam.example>")
+        .attach("application/pdf", "invoice-4711.pdf", INVOICE_PDF)
+        .build();
+    let scan = TestMail::new("Scanned delivery note")
+        .from(Some("Office Scanner"), "scanner@contoso.com")
+        .date("2026-03-10T08:00:00Z")
+        .message_id("<scan-1@contoso.com>")
+        .attach("image/png", "scan.png", &SCAN_PNG)
+        .build();
+    emu.add_message(msemu::demo::ALICE, "Inbox", &invoice)
+        .expect("add");
+    emu.add_message(msemu::demo::ALICE, "Inbox", &scan)
+        .expect("add");
+    let invoices = app_only_importer(&app, &emu, "Invoices", msemu::demo::ALICE).await;
+    let run = run_import_emails(&app, &app.base_url, &invoices).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    // What the next run would find: one to import, one the rule stops.
+    let next = TestMail::new("Invoice 4712")
+        .message_id("<invoice-4712@fabrikam.example>")
+        .attach("application/pdf", "invoice-4712.pdf", b"%PDF-1.4\r\n%%EOF")
+        .build();
+    let newsletter = TestMail::new("Fabrikam newsletter")
+        .message_id("<news-9@fabrikam.example>")
+        .build();
+    emu.add_message(msemu::demo::ALICE, "Inbox", &next)
+        .expect("add");
+    emu.add_message(msemu::demo::ALICE, "Inbox", &newsletter)
+        .expect("add");
+
+    // Bob's mailbox answers 429 with a Retry-After of 15 minutes, longer
+    // than a run waits: the run fails for now, and records the throttle.
+    emu.add_fault(msemu::FaultRule {
+        kind: msemu::FaultKind::Throttle { retry_after: 900.0 },
+        count: None,
+        rate: None,
+        path_prefix: format!("/v1.0/users/{}/", msemu::demo::BOB.replace('@', "%40")),
+        method: None,
+        id: 0,
+    });
+    let throttled = app_only_importer(&app, &emu, "Bob's receipts", msemu::demo::BOB).await;
+    let run = run_import_emails(&app, &app.base_url, &throttled).await;
+    assert_eq!(run["status"], "failed", "{run}");
+
+    let grant = store::grants::Grant {
+        importer_id: String::new(),
+        state: store::grants::GrantState::ReauthRequired,
+        account: Some("carol@contoso.com".into()),
+        scopes: vec!["Mail.ReadWrite".into()],
+        access_token: None,
+        access_token_expires_at: None,
+        refresh_token: None,
+        refresh_token_issued_at: None,
+        last_refresh_at: None,
+        last_error: Some(
+            "AADSTS700082: The refresh token has expired due to inactivity; press Authenticate"
+                .into(),
+        ),
+        consecutive_failures: 1,
+        version: 1,
+        updated_at: now,
+    };
+    let revoked = delegated_importer(&app, "Shared mailbox", grant.clone()).await;
+    // Signed in 85 days ago and never refreshed since: the refresh token
+    // has five days left, which the page warns about.
+    let idle_since = now - jiff::SignedDuration::from_hours(85 * 24);
+    let idle = delegated_importer(
+        &app,
+        "Dave's mailbox",
+        store::grants::Grant {
+            state: store::grants::GrantState::Authorized,
+            account: Some("dave@contoso.com".into()),
+            access_token: Some(secrecy::SecretString::from("at")),
+            access_token_expires_at: Some(now + jiff::SignedDuration::from_mins(30)),
+            refresh_token: Some(secrecy::SecretString::from("rt")),
+            refresh_token_issued_at: Some(idle_since),
+            last_refresh_at: Some(idle_since),
+            last_error: None,
+            consecutive_failures: 0,
+            ..grant
+        },
+    )
+    .await;
+
+    let original = app.dir.path().join("invoice-4711.pdf");
+    std::fs::write(&original, INVOICE_PDF).expect("write");
+    let shots = std::env::var("SCREENSHOT_DIR").map_or_else(
+        |_| app.dir.path().join("daily-screenshots"),
+        std::path::PathBuf::from,
+    );
+    let started = std::time::Instant::now();
+    let stdout = run_in_chromium(
+        "daily_view.mjs",
+        &[
+            ("BASE_URL", app.base_url.clone()),
+            ("EMAIL", "admin@example.com".into()),
+            ("PASSWORD", ADMIN_PASSWORD.into()),
+            ("HEALTHY_ID", invoices.clone()),
+            ("THROTTLED_ID", throttled.clone()),
+            ("REVOKED_ID", revoked.clone()),
+            ("IDLE_ID", idle.clone()),
+            ("ORIGINAL_PDF", original.display().to_string()),
+            (
+                "AXE_PATH",
+                format!("{UI_DIR}/node_modules/axe-core/axe.min.js"),
+            ),
+        ],
+        &shots,
+    )
+    .await;
+    eprintln!("daily_view.mjs took {:?}", started.elapsed());
+    assert!(stdout.contains("daily: all steps passed"), "{stdout}");
+
+    // What the browser did went through the API: the job it added is gone
+    // again, and purge-documents ran with the form's parameter.
+    let jobs = crate::support::json(app.get("/api/v2/jobs").await).await;
+    assert!(
+        !jobs.to_string().contains("0 3 * * 1"),
+        "the added job was deleted: {jobs}"
+    );
+    let purges =
+        crate::support::json(app.get("/api/v2/executions?script=purge-documents").await).await;
+    assert_eq!(purges.as_array().expect("list").len(), 1, "{purges}");
+    assert_eq!(purges[0]["params"]["retention_days"], 3650, "{purges}");
+    assert_eq!(purges[0]["trigger"], "manual");
+    emu.shutdown().await;
+}

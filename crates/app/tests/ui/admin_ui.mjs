@@ -25,12 +25,15 @@ try {
   await page.click('button[type="submit"]');
   await page.waitForSelector("text=Wrong e-mail address or password.");
 
-  step("signing in shows the importer list");
+  step("signing in shows the overview; the importer list is a click away");
   await page.fill('input[name="email"]', EMAIL);
   await page.fill('input[name="password"]', PASSWORD);
   await page.click('button[type="submit"]');
-  await page.waitForSelector("h1:has-text('E-mail importers')");
+  await page.waitForSelector("h1:has-text('Overview')");
   assert.match(await page.textContent("#who"), new RegExp(EMAIL));
+  await page.waitForSelector("text=No importer yet.");
+  await page.click("nav >> text=E-mail importers");
+  await page.waitForSelector("h1:has-text('E-mail importers')");
   await page.waitForSelector("text=No importer yet.");
 
   step("a new importer with mistakes shows every bad field next to it, and nothing is saved");
@@ -115,7 +118,7 @@ try {
   assert.equal(await page.isVisible("#authenticate"), false);
 
   step("the Jobs page shows the default jobs and explains */50 in plain words");
-  await page.click("text=Jobs");
+  await page.click("nav >> text=Jobs");
   await page.waitForSelector("h1:has-text('Jobs')");
   const refreshRow = page.locator("tr", { has: page.locator("code", { hasText: "refresh-tokens" }) });
   await refreshRow.locator("[data-desc]:has-text('at minutes 0 and 50 of every hour')").waitFor();
@@ -131,11 +134,11 @@ try {
   assert.equal(await refreshRow.locator('[data-err="cron"]').textContent(), "");
 
   step("the Scripts page lists scripts; running one without its required parameter says which");
-  await page.click("text=Scripts");
+  await page.click("nav >> text=Scripts");
   await page.waitForSelector("code:has-text('purge-documents')");
-  const purgeRow = page.locator("tr", { has: page.locator("code", { hasText: "purge-documents" }) });
-  await purgeRow.locator("button:has-text('Run now')").click();
+  await page.click('form[data-script="purge-documents"] button:has-text("Run now")');
   await page.waitForSelector("#run-result .notice:has-text('retention_days')");
+  assert.match(await page.textContent('form[data-script="purge-documents"] [data-error="retention_days"]'), /\S/, "the field itself says what is wrong");
   await shot("scripts");
 
   step("the audit log names who created and changed the importer, and the failed sign-in");

@@ -32,7 +32,7 @@ try {
   await page.fill('input[name="email"]', env.EMAIL);
   await page.fill('input[name="password"]', env.PASSWORD);
   await page.click('form[action="/ui/login"] button[type="submit"]');
-  await page.waitForSelector("h1:has-text('E-mail importers')");
+  await page.waitForSelector("h1:has-text('Overview')");
   await page.goto(importerUrl);
   await page.waitForSelector("#importer-form");
 
@@ -89,8 +89,7 @@ try {
 
   step("running import-emails from the Scripts page succeeds");
   await page.click("nav >> text=Scripts");
-  const importRow = page.locator("tr", { has: page.locator("code", { hasText: /^import-emails$/ }) });
-  await importRow.locator("button:has-text('Run now')").click();
+  await page.click('form[data-script="import-emails"] button:has-text("Run now")');
   await page.waitForSelector("#exec-status");
   await page.waitForSelector("#exec-status:not(:has-text('running'))", { timeout: 60000 });
   assert.equal(await page.textContent("#exec-status"), "succeeded", await page.textContent("pre.log"));

@@ -22,9 +22,9 @@ try {
   await page.fill('input[name="email"]', env.EMAIL);
   await page.fill('input[name="password"]', env.PASSWORD);
   await page.click('form[action="/ui/login"] button[type="submit"]');
-  await page.waitForSelector("h1:has-text('E-mail importers')");
+  await page.waitForSelector("h1:has-text('Overview')");
   await page.goto(`${env.BASE_URL}/ui/#/importers/${env.IMPORTER_ID}`);
-  await page.waitForSelector("#auth-state:has-text('unauthenticated')");
+  await page.waitForSelector("#auth-state[data-state='unauthenticated']");
 
   step("Authenticate leads to Microsoft's sign-in; the account is chosen, not assumed");
   await page.click("#authenticate");
@@ -49,7 +49,7 @@ try {
   step("the importer's status shows the grant");
   await page.click("#back");
   await page.goto(`${env.BASE_URL}/ui/#/importers/${env.IMPORTER_ID}`);
-  await page.waitForSelector("#auth-state:has-text('authorized')");
+  await page.waitForSelector("#auth-state[data-state='authorized']");
   assert.match(await page.textContent("#status"), new RegExp(env.MS_USER));
 
   step("the Mail connection test passes every check");

@@ -12,7 +12,7 @@ use axum::routing::get;
 use domain::document::DocumentMetadata;
 use domain::validation::ValidationErrors;
 use serde::Serialize;
-use store::documents::DocumentRecord;
+use store::documents::{DocumentQuery, DocumentRecord};
 use utoipa::ToSchema;
 
 use super::paging::Paging;
@@ -49,14 +49,18 @@ impl From<DocumentRecord> for DocumentView {
     }
 }
 
-/// The client's documents, newest first.
+/// The client's documents, newest first; the filters given must all match.
 #[utoipa::path(get, path = "/api/v2/documents", tag = "documents",
     params(
         ("importer_id" = Option<String>, Query, description = "only this importer's documents"),
+        ("subject" = Option<String>, Query, description = "the subject contains this, in any case"),
+        ("sender" = Option<String>, Query, description = "the sender (name or address) contains this, in any case"),
+        ("since" = Option<String>, Query, description = "received at or after: an RFC 3339 instant (`2026-03-01T00:00:00Z`) or a date (`2026-03-01`, from 00:00 UTC)"),
+        ("until" = Option<String>, Query, description = "received before: an RFC 3339 instant, or a date (up to the end of that day, UTC)"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "at most this many (1–1000, default 100)"),
         ("offset" = Option<u32>, Query, description = "skip this many (paging)"),
     ),
-    responses((status = 200, body = [DocumentView]), (status = 422, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem)))]
+    responses((status = 200, body = [DocumentView]), (status = 422, body = Problem, content_type = "application/problem+json", description = "a parameter is unknown or not valid; `errors` names it"), (status = 401, body = Problem)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -64,24 +68,78 @@ pub async fn list(
 ) -> Result<axum::Json<Vec<DocumentView>>, Problem> {
     let mut errors = ValidationErrors::default();
     let Paging { limit, offset } = Paging::take(&mut query, &mut errors);
-    let mut importer = None;
+    let mut search = DocumentQuery {
+        limit,
+        offset,
+        ..DocumentQuery::default()
+    };
+    // Empty text filters are no filter: a search form sends every field.
+    let text = |value: String| Some(value.trim().to_owned()).filter(|v| !v.is_empty());
     for (key, value) in query {
         match key.as_str() {
-            "importer_id" => importer = Some(value),
+            "importer_id" => search.importer_id = text(value),
+            "subject" => search.subject_contains = text(value),
+            "sender" => search.sender_contains = text(value),
+            "since" => search.since = instant("since", &value, false, &mut errors),
+            "until" => search.until = instant("until", &value, true, &mut errors),
             other => errors.add(
                 other,
-                "unknown filter: use importer_id, limit or offset".to_owned(),
+                "unknown filter: use importer_id, subject, sender, since, until, limit or offset"
+                    .to_owned(),
             ),
         }
+    }
+    if let (Some(since), Some(until)) = (search.since, search.until)
+        && until <= since
+    {
+        errors.add(
+            "until",
+            format!("must be after since ({since}): the range is empty"),
+        );
     }
     errors.into_result(())?;
     let documents = state
         .store
-        .list_documents(&caller.client_id, importer.as_deref(), limit, offset)
+        .search_documents(&caller.client_id, &search)
         .await?;
     Ok(axum::Json(
         documents.into_iter().map(DocumentView::from).collect(),
     ))
+}
+
+/// `since`/`until`: an RFC 3339 instant, or a date in UTC (`until` a date
+/// means the end of that day); empty is no bound.
+fn instant(
+    field: &str,
+    raw: &str,
+    end_of_day: bool,
+    errors: &mut ValidationErrors,
+) -> Option<jiff::Timestamp> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    if let Ok(t) = raw.parse::<jiff::Timestamp>() {
+        return Some(t);
+    }
+    let day = raw
+        .parse::<jiff::civil::Date>()
+        .ok()
+        .and_then(|d| {
+            if end_of_day {
+                d.tomorrow().ok()
+            } else {
+                Some(d)
+            }
+        })
+        .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok());
+    if day.is_none() {
+        errors.add(
+            field,
+            format!("`{raw}` is neither a date (2026-03-01) nor an RFC 3339 instant (2026-03-01T00:00:00Z)"),
+        );
+    }
+    day.map(|z| z.timestamp())
 }
 
 /// One document: its `metadata.json` and location.
@@ -194,6 +252,25 @@ pub async fn file(
             )
         })?;
     let inline = wants_inline && SHOWN_INLINE.contains(&content_type.as_str());
+    // A file opened in the browser runs nothing and loads nothing. Shown
+    // inline, the UI's own pages may frame it (the Documents page's
+    // preview), no one else's. Chromium refuses to show a PDF in a
+    // sandboxed document, so a PDF shown inline is not sandboxed: its
+    // viewer runs no page script, and `default-src 'none'` still holds.
+    let (policy, framing) = match (inline, content_type.as_str()) {
+        (true, "application/pdf") => (
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'",
+            "SAMEORIGIN",
+        ),
+        (true, _) => (
+            "sandbox; default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'",
+            "SAMEORIGIN",
+        ),
+        (false, _) => (
+            "sandbox; default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+            "DENY",
+        ),
+    };
     let name = file.rsplit('/').next().unwrap_or(&file);
     let disposition = format!(
         "{}; filename=\"{}\"; filename*=UTF-8''{}",
@@ -219,11 +296,11 @@ pub async fn file(
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
             ),
-            // A file opened in the browser runs nothing and loads nothing.
             (
                 header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static("sandbox; default-src 'none'; style-src 'unsafe-inline'"),
+                HeaderValue::from_static(policy),
             ),
+            (header::X_FRAME_OPTIONS, HeaderValue::from_static(framing)),
             (header::CACHE_CONTROL, HeaderValue::from_static("private")),
         ],
         bytes,

@@ -9,7 +9,7 @@ use axum::routing::get;
 use domain::validation::ValidationErrors;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use store::executions::{Execution, ExecutionFilter};
+use store::executions::{Execution, ExecutionFilter, ExecutionStatus};
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -77,6 +77,7 @@ impl From<Execution> for ExecutionView {
     params(
         ("job_id" = Option<String>, Query, description = "only this job's runs"),
         ("script" = Option<String>, Query, description = "only this script's runs"),
+        ("status" = Option<String>, Query, description = "only runs with this status: `running`, `succeeded` or `failed`"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "at most this many (1–1000, default 50)"),
     ),
     responses((status = 200, body = [ExecutionView]), (status = 422, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem)))]
@@ -94,6 +95,16 @@ pub async fn list(
         match key.as_str() {
             "job_id" => filter.job_id = Some(value),
             "script" => filter.script = Some(value),
+            "status" => match ExecutionStatus::ALL
+                .into_iter()
+                .find(|s| s.as_str() == value)
+            {
+                Some(status) => filter.status = Some(status),
+                None => errors.add(
+                    "status",
+                    format!("`{value}` is not a status: use running, succeeded or failed"),
+                ),
+            },
             "limit" => match value.parse::<u32>() {
                 Ok(n) if (1..=MAX_LIMIT).contains(&n) => filter.limit = n,
                 _ => errors.add(
@@ -103,7 +114,7 @@ pub async fn list(
             },
             other => errors.add(
                 other,
-                "unknown filter: use job_id, script or limit".to_owned(),
+                "unknown filter: use job_id, script, status or limit".to_owned(),
             ),
         }
     }

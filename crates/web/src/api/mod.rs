@@ -20,6 +20,7 @@ pub mod jobs;
 pub mod mailbox;
 pub mod mails;
 pub mod oauth;
+pub mod overview;
 mod paging;
 pub mod scripts;
 
@@ -62,6 +63,7 @@ pub mod scripts;
         alerts::get_settings,
         alerts::put_settings,
         alerts::test,
+        overview::overview,
     ),
     components(schemas(crate::problem::Problem, domain::validation::FieldError)),
     modifiers(&BearerAuth, &SharedProblems, &UnsignedFormats, &UniqueOperationIds),
@@ -240,6 +242,7 @@ pub fn routes() -> Router<AppState> {
         .merge(mails::routes())
         .merge(audit::routes())
         .merge(alerts::routes())
+        .merge(overview::routes())
 }
 
 async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {

@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use domain::importer::{DelegatedAccess, EntraApp, Protocol};
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use microsoft::entra::account::{check_mailbox_access, signed_in_account};
 use microsoft::entra::{
     Diagnosis, FixContext, HttpClient, IdentityClient, IdentityError, MicrosoftError, TokenSet,
@@ -48,11 +48,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v2/importers/email/{id}/authenticate", get(start))
         .route("/api/v2/importers/email/{id}/status", get(status))
 }
-
-/// Refresh tokens idle longer than this get a warning (Microsoft drops them at 90 days).
-const IDLE_WARNING: SignedDuration = SignedDuration::from_hours(60 * 24);
-/// This many refreshes failing in a row get a warning.
-const FAILURE_WARNING: i64 = 3;
 
 /// What signing in for an importer is about: the app it signs in with and
 /// what the grant is for.
@@ -939,8 +934,10 @@ pub async fn status(
         .importer(&caller.client_id, &id)
         .await?
         .ok_or_else(|| Problem::not_found("importer"))?;
-    let now = state.clock.now();
-    let mut warnings: Vec<String> = record.settings.warnings(now);
+    let context = runtime::health::HealthContext::load(&state.store, &caller.client_id).await?;
+    let health =
+        runtime::health::importer_health(&state.store, record.clone(), &context, state.clock.now())
+            .await?;
     let mut auth = AuthStatus {
         state: AuthState::NotApplicable,
         account: None,
@@ -950,38 +947,23 @@ pub async fn status(
         refresh_token_last_used_at: None,
         consecutive_failures: 0,
     };
-    if record.settings.delegated_access().is_some() {
-        match state.store.grant(&record.id).await? {
+    if health.delegated {
+        match health.grant {
             None => auth.state = AuthState::Unauthenticated,
             Some(g) => {
-                auth.state = g.state.into();
-                let last_use = g.refresh_token_issued_at.or(g.last_refresh_at);
-                // A denied mailbox's tokens are kept fresh as well, so they too must not idle out.
-                if g.state.tokens_usable()
-                    && let Some(used) = last_use
-                    && used.duration_until(now) > IDLE_WARNING
-                {
-                    let days = used.duration_until(now).as_hours() / 24;
-                    warnings.push(format!(
-                        "the refresh token has not been used for {days} days; Microsoft drops it after 90 idle days: make sure a refresh-tokens job runs (or run `mailferry run refresh-tokens`)"
-                    ));
-                }
-                if g.consecutive_failures >= FAILURE_WARNING {
-                    warnings.push(format!(
-                        "the last {} token refreshes failed: {}",
-                        g.consecutive_failures,
-                        g.last_error.as_deref().unwrap_or("no reason recorded")
-                    ));
-                }
-                auth.account = g.account;
-                auth.access_token_expires_at = g.access_token_expires_at.map(|t| t.to_string());
-                auth.last_refresh_at = g.last_refresh_at.map(|t| t.to_string());
-                auth.last_error = g.last_error;
-                auth.refresh_token_last_used_at = last_use.map(|t| t.to_string());
-                auth.consecutive_failures = g.consecutive_failures;
+                auth = AuthStatus {
+                    state: g.state.into(),
+                    account: g.account,
+                    access_token_expires_at: g.access_token_expires_at.map(|t| t.to_string()),
+                    last_refresh_at: g.last_refresh_at.map(|t| t.to_string()),
+                    last_error: g.last_error,
+                    refresh_token_last_used_at: g.refresh_token_last_used_at.map(|t| t.to_string()),
+                    consecutive_failures: g.consecutive_failures,
+                };
             }
         }
     }
+    let warnings = health.warnings;
     Ok(axum::Json(ImporterStatus {
         auth,
         last_import: crate::api::import_runs::last_import(

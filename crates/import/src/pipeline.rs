@@ -452,7 +452,8 @@ impl<M: Mailbox> ImportRun<'_, M> {
             "folders: Inbox `{}`, Exported `{}`, Error `{}`",
             folders.inbox.path, folders.exported.path, folders.error.path
         ));
-        let keys = &content_keys(self.store, self.importer).await?;
+        // Read once there is a mail to weigh: most runs find the Inbox empty.
+        let mut keys: Option<ContentKeys> = None;
         let mut summary = Summary::default();
         let mut tried: HashSet<String> = HashSet::new();
         let mut handled = 0u64;
@@ -476,6 +477,17 @@ impl<M: Mailbox> ImportRun<'_, M> {
                     break;
                 }
                 Err(e) => return Err(ImportError::Mailbox(e)),
+            };
+            if keys.is_none() && !page.messages.is_empty() {
+                keys = Some(content_keys(self.store, self.importer).await?);
+            }
+            let Some(keys) = keys.as_ref() else {
+                // An empty page (the last, but a server may say otherwise).
+                cursor = page.next;
+                if cursor.is_none() {
+                    break;
+                }
+                continue;
             };
             let mut moved_any = false;
             let mut stop: Option<String> = None;

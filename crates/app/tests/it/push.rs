@@ -228,7 +228,7 @@ async fn a_new_mail_is_imported_within_seconds_through_a_graph_notification() {
 /// instance watches the importer's INBOX with IDLE, and a mail delivered
 /// there is imported within seconds by a push-started run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_mail_is_imported_within_seconds_through_imap_idle() {
+async fn a_new_mail_is_imported_within_seconds_through_imap_idle_and_by_polling_with_push_off() {
     use test_support::dovecot::Dovecot;
 
     let dovecot = Dovecot::from_env();
@@ -297,6 +297,62 @@ async fn a_new_mail_is_imported_within_seconds_through_imap_idle() {
     );
     assert!(took < Duration::from_secs(5), "took {took:?}");
     println!("IMAP IDLE: a new mail was exported {took:?} after it was delivered");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &serve.child.id().to_string()])
+        .status();
+    let _ = serve.child.wait();
+
+    // Push off: nothing watches the Inbox, and the scheduled run (polling)
+    // still imports the mail.
+    store
+        .create_job(
+            &client.id,
+            &store::jobs::JobSpec {
+                script: "import-emails".into(),
+                schedule: domain::schedule::CronSchedule::parse("*/2 * * * * *", "UTC")
+                    .expect("cron"),
+                enabled: true,
+                params: serde_json::Map::new(),
+                description: "polls every 2 seconds".into(),
+            },
+            jiff::Timestamp::now(),
+        )
+        .await
+        .expect("job");
+    let mut serve = ServeInstance::start_with(
+        &format!("sqlite://{}", sqlite_file(dir.path()).display()),
+        &key_file(dir.path()),
+        dir.path(),
+        &[("MAILFERRY_IMAP_IDLE", "false")],
+    );
+    let (second, raw) = import::corpus::numbered_mail(8, Some(1_000));
+    dovecot.save(&user, "INBOX", &raw);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !dovecot.mails(&user, "INBOX").is_empty() {
+        assert!(Instant::now() < deadline, "polling did not import the mail");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        dovecot
+            .mails(&user, "Exported")
+            .iter()
+            .any(|m| m.message_id == second)
+    );
+    assert!(
+        !serve.log_text().contains("watching the IMAP Inbox"),
+        "push is off"
+    );
+    let triggers: Vec<(String,)> = sqlx::query_as(
+        "SELECT trigger_kind FROM executions WHERE script = 'import-emails' ORDER BY started_at",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("executions");
+    assert_eq!(
+        triggers.last().map(|(t,)| t.as_str()),
+        Some("scheduled"),
+        "imported by the scheduled run: {triggers:?}"
+    );
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &serve.child.id().to_string()])
         .status();

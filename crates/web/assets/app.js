@@ -748,13 +748,20 @@ async function showDocumentMail(imp, documentId) {
   box.scrollIntoView();
 }
 
+// A check that was not run because an earlier one failed is "not checked",
+// never "failed".
+const CHECK_STATUS = { passed: ["ok", "passed"], failed: ["bad", "failed"], not_checked: ["neutral", "not checked"] };
+
 async function runConnectionTest(id) {
   const box = document.getElementById("test-result");
   box.innerHTML = `<div class="card"><p class="muted">Testing the mail connection…</p></div>`;
   const res = await api("POST", `/api/v2/importers/email/${encodeURIComponent(id)}/test`);
   if (!res.ok) { box.innerHTML = `<div class="card"><h2>Mail connection test</h2>${unavailable(res, "The mail connection test")}</div>`; return; }
-  const items = res.data.checks.map((c) => `<li><span class="badge ${c.ok ? "ok" : "bad"}">${c.ok ? "ok" : "failed"}</span>
-      <strong>${esc(c.name)}</strong> — ${esc(c.detail)}${c.fix ? `<br><span class="small">Fix: ${esc(c.fix)}</span>` : ""}</li>`).join("");
+  const items = res.data.checks.map((c) => {
+    const [cls, words] = CHECK_STATUS[c.status] || ["neutral", c.status];
+    return `<li data-check="${esc(c.id)}" data-status="${esc(c.status)}"><span class="badge ${cls}">${esc(words)}</span>
+      <strong>${esc(c.name)}</strong> — ${esc(c.detail)}${c.fix ? `<br><span class="small">Fix: ${esc(c.fix)}</span>` : ""}</li>`;
+  }).join("");
   box.innerHTML = `<div class="card" id="test-card"><h2>Mail connection test: <span class="badge ${res.data.ok ? "ok" : "bad"}">${res.data.ok ? "passed" : "failed"}</span></h2><ul class="checks">${items}</ul></div>`;
 }
 
@@ -1120,6 +1127,7 @@ async function alertsPage() {
         ${input("smtp.password", "Password", "", { type: "password", hint: smtp.password_set ? "stored — leave empty to keep it" : "write-only", extra: 'autocomplete="new-password"' })}
         ${input("smtp.from", "From", smtp.from, { placeholder: "mailferry <alerts@example.com>" })}
       </div>
+      <label class="inline"><input type="checkbox" data-field="log" ${a.log ? "checked" : ""}> Write alerts to the server log <span class="hint">one WARN line per alert (target <code>mailferry::alert</code>); no network</span></label>
       ${input("failing_runs", "Alert after this many failed runs in a row", a.failing_runs ?? 3, { type: "number" })}
       <div class="actions"><button type="submit">Save</button> <button type="button" class="secondary" id="test-alert">Send test alert</button></div>
       <div id="alert-result" role="status"></div>
@@ -1136,6 +1144,7 @@ async function alertsPage() {
     const body = {
       webhook_url: val("webhook_url") || null,
       emails: val("emails").split(",").map((e) => e.trim()).filter(Boolean),
+      log: form.querySelector('[data-field="log"]').checked,
       failing_runs: Number(val("failing_runs") || 3),
       smtp: smtpHost ? {
         host: smtpHost, security: val("smtp.security"), from: val("smtp.from"),

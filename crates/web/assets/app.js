@@ -595,7 +595,7 @@ async function loadStatus(imp) {
   const e = health.ok ? health.data[0] : null;
   const warnings = [...new Set([...(res.data.warnings || []), ...(imp.warnings || [])])];
   box.innerHTML = `<h2>Health ${e ? stateBadge(e) : ""}</h2>
-    ${e?.state_detail ? `<div class="notice ${e.state === "throttled" ? "" : "bad"}" id="state-detail">${esc(e.state_detail)}</div>` : ""}
+    ${e?.state_detail ? `<div class="notice ${(STATES[e.state] || [])[0] === "bad" ? "bad" : ""}" id="state-detail" data-state="${esc(e.state)}">${esc(e.state_detail)}</div>` : ""}
     <p>Authorization: <span class="badge ${authCls}" id="auth-state" data-state="${esc(a.state)}">${esc(authWords)}</span> ${a.account ? `as <strong>${esc(a.account)}</strong>` : ""}</p>
     <table><tbody>
       <tr><th>Last import</th><td id="last-import">${e ? lastRunWords(e.last_run) : "–"}</td></tr>
@@ -743,7 +743,10 @@ async function showDocumentMail(imp, documentId) {
     : !res.data.length ? `<p class="muted">No mail of this importer made this document.</p>`
     : mailTable(["Subject", "From", "Received", "Fate", "Decided"], res.data.map((m) => `<tr data-mail="${esc(m.mail_id)}">${mailCells(m)}
         <td>${mailOutcome(m)}${m.internet_message_id ? `<div class="small muted">${esc(m.internet_message_id)}</div>` : ""}</td><td>${when(m.decided_at)}</td></tr>`).join(""));
-  box.innerHTML = `<h2>The mail of document <code>${esc(documentId)}</code></h2>${body}
+  // Named by its subject and sender once known; the document id stays for reference.
+  const m = res.ok && res.data.length === 1 ? res.data[0] : null;
+  const title = m ? `The mail ${esc(m.subject ? `“${m.subject}”` : "(no subject)")} from ${esc(m.from || "an unknown sender")}` : "The mail of this document";
+  box.innerHTML = `<h2>${title}</h2><p class="small muted">document <code>${esc(documentId)}</code></p>${body}
     <div class="actions"><a class="button secondary" href="#/documents">All documents</a></div>`;
   box.scrollIntoView();
 }

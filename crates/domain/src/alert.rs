@@ -232,7 +232,10 @@ pub enum Severity {
 }
 
 /// A problem of one importer that people must hear about.
+// Named apart in the OpenAPI document: `Problem` there is the API's error
+// body, and one name for both made clients read alerts as errors.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = AlertProblem)]
 pub struct Problem {
     /// Stable while the problem lasts: `reauth_required:{importer id}`.
     pub key: String,

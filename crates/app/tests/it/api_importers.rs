@@ -384,6 +384,17 @@ async fn the_openapi_document_describes_the_importer_api() {
             "{schema}: {log}"
         );
     }
+    // an importer's problem (overview, alerts) is not the API's error body
+    let problems = &doc["components"]["schemas"]["OverviewEntry"]["properties"]["problems"];
+    assert_eq!(
+        problems["items"]["$ref"], "#/components/schemas/AlertProblem",
+        "{problems}"
+    );
+    assert!(
+        doc["components"]["schemas"]["Problem"]["required"]
+            .as_array()
+            .is_some_and(|r| r.contains(&serde_json::json!("type")))
+    );
     // the connection test's checks say passed, failed or not checked
     let status = &doc["components"]["schemas"]["CheckStatus"];
     assert_eq!(

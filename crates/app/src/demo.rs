@@ -113,7 +113,19 @@ async fn prepare(state: web::AppState, emulator_url: String) -> anyhow::Result<(
             let valid = input
                 .validate(None)
                 .map_err(|e| anyhow::anyhow!("demo importer: {e}"))?;
-            state.store.create_importer(&client.id, &valid, now).await?
+            let importer = state.store.create_importer(&client.id, &valid, now).await?;
+            // Alerts to the server log (no network), so the demo shows them
+            // at work; set once with the importer, so an admin's own
+            // settings survive a restart of the demo.
+            let (mut alerts, _) = state.store.alert_settings(&client.id).await?;
+            if !alerts.has_target() {
+                alerts.log = true;
+                state
+                    .store
+                    .put_alert_settings(&client.id, &alerts, None, now)
+                    .await?;
+            }
+            importer
         }
     };
     match state
@@ -152,7 +164,10 @@ async fn prepare(state: web::AppState, emulator_url: String) -> anyhow::Result<(
          \nThen import: Scripts → import-emails → Run now (or wait: the job runs every 5\
          \nminutes). {imports} of the Inbox's {total} mails become documents ({base}/ui/#/documents),\
          \n{errors} go to Error with their reason (the importer's page → Mails in Error, with\
-         \nReprocess once you changed a rule). The API:\
+         \nReprocess once you changed a rule). Alerts (a grant to renew, imports failing,\
+         \n…) are written to this server's log as `WARN mailferry::alert` lines; the Alerts\
+         \npage ({base}/ui/#/alerts) sends a test alert and sets webhook and e-mail targets.\
+         \nThe API:\
          \n  curl -H 'Authorization: Bearer {token}' {base}/api/v2/importers/email\n",
         imports = demo_imports + 3,
         total = demo_total + 3,

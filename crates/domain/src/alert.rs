@@ -17,6 +17,12 @@ pub struct AlertSettings {
     /// Receive each alert as an e-mail (needs `smtp`).
     pub emails: Vec<String>,
     pub smtp: Option<SmtpSettings>,
+    /// Write each alert to the server's log as one `WARN` line (target
+    /// `mailferry::alert`): a target without network, for the demo and
+    /// for setups whose log collector already pages someone. Settings
+    /// saved before it existed read as `false`.
+    #[serde(default)]
+    pub log: bool,
     /// Imports failing this many runs in a row raise an alert.
     pub failing_runs: u32,
 }
@@ -52,6 +58,9 @@ pub struct AlertSettingsInput {
     #[serde(default)]
     pub emails: Vec<String>,
     pub smtp: Option<SmtpInput>,
+    /// Write each alert to the server's log (default `false`).
+    #[serde(default)]
+    pub log: bool,
     pub failing_runs: Option<u32>,
 }
 
@@ -78,8 +87,17 @@ impl Default for AlertSettings {
             webhook_url: None,
             emails: Vec::new(),
             smtp: None,
+            log: false,
             failing_runs: DEFAULT_FAILING_RUNS,
         }
+    }
+}
+
+impl AlertSettings {
+    /// Whether any target would take an alert: without one, problems are
+    /// not tracked as sent and "Send test alert" has nothing to send to.
+    pub fn has_target(&self) -> bool {
+        self.log || self.webhook_url.is_some() || (self.smtp.is_some() && !self.emails.is_empty())
     }
 }
 
@@ -134,6 +152,7 @@ impl AlertSettingsInput {
                 webhook_url,
                 emails,
                 smtp,
+                log: self.log,
                 failing_runs,
             },
             password,
@@ -213,7 +232,10 @@ pub enum Severity {
 }
 
 /// A problem of one importer that people must hear about.
+// Named apart in the OpenAPI document: `Problem` there is the API's error
+// body, and one name for both made clients read alerts as errors.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = AlertProblem)]
 pub struct Problem {
     /// Stable while the problem lasts: `reauth_required:{importer id}`.
     pub key: String,
@@ -286,5 +308,22 @@ mod tests {
             serde_json::from_value(serde_json::json!({"emails": ["ops@example.com"]}))
                 .expect("input");
         assert!(no_server.parse().expect_err("no smtp").mentions("smtp"));
+    }
+
+    #[test]
+    fn the_log_target_alone_is_a_target_and_old_settings_read_without_it() {
+        let input: AlertSettingsInput =
+            serde_json::from_value(serde_json::json!({"log": true})).expect("input");
+        let (settings, _) = input.parse().expect("valid");
+        assert!(settings.log && settings.has_target());
+        assert!(!AlertSettings::default().has_target());
+        let stored: AlertSettings = serde_json::from_value(serde_json::json!({
+            "webhook_url": null, "emails": [], "smtp": null, "failing_runs": 3
+        }))
+        .expect("settings saved before `log` existed");
+        assert!(!stored.log && !stored.has_target());
+        let bad: Result<AlertSettingsInput, _> =
+            serde_json::from_value(serde_json::json!({"log": "yes"}));
+        assert!(bad.is_err(), "`log` takes true or false");
     }
 }

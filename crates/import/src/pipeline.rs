@@ -147,7 +147,8 @@ pub struct Summary {
     pub moves_confirmed: u64,
     /// Mails moved to Error, by reason code.
     pub to_error: BTreeMap<String, u64>,
-    /// Mails left in the Inbox for the next run, with why.
+    /// Mails left in the Inbox for the next run, each as log lines name
+    /// it (subject, sender and id), with why.
     pub left_for_retry: Vec<(String, String)>,
     pub bytes: u64,
     pub stopped_early: bool,
@@ -473,7 +474,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
                 Err(e) if e.is_transient() => {
                     summary
                         .left_for_retry
-                        .push(("(listing)".to_owned(), e.to_string()));
+                        .push(("the Inbox's listing".to_owned(), e.to_string()));
                     break;
                 }
                 Err(e) => return Err(ImportError::Mailbox(e)),
@@ -1078,13 +1079,13 @@ impl Summary {
                     "left in the Inbox for the next run: {} ({why})",
                     describe(msg)
                 ));
-                self.left_for_retry.push((msg.id.clone(), why));
+                self.left_for_retry.push((describe(msg), why));
             }
             ImportOutcome::Skipped(why) => {
                 log(format!("skipped {}: {why}", describe(msg)));
             }
             ImportOutcome::SinkUnavailable(why) => {
-                self.left_for_retry.push((msg.id.clone(), why));
+                self.left_for_retry.push((describe(msg), why));
             }
         }
     }

@@ -1,6 +1,7 @@
-//! Sending an alert: a JSON POST to the client's webhook (bounded retries,
-//! as the webhook sink does) and an e-mail through its SMTP server
-//! (lettre; STARTTLS, TLS or, for a trusted relay, none).
+//! Sending an alert: a line in the server's log, a JSON POST to the
+//! client's webhook (bounded retries, as the webhook sink does) and an
+//! e-mail through its SMTP server (lettre; STARTTLS, TLS or, for a trusted
+//! relay, none).
 
 use std::time::Duration;
 
@@ -22,6 +23,12 @@ pub struct Alert<'a> {
     pub raised_at: Timestamp,
     pub at: Timestamp,
 }
+
+/// The `tracing` target of the log target's lines, so a log collector (or
+/// `RUST_LOG`) can pick alerts out of the rest.
+pub const LOG_TARGET: &str = "mailferry::alert";
+/// How the log target is named in a delivery.
+pub const LOG_DELIVERED: &str = "the server log";
 
 const ATTEMPTS: u32 = 3;
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -48,6 +55,21 @@ impl Alert<'_> {
             p.importer_name,
             p.importer_id,
             self.raised_at.strftime("%Y-%m-%d %H:%M"),
+        )
+    }
+
+    /// The log target's line: the subject and what to do, in one line.
+    pub fn log_line(&self) -> String {
+        let p = self.problem;
+        let what = match self.event {
+            AlertEvent::Resolved => "nothing more to do".to_owned(),
+            _ => p.fix.clone(),
+        };
+        format!(
+            "{} (client {}, importer {}); what to do: {what}",
+            self.subject(),
+            self.client,
+            p.importer_name,
         )
     }
 
@@ -83,6 +105,20 @@ pub async fn send(
 ) -> Delivery {
     let mut delivered = Vec::new();
     let mut failed = Vec::new();
+    if settings.log {
+        // WARN whatever the severity: the default filter (`info`) shows it,
+        // and an alert is by nature something to look at.
+        tracing::warn!(
+            target: LOG_TARGET,
+            event = ?alert.event,
+            problem = %alert.problem.key,
+            severity = ?alert.problem.severity,
+            importer_id = %alert.problem.importer_id,
+            "{}",
+            alert.log_line()
+        );
+        delivered.push(LOG_DELIVERED.to_owned());
+    }
     if let Some(url) = &settings.webhook_url {
         match post(url, &alert.json()).await {
             Ok(()) => delivered.push(format!("webhook {}", without_query(url))),
@@ -186,4 +222,111 @@ async fn email(
         .await
         .map(|_| ())
         .map_err(|e| format!("{e}; check smtp.host, smtp.port, smtp.security and the login"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use domain::alert::Severity;
+
+    use super::*;
+
+    /// What the subscriber wrote.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Captured {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
+        }
+    }
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Self;
+
+        fn make_writer(&'a self) -> Self {
+            self.clone()
+        }
+    }
+
+    fn problem() -> Problem {
+        Problem {
+            key: "reauth_required:imp-1".to_owned(),
+            importer_id: "imp-1".to_owned(),
+            importer_name: "Invoices".to_owned(),
+            severity: Severity::Critical,
+            summary: "importer “Invoices” needs re-authentication".to_owned(),
+            fix: "press Authenticate and sign in again".to_owned(),
+        }
+    }
+
+    // Current-thread: the capturing subscriber is this thread's default.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_log_target_writes_one_warn_line_naming_the_importer_and_the_fix() {
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(captured.clone())
+            .with_ansi(false)
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let problem = problem();
+        let now: Timestamp = "2026-03-29T08:00:00Z".parse().expect("ts");
+        let alert = |event| Alert {
+            event,
+            client: "Contoso",
+            problem: &problem,
+            raised_at: now,
+            at: now,
+        };
+
+        let settings = AlertSettings {
+            log: true,
+            ..AlertSettings::default()
+        };
+        let delivery = send(&settings, None, &alert(AlertEvent::Raised)).await;
+        assert_eq!(delivery.delivered, [LOG_DELIVERED]);
+        assert!(delivery.failed.is_empty(), "{delivery:?}");
+        let text = captured.text();
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains(LOG_TARGET)).collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        for part in [
+            "WARN",
+            "[mailferry] Action needed: importer “Invoices” needs re-authentication",
+            "client Contoso",
+            "what to do: press Authenticate and sign in again",
+            "problem=reauth_required:imp-1",
+        ] {
+            assert!(lines[0].contains(part), "{part}: {}", lines[0]);
+        }
+
+        let resolved = send(&settings, None, &alert(AlertEvent::Resolved)).await;
+        assert_eq!(resolved.delivered, [LOG_DELIVERED]);
+        assert!(
+            captured
+                .text()
+                .lines()
+                .any(|l| l.contains("[mailferry] Resolved:") && l.contains("nothing more to do")),
+            "{}",
+            captured.text()
+        );
+
+        // Without `log` nothing is written and nothing delivered.
+        let before = captured.text().len();
+        let none = send(&AlertSettings::default(), None, &alert(AlertEvent::Raised)).await;
+        assert_eq!(none, Delivery::default());
+        assert_eq!(captured.text().len(), before, "{}", captured.text());
+    }
 }

@@ -39,7 +39,7 @@ pub async fn problems(
 /// Sends what is due for the client's problems now; its log lines.
 pub async fn check(store: &Store, client_id: &str, now: Timestamp) -> store::Result<Vec<String>> {
     let (settings, _) = store.alert_settings(client_id).await?;
-    if settings.webhook_url.is_none() && settings.emails.is_empty() {
+    if !settings.has_target() {
         return Ok(Vec::new());
     }
     let client = store
@@ -123,9 +123,9 @@ pub async fn send_test(
         .alert_settings(client_id)
         .await
         .map_err(|e| e.to_string())?;
-    if settings.webhook_url.is_none() && settings.emails.is_empty() {
+    if !settings.has_target() {
         return Err(
-            "no alert target is set: enter a webhook URL or e-mail addresses first".to_owned(),
+            "no alert target is set: enter a webhook URL (`webhook_url`), e-mail addresses with an SMTP server (`emails`, `smtp`), or write alerts to the server log (`log: true`) first, and save".to_owned(),
         );
     }
     let password = store

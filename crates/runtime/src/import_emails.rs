@@ -573,8 +573,9 @@ impl ImportEmails {
             e => Unworked::Failed(RunFailure::of(&e)),
         })?;
         ctx.log.line(format!("{label}: {}", summary.line()));
-        for (id, why) in summary.left_for_retry.iter().take(RETRY_REASONS_SHOWN) {
-            ctx.log.line(format!("{label}: left for retry {id}: {why}"));
+        for (mail, why) in summary.left_for_retry.iter().take(RETRY_REASONS_SHOWN) {
+            ctx.log
+                .line(format!("{label}: left for retry {mail}: {why}"));
         }
         if summary.left_for_retry.len() > RETRY_REASONS_SHOWN {
             ctx.log.line(format!(

@@ -595,7 +595,7 @@ async function loadStatus(imp) {
   const e = health.ok ? health.data[0] : null;
   const warnings = [...new Set([...(res.data.warnings || []), ...(imp.warnings || [])])];
   box.innerHTML = `<h2>Health ${e ? stateBadge(e) : ""}</h2>
-    ${e?.state_detail ? `<div class="notice ${e.state === "throttled" ? "" : "bad"}" id="state-detail">${esc(e.state_detail)}</div>` : ""}
+    ${e?.state_detail ? `<div class="notice ${(STATES[e.state] || [])[0] === "bad" ? "bad" : ""}" id="state-detail" data-state="${esc(e.state)}">${esc(e.state_detail)}</div>` : ""}
     <p>Authorization: <span class="badge ${authCls}" id="auth-state" data-state="${esc(a.state)}">${esc(authWords)}</span> ${a.account ? `as <strong>${esc(a.account)}</strong>` : ""}</p>
     <table><tbody>
       <tr><th>Last import</th><td id="last-import">${e ? lastRunWords(e.last_run) : "–"}</td></tr>
@@ -743,18 +743,28 @@ async function showDocumentMail(imp, documentId) {
     : !res.data.length ? `<p class="muted">No mail of this importer made this document.</p>`
     : mailTable(["Subject", "From", "Received", "Fate", "Decided"], res.data.map((m) => `<tr data-mail="${esc(m.mail_id)}">${mailCells(m)}
         <td>${mailOutcome(m)}${m.internet_message_id ? `<div class="small muted">${esc(m.internet_message_id)}</div>` : ""}</td><td>${when(m.decided_at)}</td></tr>`).join(""));
-  box.innerHTML = `<h2>The mail of document <code>${esc(documentId)}</code></h2>${body}
+  // Named by its subject and sender once known; the document id stays for reference.
+  const m = res.ok && res.data.length === 1 ? res.data[0] : null;
+  const title = m ? `The mail ${esc(m.subject ? `“${m.subject}”` : "(no subject)")} from ${esc(m.from || "an unknown sender")}` : "The mail of this document";
+  box.innerHTML = `<h2>${title}</h2><p class="small muted">document <code>${esc(documentId)}</code></p>${body}
     <div class="actions"><a class="button secondary" href="#/documents">All documents</a></div>`;
   box.scrollIntoView();
 }
+
+// A check that was not run because an earlier one failed is "not checked",
+// never "failed".
+const CHECK_STATUS = { passed: ["ok", "passed"], failed: ["bad", "failed"], not_checked: ["neutral", "not checked"] };
 
 async function runConnectionTest(id) {
   const box = document.getElementById("test-result");
   box.innerHTML = `<div class="card"><p class="muted">Testing the mail connection…</p></div>`;
   const res = await api("POST", `/api/v2/importers/email/${encodeURIComponent(id)}/test`);
   if (!res.ok) { box.innerHTML = `<div class="card"><h2>Mail connection test</h2>${unavailable(res, "The mail connection test")}</div>`; return; }
-  const items = res.data.checks.map((c) => `<li><span class="badge ${c.ok ? "ok" : "bad"}">${c.ok ? "ok" : "failed"}</span>
-      <strong>${esc(c.name)}</strong> — ${esc(c.detail)}${c.fix ? `<br><span class="small">Fix: ${esc(c.fix)}</span>` : ""}</li>`).join("");
+  const items = res.data.checks.map((c) => {
+    const [cls, words] = CHECK_STATUS[c.status] || ["neutral", c.status];
+    return `<li data-check="${esc(c.id)}" data-status="${esc(c.status)}"><span class="badge ${cls}">${esc(words)}</span>
+      <strong>${esc(c.name)}</strong> — ${esc(c.detail)}${c.fix ? `<br><span class="small">Fix: ${esc(c.fix)}</span>` : ""}</li>`;
+  }).join("");
   box.innerHTML = `<div class="card" id="test-card"><h2>Mail connection test: <span class="badge ${res.data.ok ? "ok" : "bad"}">${res.data.ok ? "passed" : "failed"}</span></h2><ul class="checks">${items}</ul></div>`;
 }
 
@@ -1120,6 +1130,7 @@ async function alertsPage() {
         ${input("smtp.password", "Password", "", { type: "password", hint: smtp.password_set ? "stored — leave empty to keep it" : "write-only", extra: 'autocomplete="new-password"' })}
         ${input("smtp.from", "From", smtp.from, { placeholder: "mailferry <alerts@example.com>" })}
       </div>
+      <label class="inline"><input type="checkbox" data-field="log" ${a.log ? "checked" : ""}> Write alerts to the server log <span class="hint">one WARN line per alert (target <code>mailferry::alert</code>); no network</span></label>
       ${input("failing_runs", "Alert after this many failed runs in a row", a.failing_runs ?? 3, { type: "number" })}
       <div class="actions"><button type="submit">Save</button> <button type="button" class="secondary" id="test-alert">Send test alert</button></div>
       <div id="alert-result" role="status"></div>
@@ -1136,6 +1147,7 @@ async function alertsPage() {
     const body = {
       webhook_url: val("webhook_url") || null,
       emails: val("emails").split(",").map((e) => e.trim()).filter(Boolean),
+      log: form.querySelector('[data-field="log"]').checked,
       failing_runs: Number(val("failing_runs") || 3),
       smtp: smtpHost ? {
         host: smtpHost, security: val("smtp.security"), from: val("smtp.from"),

@@ -373,6 +373,35 @@ async fn the_openapi_document_describes_the_importer_api() {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
     }
     assert!(doc["components"]["schemas"].get("ImporterInput").is_some());
+    // the alert settings' log target, documented where clients read it
+    for schema in ["AlertSettingsInput", "AlertSettingsView"] {
+        let log = &doc["components"]["schemas"][schema]["properties"]["log"];
+        assert_eq!(log["type"], "boolean", "{schema}: {log}");
+        assert!(
+            log["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("log")),
+            "{schema}: {log}"
+        );
+    }
+    // an importer's problem (overview, alerts) is not the API's error body
+    let problems = &doc["components"]["schemas"]["OverviewEntry"]["properties"]["problems"];
+    assert_eq!(
+        problems["items"]["$ref"], "#/components/schemas/AlertProblem",
+        "{problems}"
+    );
+    assert!(
+        doc["components"]["schemas"]["Problem"]["required"]
+            .as_array()
+            .is_some_and(|r| r.contains(&serde_json::json!("type")))
+    );
+    // the connection test's checks say passed, failed or not checked
+    let status = &doc["components"]["schemas"]["CheckStatus"];
+    assert_eq!(
+        status["enum"],
+        serde_json::json!(["passed", "failed", "not_checked"]),
+        "{status}"
+    );
 
     // client generators need every operation id to be unique
     let mut ids = std::collections::BTreeMap::new();

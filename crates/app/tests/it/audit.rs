@@ -82,6 +82,10 @@ async fn changes_and_sign_ins_are_logged_without_secrets_for_the_client_only() {
         ],
         "{events:#?}"
     );
+    assert_eq!(
+        events[2]["detail"], "`Invoices`",
+        "a deleted importer is named: {events:#?}"
+    );
     let update = &events[3];
     let detail = update["detail"].as_str().expect("detail");
     assert!(

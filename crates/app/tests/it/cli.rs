@@ -460,7 +460,7 @@ async fn the_demo_serves_an_importer_against_the_built_in_emulator() {
     crate::support::install_crypto();
     let dir = tempfile::tempdir().expect("tempdir");
     let (port, emulator_port) = (free_port(), free_port());
-    let (mut child, printed) = spawn_demo(
+    let (mut child, printed, _) = spawn_demo(
         dir.path(),
         &format!("127.0.0.1:{port}"),
         &format!("127.0.0.1:{emulator_port}"),
@@ -530,10 +530,13 @@ async fn the_demo_serves_an_importer_against_the_built_in_emulator() {
     result
 }
 
+/// The server log (stderr) of a child, as it arrives.
+type LogSoFar = std::sync::Arc<std::sync::Mutex<String>>;
+
 /// Starts `mailferry demo` on `listen` with its emulator on `emulator`
 /// (the variables, as a user sets them) and reads its printout up to the
-/// emulator's address.
-fn spawn_demo(data: &std::path::Path, listen: &str, emulator: &str) -> (Child, String) {
+/// emulator's address; its log keeps arriving in the third value.
+fn spawn_demo(data: &std::path::Path, listen: &str, emulator: &str) -> (Child, String, LogSoFar) {
     let mut child = Command::new(mailferry_bin())
         .arg("demo")
         .env("MAILFERRY_DATA_DIR", data)
@@ -542,9 +545,19 @@ fn spawn_demo(data: &std::path::Path, listen: &str, emulator: &str) -> (Child, S
         .env_remove("MAILFERRY_DATABASE_URL")
         .env_remove("MAILFERRY_PUBLIC_URL")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn mailferry demo");
+    let log = LogSoFar::default();
+    let stderr = child.stderr.take().expect("stderr");
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut log = sink.lock().expect("lock");
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let mut printed = String::new();
@@ -558,7 +571,7 @@ fn spawn_demo(data: &std::path::Path, listen: &str, emulator: &str) -> (Child, S
     }
     // Keep reading, so the demo's later lines never hit a closed pipe.
     std::thread::spawn(move || lines.for_each(drop));
-    (child, printed)
+    (child, printed, log)
 }
 
 /// The first word after `label` in the demo's printout.
@@ -578,7 +591,7 @@ fn printed_field(printed: &str, label: &str) -> String {
 async fn the_demo_on_free_ports_signs_in_with_the_port_it_bound() {
     crate::support::install_crypto();
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mut child, printed) = spawn_demo(dir.path(), "127.0.0.1:0", "127.0.0.1:0");
+    let (mut child, printed, log) = spawn_demo(dir.path(), "127.0.0.1:0", "127.0.0.1:0");
     let base = printed_field(&printed, "Service:");
     let emulator = printed_field(&printed, "Emulated Microsoft:");
     let (token, importer) = (
@@ -619,6 +632,49 @@ async fn the_demo_on_free_ports_signs_in_with_the_port_it_bound() {
             sign_in_page.status(),
             200,
             "the emulator accepts the redirect URI with the bound port"
+        );
+        // The demo's alerts go to the server log, and only there.
+        let settings: serde_json::Value = http
+            .get(format!("{base}/api/v2/alerts/settings"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("settings")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(settings["log"], true, "{settings}");
+        assert!(settings["webhook_url"].is_null() && settings["smtp"].is_null());
+        let test = http
+            .post(format!("{base}/api/v2/alerts/test"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("test alert");
+        assert_eq!(test.status(), 200);
+        let test: serde_json::Value = test.json().await.expect("json");
+        assert_eq!(
+            test["delivered"],
+            serde_json::json!(["the server log"]),
+            "{test}"
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !log.lock().expect("lock").contains("[mailferry] Test alert") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no alert line in the demo's log: {}",
+                log.lock().expect("lock")
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let text = log.lock().expect("lock").clone();
+        let line = text
+            .lines()
+            .find(|l| l.contains("[mailferry] Test alert"))
+            .expect("line");
+        assert!(
+            line.contains("WARN") && line.contains("mailferry::alert"),
+            "{line}"
         );
     }
     .await;

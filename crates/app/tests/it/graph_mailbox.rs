@@ -743,7 +743,8 @@ fn check<'a>(result: &'a Value, id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no check {id} in {result}"))
 }
 
-/// Every check has a name and a plain-words detail; failed ones a fix.
+/// Every check has a name and a plain-words detail; failed ones a fix; its
+/// status agrees with `ok`, and a check not run says so in its detail.
 fn assert_well_formed(result: &Value) {
     for c in result["checks"].as_array().expect("checks") {
         assert!(c["name"].as_str().is_some_and(|s| !s.is_empty()), "{c}");
@@ -751,6 +752,15 @@ fn assert_well_formed(result: &Value) {
         if c["ok"] == false {
             assert!(c["fix"].as_str().is_some_and(|s| !s.is_empty()), "{c}");
         }
+        let status = c["status"].as_str().expect("status");
+        assert_eq!(c["ok"] == true, status == "passed", "{c}");
+        assert_eq!(
+            status == "not_checked",
+            c["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("not checked")),
+            "{c}"
+        );
     }
     let all_ok = result["checks"]
         .as_array()
@@ -862,10 +872,23 @@ async fn connection_test_names_the_fix_for_each_failure() {
     assert_eq!(result["ok"], false);
     let token = check(&result, "token");
     assert_eq!(token["ok"], false);
+    assert_eq!(token["status"], "failed");
     assert!(
         token["fix"].as_str().expect("fix").contains("Authenticate"),
         "{token}"
     );
+    // Skipped because the token failed: not checked, not failed.
+    for id in [
+        "mailbox",
+        "permissions",
+        "inbox_folder",
+        "exported_folder",
+        "error_folder",
+    ] {
+        let c = check(&result, id);
+        assert_eq!(c["status"], "not_checked", "{c}");
+        assert_eq!(c["ok"], false, "{c}");
+    }
     assert!(
         check(&result, "exported_folder")["detail"]
             .as_str()

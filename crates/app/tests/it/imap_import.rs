@@ -231,6 +231,8 @@ async fn a_wrong_password_or_certificate_is_named_with_its_fix() {
             .is_some_and(|d| d.starts_with("not checked")),
         "{test:#}"
     );
+    assert_eq!(test["checks"][0]["status"], "failed", "{test:#}");
+    assert_eq!(test["checks"][1]["status"], "not_checked", "{test:#}");
     // Without the CA, the server's certificate is not trusted.
     body.as_object_mut().expect("object").remove("tls_ca_pem");
     let id = create_importer(&app, &body).await;

@@ -725,6 +725,14 @@ async fn reprocessing_a_mail_stopped_by_a_rule_that_was_dropped_imports_it() {
         409,
         "only a mail in Error can be reprocessed"
     );
+    let why = body_json(again).await["detail"]
+        .as_str()
+        .expect("detail")
+        .to_owned();
+    assert!(
+        why.starts_with("“Weekly newsletter” from ") && why.contains("is not in Error"),
+        "the mail is named by subject and sender: {why}"
+    );
     assert_eq!(message(&t.emu, &weekly.immutable_id).folder_path, "Inbox");
 
     let log = run_import(&t.app).await;

@@ -523,3 +523,79 @@ async fn executions_are_filtered_by_status() {
             .contains("running, succeeded or failed")
     );
 }
+
+/// The log target alone: validated with the field named, enough for "Send
+/// test alert", and an importer's problem is alerted there once.
+#[tokio::test]
+async fn alerts_to_the_server_log_alone_are_sent_and_tested() {
+    let app = TestApp::spawn().await;
+    let none = app.post_json("/api/v2/alerts/test", &json!({})).await;
+    assert_eq!(none.status(), 409);
+    let why = body_json(none).await.to_string();
+    assert!(why.contains("`log: true`"), "{why}");
+
+    let bad = app
+        .put_json("/api/v2/alerts/settings", &json!({"log": "yes"}))
+        .await;
+    assert_eq!(bad.status(), 422);
+    let problem = body_json(bad).await;
+    assert_eq!(problem["errors"][0]["field"], "log", "{problem}");
+    assert!(
+        problem["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("boolean")),
+        "{problem}"
+    );
+
+    let saved = app
+        .put_json("/api/v2/alerts/settings", &json!({"log": true}))
+        .await;
+    assert_eq!(saved.status(), 200);
+    let view = body_json(saved).await;
+    assert_eq!(view["log"], true, "{view}");
+    assert_eq!(
+        body_json(app.get("/api/v2/alerts/settings").await).await["log"],
+        true
+    );
+    let test = app.post_json("/api/v2/alerts/test", &json!({})).await;
+    assert_eq!(test.status(), 200);
+    assert_eq!(
+        body_json(test).await,
+        json!({"delivered": ["the server log"], "failed": []})
+    );
+
+    let revoked = create(&app, graph_importer_body("Revoked")).await;
+    let now = app.clock_now();
+    app.store
+        .put_grant(&grant(&revoked, GrantState::ReauthRequired, now))
+        .await
+        .expect("grant");
+    let lines = runtime::alerts::check(&app.store, &app.client_id, now)
+        .await
+        .expect("check");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with(
+            "alert (Raised) sent to the server log: importer “Revoked” needs re-authentication"
+        ),
+        "{lines:?}"
+    );
+    let alerts = body_json(app.get("/api/v2/alerts").await).await;
+    assert!(alerts[0]["last_sent_at"].is_string(), "{alerts}");
+    let again = runtime::alerts::check(&app.store, &app.client_id, now)
+        .await
+        .expect("check");
+    assert!(again.is_empty(), "once per problem: {again:?}");
+
+    // Turned off, with no other target: nothing is alerted.
+    let off = app
+        .put_json("/api/v2/alerts/settings", &json!({"log": false}))
+        .await;
+    assert_eq!(body_json(off).await["log"], false);
+    assert_eq!(
+        app.post_json("/api/v2/alerts/test", &json!({}))
+            .await
+            .status(),
+        409
+    );
+}

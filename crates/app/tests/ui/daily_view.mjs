@@ -70,6 +70,13 @@ try {
   assert.match(await row(env.IDLE_ID).locator("[data-warning]").textContent(), /not been used for 85 days/);
   assert.match(await row(env.IDLE_ID).textContent(), /refresh token expires in 4 days/, "85 of 90 days gone (4 days and some hours left)");
 
+  step("colours match severity: a revoked grant is red, a throttle or a warning amber");
+  const warn = "rgb(161, 92, 7)", bad = "rgb(180, 35, 24)";
+  const colour = (locator) => locator.evaluate((e) => getComputedStyle(e).color);
+  assert.equal(await colour(row(env.REVOKED_ID).locator(".badge[data-state]")), bad);
+  assert.equal(await colour(row(env.THROTTLED_ID).locator(".badge[data-state]")), warn);
+  assert.equal(await colour(row(env.IDLE_ID).locator("[data-warning]")), warn);
+
   step("the access token's countdown ticks without a reload");
   const access = row(env.IDLE_ID).locator('[data-what="access token"]');
   const first = await access.textContent();
@@ -127,6 +134,7 @@ try {
   await page.goto(`${BASE_URL}/ui/#/importers/${env.REVOKED_ID}`);
   await page.waitForSelector("#auth-state[data-state='reauth_required']");
   assert.equal(await page.textContent("#auth-state"), "re-authentication required");
+  assert.equal(await page.getAttribute("#state-detail", "class"), "notice bad");
 
   step("documents: search by subject, sender, dates and importer");
   const subjectsShown = () => page.locator("tr[data-document] [data-subject]").allTextContents();

@@ -26,6 +26,19 @@ try {
   await page.goto(`${env.BASE_URL}/ui/#/importers/${env.IMPORTER_ID}`);
   await page.waitForSelector("#auth-state[data-state='unauthenticated']");
 
+  step("before signing in, the connection test fails the token and does not check the rest");
+  await page.click("#test");
+  await page.waitForSelector("#test-card");
+  assert.match(await page.textContent("#test-card h2"), /failed/);
+  assert.equal(await page.locator("#test-card [data-check='token'][data-status='failed'] .badge.bad").textContent(), "failed");
+  const skipped = page.locator("#test-card [data-status='not_checked']");
+  assert.ok(await skipped.count() >= 3, "the folders are not checked");
+  for (const badge of await skipped.locator(".badge").all()) {
+    assert.equal(await badge.textContent(), "not checked");
+    assert.equal(await badge.getAttribute("class"), "badge neutral");
+  }
+  assert.equal(await page.locator("#test-card .checks .badge.bad").count(), 1, "only the token failed");
+
   step("Authenticate leads to Microsoft's sign-in; the account is chosen, not assumed");
   await page.click("#authenticate");
   await page.waitForURL((url) => !url.href.startsWith(env.BASE_URL));

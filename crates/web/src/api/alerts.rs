@@ -39,6 +39,9 @@ pub struct AlertSettingsView {
     pub webhook_url: Option<String>,
     pub emails: Vec<String>,
     pub smtp: Option<SmtpView>,
+    /// Each alert is written to the server's log (a `WARN` line, target
+    /// `mailferry::alert`).
+    pub log: bool,
     pub failing_runs: u32,
 }
 
@@ -50,6 +53,7 @@ fn view(settings: AlertSettings, password_set: bool) -> AlertSettingsView {
             settings,
             password_set,
         }),
+        log: settings.log,
         failing_runs: settings.failing_runs,
     }
 }
@@ -68,7 +72,8 @@ pub async fn get_settings(
 /// Sets where the client's alerts go: `webhook_url`, `emails` (with
 /// `smtp`: `host`, `port`, `security` starttls|tls|none, `username`,
 /// `password` (write-only; omit it to keep the stored one), `from`,
-/// `tls_ca_pem`) and `failing_runs` (failed runs in a row that raise an
+/// `tls_ca_pem`), `log` (write each alert to the server's log, no network;
+/// default false) and `failing_runs` (failed runs in a row that raise an
 /// alert, default 3).
 #[utoipa::path(put, path = "/api/v2/alerts/settings", tag = "alerts", request_body = AlertSettingsInput,
     responses((status = 200, body = AlertSettingsView)))]
@@ -113,8 +118,9 @@ pub struct TestAlertResult {
     pub failed: Vec<String>,
 }
 
-/// Sends a test alert to every target now: 200 when at least one took it
-/// (`failed` names the others), 502 when none did, 409 without targets.
+/// Sends a test alert to every target now (the server log too, when `log`
+/// is set): 200 when at least one took it (`failed` names the others), 502
+/// when none did, 409 without targets.
 #[utoipa::path(post, path = "/api/v2/alerts/test", tag = "alerts",
     responses((status = 200, body = TestAlertResult), (status = 502, body = ApiProblem), (status = 409, body = ApiProblem)))]
 pub async fn test(

@@ -526,19 +526,22 @@ pub async fn delete(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    if let Some(record) = state.store.importer(&caller.client_id, &id).await?
-        && let Err(e) = state.connector.end_subscription(&record).await
+    let record = state.store.importer(&caller.client_id, &id).await?;
+    if let Some(record) = &record
+        && let Err(e) = state.connector.end_subscription(record).await
     {
         tracing::warn!(error = %e, importer = %id, "could not end the importer's Inbox subscription at Microsoft Graph; Graph drops it when it expires");
     }
     if state.store.delete_importer(&caller.client_id, &id).await? {
+        // The audit log outlives the importer: it keeps its name.
+        let detail = record.map_or_else(String::new, |r| format!("`{}`", r.settings.name));
         super::audit::record(
             &state,
             &caller.client_id,
             &caller.principal,
             "importer.deleted",
             Some(&id),
-            "",
+            &detail,
         )
         .await;
         Ok(StatusCode::NO_CONTENT)

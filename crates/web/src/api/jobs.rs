@@ -316,15 +316,20 @@ pub async fn delete(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
+    let job = state.store.job(&caller.client_id, &id).await?;
     if state.store.delete_job(&caller.client_id, &id).await? {
         state.runner.jobs_changed();
+        // The audit log outlives the job: it keeps what the job ran when.
+        let detail = job.map_or_else(String::new, |j| {
+            format!("`{}` at `{}` ({})", j.script, j.cron, j.timezone)
+        });
         super::audit::record(
             &state,
             &caller.client_id,
             &caller.principal,
             "job.deleted",
             Some(&id),
-            "",
+            &detail,
         )
         .await;
         Ok(StatusCode::NO_CONTENT)

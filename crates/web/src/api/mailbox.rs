@@ -110,12 +110,25 @@ pub struct Check {
     pub id: String,
     /// What was checked, as the UI shows it.
     pub name: String,
+    /// Whether the check passed (`false` when it failed and when it was
+    /// not checked; `status` tells the two apart).
     pub ok: bool,
+    pub status: CheckStatus,
     /// What was found, in plain words.
     pub detail: String,
-    /// What to do when the check failed.
+    /// What to do when the check failed (or, not checked, which to fix first).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
+}
+
+/// A check's outcome. A check that depends on one that failed is not run:
+/// it is `not_checked`, which says nothing about whether it would pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Passed,
+    Failed,
+    NotChecked,
 }
 
 impl Check {
@@ -124,6 +137,7 @@ impl Check {
             id: id.into(),
             name: name.into(),
             ok: true,
+            status: CheckStatus::Passed,
             detail: detail.into(),
             fix: None,
         }
@@ -134,8 +148,21 @@ impl Check {
             id: id.into(),
             name: name.into(),
             ok: false,
+            status: CheckStatus::Failed,
             detail: detail.into(),
             fix: Some(fix.into()),
+        }
+    }
+
+    /// Not run because an earlier check failed (`why`).
+    fn not_checked(id: &str, name: &str, why: &str) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            ok: false,
+            status: CheckStatus::NotChecked,
+            detail: format!("not checked: {why}"),
+            fix: Some("fix the failed check above first".into()),
         }
     }
 }
@@ -188,12 +215,7 @@ fn not_checked(checks: &mut Vec<Check>, rest: &[(&str, &str)], why: &str) {
         .collect();
     names.extend(FolderRole::ALL.map(folder_check_id));
     for (id, name) in names {
-        checks.push(Check::fail(
-            &id,
-            &name,
-            format!("not checked: {why}"),
-            "fix the failed check above first",
-        ));
+        checks.push(Check::not_checked(&id, &name, why));
     }
 }
 
@@ -288,8 +310,23 @@ async fn graph_checks(
     };
     checks.push(Check::pass(TOKEN.0, TOKEN.1, token.description.clone()));
     let permissions = token_permissions(&token.secret);
-    let Ok(mailbox) = state.connector.mailbox(record, Patience::Interactive).await else {
-        return checks;
+    let mailbox = match state.connector.mailbox(record, Patience::Interactive).await {
+        Ok(m) => m,
+        // Without it the test must not pass on the token alone.
+        Err(e) => {
+            checks.push(Check::fail(
+                MAILBOX.0,
+                MAILBOX.1,
+                e.to_string(),
+                "complete the importer's settings and save",
+            ));
+            not_checked(
+                &mut checks,
+                &[PERMISSIONS],
+                "the mailbox could not be opened",
+            );
+            return checks;
+        }
     };
     let label = mailbox
         .as_graph()
@@ -316,24 +353,16 @@ async fn graph_checks(
         }
         Err(e) => {
             checks.push(Check::fail(MAILBOX.0, MAILBOX.1, e.message, e.fix));
-            checks.push(Check::fail(
+            checks.push(Check::not_checked(
                 PERMISSIONS.0,
                 PERMISSIONS.1,
-                "not checked: the mailbox could not be read",
-                "fix the failed check above first",
+                "the mailbox could not be read",
             ));
             None
         }
     };
     let Some(tree) = tree else {
-        for (id, name) in FolderRole::ALL.map(folder_check_id) {
-            checks.push(Check::fail(
-                &id,
-                &name,
-                "not checked: the mailbox's folders could not be read",
-                "fix the failed check above first",
-            ));
-        }
+        not_checked(&mut checks, &[], "the mailbox's folders could not be read");
         return checks;
     };
     checks.extend(folder_checks(&tree, &record.settings.folders));

@@ -166,14 +166,22 @@ pub async fn reprocess_mail(
     Path((id, mail_id)): Path<(String, String)>,
 ) -> Result<(StatusCode, axum::Json<MailView>), Problem> {
     let record = importer(&state, &caller, &id).await?;
-    if state
+    let Some(known) = state
         .store
         .ledger_entry_by_mail_id(&record.id, &mail_id)
         .await?
-        .is_none()
-    {
+    else {
         return Err(Problem::not_found("mail"));
-    }
+    };
+    // People know a mail by its subject and sender, not its id.
+    let mail = format!(
+        "{} from {}",
+        known
+            .subject
+            .as_deref()
+            .map_or("(no subject)".to_owned(), |s| format!("“{s}”")),
+        known.sender.as_deref().unwrap_or("(unknown sender)")
+    );
     let mailbox = importer_mailbox(&state, &record).await?;
     let entry = import::reprocess::reprocess(
         &state.store,
@@ -186,10 +194,10 @@ pub async fn reprocess_mail(
     .map_err(|e| match e {
         ReprocessError::NotFound => Problem::not_found("mail"),
         ReprocessError::NotInError(_) | ReprocessError::NotInErrorFolder => {
-            Problem::new(StatusCode::CONFLICT, e.to_string())
+            Problem::new(StatusCode::CONFLICT, format!("{mail}: {e}"))
         }
         ReprocessError::Run(run) => run_problem(run),
     })?;
-    tracing::info!(importer = %record.id, mail_id, "mail reprocessed: back in the Inbox");
+    tracing::info!(importer = %record.id, mail_id, "{mail} of importer “{}” reprocessed: back in the Inbox", record.settings.name);
     Ok((StatusCode::ACCEPTED, axum::Json(MailView::from(entry))))
 }

@@ -48,7 +48,7 @@ use domain::mailbox::{
     PageCursor, ResolvedFolders, resolve_folders,
 };
 use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
+use futures_util::stream::FuturesOrdered;
 use jiff::SignedDuration;
 use serde::Serialize;
 use sinks::{Document, DocumentSink, NewAttachment, SinkErrorKind};
@@ -501,9 +501,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
                 .filter(|m| tried.insert(m.id.clone()))
                 .collect();
             let mut queue = fresh.into_iter().peekable();
-            // Unordered: a mail done frees its slot at once, whichever mail
-            // went before it (ordered, one slow mail would hold up the window).
-            let mut in_flight = FuturesUnordered::new();
+            let mut in_flight = FuturesOrdered::new();
             // Message-IDs of the mails in flight: two Inbox mails with one
             // Message-ID may be one mail twice, which the second may only
             // learn from the first's ledger row, so they go one at a time.
@@ -531,7 +529,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
                     busy_ids.insert(msg.internet_message_id.as_deref());
                     bytes_in_flight += msg.size.unwrap_or(UNKNOWN_SIZE);
                     let folders = &folders;
-                    in_flight.push(async move {
+                    in_flight.push_back(async move {
                         let started = Instant::now();
                         let outcome = self.import_one(msg, folders, keys).await;
                         metrics::histogram!("mailferry_import_mail_seconds")

@@ -5,13 +5,21 @@
 const view = document.getElementById("view");
 let session = null;
 
+// Each navigation's number: a read that answers after the admin moved on
+// is dropped, so a slow page never paints over the one shown now.
+let navigation = 0;
+class Superseded extends Error {}
+window.addEventListener("unhandledrejection", (e) => { if (e.reason instanceof Superseded) e.preventDefault(); });
+
 async function api(method, path, body) {
+  const startedIn = navigation;
   const headers = { "Accept": "application/json" };
   if (session) headers["X-CSRF-Token"] = session.csrf_token;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const res = await fetch(path, { method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) });
   if (res.status === 401) { location.href = "/ui/login"; throw new Error("signed out"); }
   const text = await res.text();
+  if (method === "GET" && startedIn !== navigation) throw new Superseded(`${path}: the page changed meanwhile`);
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = { detail: text }; }
   return { ok: res.ok, status: res.status, data };
@@ -554,14 +562,14 @@ async function importerPage(id, opts = {}) {
   });
   form.querySelector("#test").addEventListener("click", () => runConnectionTest(imp.id));
   form.querySelectorAll("[data-pick]").forEach((b) => b.addEventListener("click", () => pickFolder(imp.id, b.dataset.pick, form)));
-  loadStatus(imp);
-  loadRuns(imp);
-  loadMails(imp);
+  // The sections load side by side; a jump to one of them waits for all,
+  // or those above it would push it out of view as they fill.
+  const loaded = Promise.allSettled([loadStatus(imp), loadRuns(imp), loadMails(imp)]);
   document.getElementById("dry-run-button").addEventListener("click", () => dryRun(imp));
   const shown = location.hash;
   refreshEvery(10000, () => { loadStatus(imp); loadRuns(imp); }, () => location.hash === shown);
-  if (opts.documentId !== undefined) showDocumentMail(imp, opts.documentId);
-  else if (opts.mails) document.getElementById("mails").scrollIntoView();
+  if (opts.documentId !== undefined) loaded.then(() => showDocumentMail(imp, opts.documentId));
+  else if (opts.mails) loaded.then(() => document.getElementById("mails").scrollIntoView());
 }
 
 // The seed's dialog after saving: authentication is needed, and declining is fine.
@@ -1174,6 +1182,7 @@ async function alertsPage() {
 // #/scripts, #/jobs, #/executions[/{id}][?script&job_id&status],
 // #/documents[?subject&sender&since&until&importer_id], #/audit, #/alerts.
 async function route() {
+  navigation += 1;
   const [path, query] = location.hash.replace(/^#\/?/, "").split("?");
   const parts = path.split("/").map(decodeURIComponent);
   const params = new URLSearchParams(query || "");

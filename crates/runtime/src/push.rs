@@ -132,20 +132,13 @@ impl Connector {
         else {
             return Ok(());
         };
-        let ended = async {
-            let mailbox = self
-                .mailbox(record, crate::mailbox::Patience::Interactive)
-                .await
-                .map_err(|e| e.to_string())?;
-            let graph = mailbox
-                .as_graph()
-                .ok_or("the importer is no longer on Microsoft Graph")?;
-            graph
+        let ended = match self.graph_mailbox(record).await {
+            Ok(mailbox) => mailbox
                 .delete_subscription(&s.subscription_id)
                 .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
         // Whatever Graph said, this instance no longer keeps it.
         self.store
             .delete_graph_subscription(&record.id)
@@ -160,17 +153,25 @@ impl Connector {
         record: &ImporterRecord,
         subscription_id: &str,
     ) -> Result<(), String> {
-        let mailbox = self
-            .mailbox(record, crate::mailbox::Patience::Interactive)
-            .await
-            .map_err(|e| e.to_string())?;
-        let graph = mailbox
-            .as_graph()
-            .ok_or("the importer is no longer on Microsoft Graph")?;
-        graph
+        self.graph_mailbox(record)
+            .await?
             .reauthorize_subscription(subscription_id)
             .await
             .map_err(|e| e.to_string())
+    }
+
+    /// `record`'s mailbox on Graph, for a request an admin or Graph waits on.
+    async fn graph_mailbox(&self, record: &ImporterRecord) -> Result<GraphMailbox, String> {
+        match self
+            .mailbox(record, crate::mailbox::Patience::Interactive)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            ImporterMailbox::Graph(graph) => Ok(graph),
+            ImporterMailbox::Imap(_) => {
+                Err("the importer is no longer on Microsoft Graph".to_owned())
+            }
+        }
     }
 }
 

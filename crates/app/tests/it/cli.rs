@@ -531,12 +531,16 @@ async fn the_demo_serves_an_importer_against_the_built_in_emulator() {
 }
 
 /// The server log (stderr) of a child, as it arrives.
-type LogSoFar = std::sync::Arc<std::sync::Mutex<String>>;
+pub(crate) type LogSoFar = std::sync::Arc<std::sync::Mutex<String>>;
 
 /// Starts `mailferry demo` on `listen` with its emulator on `emulator`
 /// (the variables, as a user sets them) and reads its printout up to the
 /// emulator's address; its log keeps arriving in the third value.
-fn spawn_demo(data: &std::path::Path, listen: &str, emulator: &str) -> (Child, String, LogSoFar) {
+pub(crate) fn spawn_demo(
+    data: &std::path::Path,
+    listen: &str,
+    emulator: &str,
+) -> (Child, String, LogSoFar) {
     let mut child = Command::new(mailferry_bin())
         .arg("demo")
         .env("MAILFERRY_DATA_DIR", data)
@@ -575,7 +579,7 @@ fn spawn_demo(data: &std::path::Path, listen: &str, emulator: &str) -> (Child, S
 }
 
 /// The first word after `label` in the demo's printout.
-fn printed_field(printed: &str, label: &str) -> String {
+pub(crate) fn printed_field(printed: &str, label: &str) -> String {
     printed
         .lines()
         .find_map(|l| l.trim().strip_prefix(label))

@@ -675,3 +675,31 @@ async fn the_admins_daily_view_overview_documents_scripts_and_jobs_in_the_browse
     assert_eq!(purges[0]["trigger"], "manual");
     emu.shutdown().await;
 }
+
+/// The real `mailferry demo` in Chromium: its first import (after
+/// Authenticate at the emulated Microsoft) fills Exported and Error, and the
+/// importer page shows each Error mail's reason in plain words.
+#[tokio::test]
+async fn the_demos_first_import_shows_exported_and_error_mails_with_reasons() {
+    crate::support::install_crypto();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, printed, _log) =
+        crate::cli::spawn_demo(dir.path(), "127.0.0.1:0", "127.0.0.1:0");
+    let field = |label: &str| crate::cli::printed_field(&printed, label);
+    let stdout = run_in_chromium(
+        "demo_ui.mjs",
+        &[
+            ("BASE_URL", field("Service:")),
+            ("EMAIL", "admin@demo.example".into()),
+            ("PASSWORD", "mailferry-demo-password".into()),
+            ("IMPORTER_ID", field("Demo importer:")),
+            ("MS_USER", msemu::demo::ALICE.into()),
+            ("MS_PASSWORD", msemu::demo::ALICE_PASSWORD.into()),
+        ],
+        &dir.path().join("demo-screenshots"),
+    )
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(stdout.contains("demo: ok"), "{stdout}");
+}

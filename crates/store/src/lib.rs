@@ -103,7 +103,14 @@ impl Store {
         let options: AnyConnectOptions = url.parse()?;
         let mut pool_options = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
-            .acquire_timeout(Duration::from_secs(10));
+            // A file database never is unreachable: a long wait there is
+            // other writers on a busy disk (slow fsyncs), and failing the
+            // run would only leave its mail for the next one.
+            .acquire_timeout(Duration::from_secs(if backend == Backend::Sqlite {
+                60
+            } else {
+                10
+            }));
         if backend == Backend::Sqlite {
             pool_options = pool_options.after_connect(|conn, _| {
                 Box::pin(async move {

@@ -135,6 +135,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .cloned()
         .unwrap_or_default();
     println!("{summary}");
+    if std::env::var_os("BENCH_LOG").is_some() {
+        for line in execution
+            .log
+            .iter()
+            .take(12)
+            .chain(execution.log.iter().rev().take(8).rev())
+        {
+            println!("  log: {line}");
+        }
+    }
     println!(
         "{mails} mails, {mb:.1} MB of MIME (avg {:.0} KB), {latency_ms} ms added to each Graph request",
         mime_bytes as f64 / mails as f64 / 1000.0
@@ -146,10 +156,43 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         peak_rss_mb: peak_rss_mb(),
         requests: alice.requests,
         max_in_flight: alice.max_in_flight,
+        busy_seconds: alice.busy_seconds,
+        seconds_at_in_flight: at_in_flight(&alice.seconds_at_in_flight),
     };
     mailferry.print("mailferry (+ emulator)", mb, latency_ms);
+    // Every mail accounted for: one document each, the Inbox empty, the
+    // Exported folder holding them all, and no 429 for going over 4.
+    let total = |name: &str| -> Result<usize, Box<dyn std::error::Error>> {
+        Ok(emu
+            .folders(demo::ALICE)?
+            .iter()
+            .find(|f| f.display_name == name)
+            .map_or(0, |f| f.total))
+    };
+    let importer_id = store
+        .list_importers(&client.id)
+        .await?
+        .first()
+        .map(|i| i.id.clone())
+        .ok_or("the bench importer is missing")?;
+    let documents = usize::try_from(store.count_documents(&importer_id).await?)?;
+    let (inbox, exported) = (total("Inbox")?, total("Exported")?);
+    let lost = mails.saturating_sub(documents.min(exported));
+    let duplicated = documents.saturating_sub(mails);
+    println!(
+        "{:<24} documents {documents}, Inbox {inbox}, Exported {exported}: lost {lost}, duplicated {duplicated}; 429s {} (over 4 in flight), faults {}",
+        "", alice.concurrency_throttled, counters.faults_fired,
+    );
+    if lost > 0 || duplicated > 0 || inbox > 0 || alice.concurrency_throttled > 0 {
+        return Err(
+            "mails were lost, doubled or left, or Graph refused requests: see the line above"
+                .into(),
+        );
+    }
 
-    if let Ok(python) = std::env::var("BENCH_PYTHON") {
+    if let Ok(python) = std::env::var("BENCH_PYTHON")
+        && !python.is_empty()
+    {
         let peer = peer(&emu, &python, mails)?;
         let bob = emu
             .counters()
@@ -160,6 +203,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let peer = Figures {
             requests: bob.requests,
             max_in_flight: bob.max_in_flight,
+            busy_seconds: bob.busy_seconds,
+            seconds_at_in_flight: at_in_flight(&bob.seconds_at_in_flight),
             ..peer
         };
         peer.print("msgraph-sdk peer", mb, latency_ms);
@@ -172,6 +217,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Seconds with 0, 1, 2, 3 and 4 (or more) requests in flight.
+fn at_in_flight(seconds: &[f64]) -> [f64; 5] {
+    let mut out = [0.0; 5];
+    for (n, s) in seconds.iter().enumerate() {
+        out[n.min(4)] += s;
+    }
+    out
+}
+
 /// One tool's run.
 #[derive(Debug, Clone, Copy)]
 struct Figures {
@@ -181,6 +235,10 @@ struct Figures {
     peak_rss_mb: f64,
     requests: u64,
     max_in_flight: u64,
+    /// Seconds the mailbox's requests were in flight, summed.
+    busy_seconds: f64,
+    /// Seconds with 0, 1, 2, … requests in flight.
+    seconds_at_in_flight: [f64; 5],
 }
 
 impl Figures {
@@ -199,6 +257,19 @@ impl Figures {
                 ", limit {l:.1} mails/s ({:.0} % of it)",
                 rate / l * 100.0
             )),
+        );
+        // Where the limit is lost: requests slower than the added latency
+        // (the emulator's own time), or slots left unused by the client.
+        println!(
+            "{:<24} {:.1} ms per request as the emulator saw it; its 4 slots busy {:.0} % of the run",
+            "",
+            self.busy_seconds / self.requests.max(1) as f64 * 1000.0,
+            self.busy_seconds / (4.0 * self.seconds) * 100.0,
+        );
+        let [none, one, two, three, four] = self.seconds_at_in_flight;
+        println!(
+            "{:<24} seconds with 0/1/2/3/4 requests in flight: {none:.2} / {one:.2} / {two:.2} / {three:.2} / {four:.2}",
+            "",
         );
     }
 }
@@ -256,6 +327,8 @@ fn peer(
         peak_rss_mb: number("peak_rss_mb"),
         requests: 0,
         max_in_flight: 0,
+        busy_seconds: 0.0,
+        seconds_at_in_flight: [0.0; 5],
     })
 }
 

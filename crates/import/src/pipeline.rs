@@ -32,22 +32,28 @@
 //! has been seen (and finished) by the normal loop, so only mails that left
 //! the Inbox cost a lookup.
 //!
-//! Moving mail out of the Inbox shifts offset-based pages, so after a page
-//! that moved anything the listing starts again from the top; mails left
-//! for retry are remembered and not tried twice in one run.
+//! The Inbox is listed ahead: while the last listed mails are worked, the
+//! next listing is under way, so the mailbox's requests never wait for
+//! one. Moving mail out of the Inbox shifts offset-based pages, so a
+//! listing after any move starts again from the top; mails already tried
+//! (in flight, done, or left for retry) are remembered and not tried twice
+//! in one run. The run ends on a listing made with nothing in flight that
+//! brings nothing new.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use domain::clock::Clock;
 use domain::document::{DocumentMetadata, DocumentSource};
-use domain::importer::ImportLimits;
+use domain::importer::{ImportLimits, ImporterSettings};
 use domain::mailbox::{
-    LocateHint, Mailbox, MailboxError, MailboxErrorKind, MessageLocation, MessageSummary,
-    PageCursor, ResolvedFolders, resolve_folders,
+    LocateHint, Mailbox, MailboxError, MailboxErrorKind, MessageLocation, MessagePage,
+    MessageSummary, PageCursor, ResolvedFolders, resolve_folders,
 };
 use futures_util::StreamExt;
+use futures_util::future::{self, Either};
 use futures_util::stream::FuturesOrdered;
 use jiff::SignedDuration;
 use serde::Serialize;
@@ -73,6 +79,9 @@ pub const MAILS_IN_FLIGHT: usize = 16;
 /// reports), so memory is bounded by the mails, not the window: one mail
 /// is always let in, however large.
 pub const BYTES_IN_FLIGHT: u64 = 64 * 1024 * 1024;
+/// The Inbox is listed again once fewer listed mails than this wait to be
+/// started, so the next page is there before the mails in flight are done.
+const LIST_AHEAD_BELOW: usize = 2 * MAILS_IN_FLIGHT;
 /// A mail whose size the listing does not report counts as this much.
 const UNKNOWN_SIZE: u64 = 1024 * 1024;
 /// After this many mails in a row left for retry the run stops: the
@@ -119,6 +128,56 @@ impl HeldLease {
         *self.renewed_at.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         Ok(())
     }
+}
+
+/// An Inbox listing under way.
+type Listing<'a> = Pin<Box<dyn Future<Output = Result<MessagePage, MailboxError>> + Send + 'a>>;
+
+/// What a run waits for: a listing, or a mail's outcome.
+enum Event {
+    Listed(Result<MessagePage, MailboxError>),
+    Worked((MessageSummary, Result<ImportOutcome, ImportError>)),
+}
+
+/// The run's newest Inbox listing.
+struct Listed {
+    next: Option<PageCursor>,
+    /// Whether it brought mails this run had not tried yet.
+    fresh: bool,
+    /// Mails the run had moved out of the Inbox when it was asked for.
+    moves_at: u64,
+}
+
+impl Listed {
+    /// Where the next listing starts (`Some(None)`: the top), or `None` when
+    /// the Inbox is done. Moving mail out of the Inbox shifts offset-based
+    /// pages, so after any move since this listing was asked for, the next
+    /// one starts at the top; mails already tried are not tried again.
+    fn following(&self, moved: u64) -> Option<Option<PageCursor>> {
+        if moved > self.moves_at {
+            Some(None)
+        } else {
+            self.next.clone().map(Some)
+        }
+    }
+}
+
+/// The next mail to start, unless the one at the front must wait: it shares
+/// a Message-ID with a mail in flight, or would take the bytes in flight
+/// over BYTES_IN_FLIGHT (one mail is always let in, however large).
+fn pop_startable(
+    queue: &mut VecDeque<MessageSummary>,
+    busy_ids: &HashSet<Option<String>>,
+    nothing_in_flight: bool,
+    bytes_in_flight: u64,
+) -> Option<MessageSummary> {
+    let front = queue.front()?;
+    let fits = nothing_in_flight
+        || bytes_in_flight + front.size.unwrap_or(UNKNOWN_SIZE) <= BYTES_IN_FLIGHT;
+    if busy_ids.contains(&front.internet_message_id) || !fits {
+        return None;
+    }
+    queue.pop_front()
 }
 
 /// What one run needs.
@@ -249,6 +308,10 @@ pub enum ImportError {
     Sink(String),
     #[error("{0}")]
     Store(#[from] store::StoreError),
+    #[error(
+        "reading a mail stopped unexpectedly ({0}); the mail stays in the Inbox for the next run. If this repeats, report it with the mail"
+    )]
+    Parser(String),
 }
 
 /// What the pipeline makes of a mail found in the Inbox. One decision,
@@ -454,7 +517,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
             folders.inbox.path, folders.exported.path, folders.error.path
         ));
         // Read once there is a mail to weigh: most runs find the Inbox empty.
-        let mut keys: Option<ContentKeys> = None;
+        let keys: OnceLock<ContentKeys> = OnceLock::new();
         let mut summary = Summary::default();
         let mut tried: HashSet<String> = HashSet::new();
         let mut handled = 0u64;
@@ -463,140 +526,180 @@ impl<M: Mailbox> ImportRun<'_, M> {
         // MAILS_IN_FLIGHT, back to one after a failure. A mailbox or sink
         // that is down then costs one mail, not a window of them.
         let mut window = 1usize;
-        let mut cursor: Option<PageCursor> = None;
+        // Listed mails not started yet, oldest first.
+        let mut queue: VecDeque<MessageSummary> = VecDeque::new();
+        let mut in_flight = FuturesOrdered::new();
+        // Message-IDs of the mails in flight: two Inbox mails with one
+        // Message-ID may be one mail twice, which the second may only
+        // learn from the first's ledger row, so they go one at a time.
+        let mut busy_ids: HashSet<Option<String>> = HashSet::new();
+        let mut bytes_in_flight = 0u64;
+        let mut moved = 0u64;
+        let mut last: Option<Listed> = None;
+        let mut listing: Option<(Listing<'_>, u64)> = None;
+        let mut listing_failed = false;
+        let mut stop: Option<String> = None;
+        let mut failure: Option<ImportError> = None;
         loop {
-            let page = match self
-                .mailbox
-                .list_messages(&folders.inbox.id, cursor.as_ref())
-                .await
-            {
-                Ok(p) => p,
-                Err(e) if e.is_transient() => {
-                    summary
-                        .left_for_retry
-                        .push(("the Inbox's listing".to_owned(), e.to_string()));
+            let working = stop.is_none() && failure.is_none();
+            while working && in_flight.len() < window {
+                let Some(msg) =
+                    pop_startable(&mut queue, &busy_ids, in_flight.is_empty(), bytes_in_flight)
+                else {
+                    break;
+                };
+                if (self.should_stop)() {
+                    summary.stopped_early = true;
+                    stop = Some(String::new());
+                    queue.push_front(msg);
                     break;
                 }
-                Err(e) => return Err(ImportError::Mailbox(e)),
-            };
-            if keys.is_none() && !page.messages.is_empty() {
-                keys = Some(content_keys(self.store, self.importer).await?);
+                if let Err(e) = lease.renew_if_due(self).await {
+                    failure = Some(e);
+                    queue.push_front(msg);
+                    break;
+                }
+                busy_ids.insert(msg.internet_message_id.clone());
+                bytes_in_flight += msg.size.unwrap_or(UNKNOWN_SIZE);
+                let folders = &folders;
+                let Some(keys) = keys.get() else {
+                    return Err(ImportError::Store(store::StoreError::Corrupt(
+                        "a listed mail without the importer's content keys".to_owned(),
+                    )));
+                };
+                in_flight.push_back(async move {
+                    let started = Instant::now();
+                    let outcome = self.import_one(&msg, folders, keys).await;
+                    metrics::histogram!("mailferry_import_mail_seconds")
+                        .record(started.elapsed().as_secs_f64());
+                    (msg, outcome)
+                });
             }
-            let Some(keys) = keys.as_ref() else {
-                // An empty page (the last, but a server may say otherwise).
-                cursor = page.next;
-                if cursor.is_none() {
-                    break;
+            let working = stop.is_none() && failure.is_none() && !listing_failed;
+            if working && listing.is_none() {
+                let idle = in_flight.is_empty() && queue.is_empty();
+                let start = match &last {
+                    None => Some(None),
+                    // Everything listed is worked: list on, or the Inbox is done.
+                    Some(l) if idle => l.following(moved),
+                    // Listed ahead while the last mails are worked, so the
+                    // requests in flight never wait for a listing.
+                    Some(l) if queue.len() < LIST_AHEAD_BELOW && l.fresh && l.next.is_some() => {
+                        l.following(moved)
+                    }
+                    Some(_) => None,
+                };
+                if let Some(cursor) = start {
+                    let mailbox = self.mailbox;
+                    let inbox = folders.inbox.id.as_str();
+                    let list: Listing<'_> =
+                        Box::pin(
+                            async move { mailbox.list_messages(inbox, cursor.as_ref()).await },
+                        );
+                    listing = Some((list, moved));
                 }
-                continue;
+            }
+            let event = match (&mut listing, in_flight.is_empty()) {
+                (None, true) => break,
+                (None, false) => in_flight.next().await.map(Event::Worked),
+                (Some((list, _)), true) => Some(Event::Listed(list.await)),
+                (Some((list, _)), false) => {
+                    match future::select(in_flight.next(), list.as_mut()).await {
+                        Either::Left((worked, _)) => worked.map(Event::Worked),
+                        Either::Right((page, _)) => Some(Event::Listed(page)),
+                    }
+                }
             };
-            let mut moved_any = false;
-            let mut stop: Option<String> = None;
-            let mut failure: Option<ImportError> = None;
-            // Collected, not filtered lazily: a closure held across the
-            // awaits below makes the run's future not provably `Send`.
-            let fresh: Vec<&MessageSummary> = page
-                .messages
-                .iter()
-                .filter(|m| tried.insert(m.id.clone()))
-                .collect();
-            let mut queue = fresh.into_iter().peekable();
-            let mut in_flight = FuturesOrdered::new();
-            // Message-IDs of the mails in flight: two Inbox mails with one
-            // Message-ID may be one mail twice, which the second may only
-            // learn from the first's ledger row, so they go one at a time.
-            let mut busy_ids: HashSet<Option<&str>> = HashSet::new();
-            let mut bytes_in_flight = 0u64;
-            loop {
-                while stop.is_none() && failure.is_none() && in_flight.len() < window {
-                    let Some(msg) = queue.next_if(|m| {
-                        !busy_ids.contains(&m.internet_message_id.as_deref())
-                            && (in_flight.is_empty()
-                                || bytes_in_flight + m.size.unwrap_or(UNKNOWN_SIZE)
-                                    <= BYTES_IN_FLIGHT)
-                    }) else {
-                        break;
-                    };
-                    if (self.should_stop)() {
-                        summary.stopped_early = true;
-                        stop = Some(String::new());
-                        break;
+            match event {
+                None => {}
+                Some(Event::Listed(page)) => {
+                    let moves_at = listing.take().map_or(moved, |(_, at)| at);
+                    match page {
+                        Ok(page) => {
+                            let before = queue.len();
+                            queue.extend(
+                                page.messages
+                                    .into_iter()
+                                    .filter(|m| tried.insert(m.id.clone())),
+                            );
+                            let fresh = queue.len() > before;
+                            if fresh && keys.get().is_none() {
+                                let loaded = content_keys(self.store, self.importer).await?;
+                                let _ = keys.set(loaded);
+                            }
+                            last = Some(Listed {
+                                next: page.next,
+                                fresh,
+                                moves_at,
+                            });
+                        }
+                        Err(e) if e.is_transient() => {
+                            summary
+                                .left_for_retry
+                                .push(("the Inbox's listing".to_owned(), e.to_string()));
+                            listing_failed = true;
+                        }
+                        Err(e) => {
+                            failure.get_or_insert(ImportError::Mailbox(e));
+                        }
                     }
-                    if let Err(e) = lease.renew_if_due(self).await {
-                        failure = Some(e);
-                        break;
-                    }
-                    busy_ids.insert(msg.internet_message_id.as_deref());
-                    bytes_in_flight += msg.size.unwrap_or(UNKNOWN_SIZE);
-                    let folders = &folders;
-                    in_flight.push_back(async move {
-                        let started = Instant::now();
-                        let outcome = self.import_one(msg, folders, keys).await;
-                        metrics::histogram!("mailferry_import_mail_seconds")
-                            .record(started.elapsed().as_secs_f64());
-                        (msg, outcome)
-                    });
                 }
                 // Mails in flight are finished even when the run stops:
                 // dropping them would only turn a clean stop into a crash.
-                let Some((msg, outcome)) = in_flight.next().await else {
-                    break;
-                };
-                busy_ids.remove(&msg.internet_message_id.as_deref());
-                bytes_in_flight -= msg.size.unwrap_or(UNKNOWN_SIZE);
-                let outcome = match outcome {
-                    Ok(outcome) => outcome,
-                    Err(e) => {
-                        failure.get_or_insert(e);
-                        continue;
+                Some(Event::Worked((msg, outcome))) => {
+                    busy_ids.remove(&msg.internet_message_id);
+                    bytes_in_flight -= msg.size.unwrap_or(UNKNOWN_SIZE);
+                    let outcome = match outcome {
+                        Ok(outcome) => outcome,
+                        Err(e) => {
+                            failure.get_or_insert(e);
+                            continue;
+                        }
+                    };
+                    if matches!(
+                        outcome,
+                        ImportOutcome::Imported { .. }
+                            | ImportOutcome::Completed
+                            | ImportOutcome::MovedToError(_)
+                    ) {
+                        moved += 1;
                     }
-                };
-                moved_any |= matches!(
-                    outcome,
-                    ImportOutcome::Imported { .. }
-                        | ImportOutcome::Completed
-                        | ImportOutcome::MovedToError(_)
-                );
-                failed_in_a_row = match &outcome {
-                    ImportOutcome::LeftForRetry(_) => failed_in_a_row + 1,
-                    _ => 0,
-                };
-                window = match &outcome {
-                    ImportOutcome::LeftForRetry(_) | ImportOutcome::SinkUnavailable(_) => 1,
-                    _ => (window * 2).min(MAILS_IN_FLIGHT),
-                };
-                if stop.is_none() {
-                    if let ImportOutcome::SinkUnavailable(why) = &outcome {
-                        stop = Some(format!("the sink is unavailable ({why})"));
-                    } else if failed_in_a_row >= FAILURES_IN_A_ROW {
-                        stop = Some(format!(
-                            "{FAILURES_IN_A_ROW} mails in a row could not be worked (the mailbox seems unavailable)"
-                        ));
+                    failed_in_a_row = match &outcome {
+                        ImportOutcome::LeftForRetry(_) => failed_in_a_row + 1,
+                        _ => 0,
+                    };
+                    window = match &outcome {
+                        ImportOutcome::LeftForRetry(_) | ImportOutcome::SinkUnavailable(_) => 1,
+                        _ => (window * 2).min(MAILS_IN_FLIGHT),
+                    };
+                    if stop.is_none() {
+                        if let ImportOutcome::SinkUnavailable(why) = &outcome {
+                            stop = Some(format!("the sink is unavailable ({why})"));
+                        } else if failed_in_a_row >= FAILURES_IN_A_ROW {
+                            stop = Some(format!(
+                                "{FAILURES_IN_A_ROW} mails in a row could not be worked (the mailbox seems unavailable)"
+                            ));
+                        }
+                    }
+                    summary.count(&msg, outcome, self.log);
+                    handled += 1;
+                    if handled.is_multiple_of(PROGRESS_EVERY) {
+                        (self.log)(format!("progress: {handled} mails, {}", summary.line()));
                     }
                 }
-                summary.count(msg, outcome, self.log);
-                handled += 1;
-                if handled.is_multiple_of(PROGRESS_EVERY) {
-                    (self.log)(format!("progress: {handled} mails, {}", summary.line()));
-                }
             }
-            if let Some(e) = failure {
-                return Err(e);
-            }
-            if summary.stopped_early {
-                return Ok(summary);
-            }
-            if let Some(why) = stop {
-                (self.log)(format!(
-                    "stopped this run: {why}; the other mails wait for the next run"
-                ));
-                summary.stopped_because = Some(why);
-                break;
-            }
-            cursor = if moved_any { None } else { page.next };
-            if cursor.is_none() && !moved_any {
-                break;
-            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if summary.stopped_early {
+            return Ok(summary);
+        }
+        if let Some(why) = stop {
+            (self.log)(format!(
+                "stopped this run: {why}; the other mails wait for the next run"
+            ));
+            summary.stopped_because = Some(why);
         }
         self.confirm_unrecorded_moves(&folders, &tried, lease, &mut summary)
             .await?;
@@ -1117,6 +1220,24 @@ pub async fn resolve<M: Mailbox>(
 
 /// The one decision about a mail: see [`Verdict`]. Reads the ledger and
 /// the mailbox, changes neither.
+/// Parses and weighs `raw` on a blocking thread (a 100 MB mail takes a
+/// second of CPU), returning its analysis and its MIME fingerprint.
+async fn analyze_blocking(
+    raw: &Arc<[u8]>,
+    settings: &ImporterSettings,
+    keys: &ContentKeys,
+) -> Result<(Analysis, String), ImportError> {
+    let raw = Arc::clone(raw);
+    let settings = settings.clone();
+    let keys = keys.clone();
+    tokio::task::spawn_blocking(move || {
+        let analysis = analyze_with(&raw, &Policy::of(&settings, &keys));
+        (analysis, mime_sha256(&raw))
+    })
+    .await
+    .map_err(|e| ImportError::Parser(e.to_string()))
+}
+
 pub async fn assess<M: Mailbox>(
     store: &Store,
     mailbox: &M,
@@ -1162,15 +1283,14 @@ pub async fn assess<M: Mailbox>(
     if let Some(reason) = too_large(raw.len() as u64, limits) {
         return Ok(Verdict::ToError { reason, mail: None });
     }
-    let settings = &importer.settings;
-    let analysis = analyze_with(&raw, &Policy::of(settings, keys));
+    let (analysis, mime_sha256) = analyze_blocking(&raw, &importer.settings, keys).await?;
     let imid = analysis
         .facts
         .internet_message_id
         .clone()
         .or_else(|| msg.internet_message_id.clone());
     let mail = Box::new(Fetched {
-        mime_sha256: mime_sha256(&raw),
+        mime_sha256,
         raw,
         internet_message_id: usable_message_id(imid.as_deref()).map(str::to_owned),
         analysis,

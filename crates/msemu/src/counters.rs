@@ -18,6 +18,31 @@ pub struct MailboxCounters {
     pub max_in_flight: u64,
     /// Requests refused with `ApplicationThrottled`.
     pub concurrency_throttled: u64,
+    /// Seconds the mailbox's requests were in flight, summed over requests:
+    /// divided by the limit and a run's time, how busy the client kept it.
+    pub busy_seconds: f64,
+    /// Seconds spent with 0, 1, 2, … requests in flight, from the
+    /// mailbox's first request to its last answer.
+    pub seconds_at_in_flight: Vec<f64>,
+    #[serde(skip)]
+    in_flight_since: Option<std::time::Instant>,
+}
+
+impl MailboxCounters {
+    /// Books the time since the last change to the current in-flight count.
+    fn book_in_flight_time(&mut self) {
+        let now = std::time::Instant::now();
+        if let Some(since) = self.in_flight_since {
+            let n = usize::try_from(self.in_flight).unwrap_or(usize::MAX);
+            if self.seconds_at_in_flight.len() <= n {
+                self.seconds_at_in_flight.resize(n + 1, 0.0);
+            }
+            if let Some(seconds) = self.seconds_at_in_flight.get_mut(n) {
+                *seconds += (now - since).as_secs_f64();
+            }
+        }
+        self.in_flight_since = Some(now);
+    }
 }
 
 /// A copy of all counters, as served by `GET /_emulator/counters`.
@@ -49,11 +74,13 @@ pub struct Slot {
     counters: Arc<Counters>,
     app: String,
     mailbox: String,
+    since: std::time::Instant,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.counters.release(&self.app, &self.mailbox);
+        self.counters
+            .release(&self.app, &self.mailbox, self.since.elapsed());
     }
 }
 
@@ -108,22 +135,26 @@ impl Counters {
             m.concurrency_throttled += 1;
             return None;
         }
+        m.book_in_flight_time();
         m.in_flight += 1;
         *g.per_app.entry(key).or_default() += 1;
         Some(Slot {
             counters: Arc::clone(self),
             app: app.to_string(),
             mailbox: mailbox.to_string(),
+            since: std::time::Instant::now(),
         })
     }
 
-    fn release(&self, app: &str, mailbox: &str) {
+    fn release(&self, app: &str, mailbox: &str, held: std::time::Duration) {
         let mut g = self.lock();
         if let Some(n) = g.per_app.get_mut(&(app.to_string(), mailbox.to_string())) {
             *n = n.saturating_sub(1);
         }
         if let Some(m) = g.snapshot.mailboxes.get_mut(mailbox) {
+            m.book_in_flight_time();
             m.in_flight = m.in_flight.saturating_sub(1);
+            m.busy_seconds += held.as_secs_f64();
         }
     }
 }

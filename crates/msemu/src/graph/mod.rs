@@ -124,6 +124,16 @@ async fn dispatch(
     resp
 }
 
+/// Waits `latency`, to the tenth of a millisecond: tokio's timers round a
+/// sleep up to the next whole millisecond, which would add about 1 ms to
+/// every request a benchmark times against the latency it set.
+async fn added_latency(latency: std::time::Duration) {
+    let precise = tokio::task::spawn_blocking(move || std::thread::sleep(latency)).await;
+    if precise.is_err() {
+        tokio::time::sleep(latency).await;
+    }
+}
+
 async fn handle(
     ctx: &Ctx,
     parts: &axum::http::request::Parts,
@@ -186,7 +196,7 @@ async fn handle(
     };
     let decision = ctx.faults.decide(parts.method.as_str(), raw_path);
     if !decision.latency.is_zero() {
-        tokio::time::sleep(decision.latency).await;
+        added_latency(decision.latency).await;
     }
     if let Some(action) = decision.action {
         ctx.counters.fault_fired();

@@ -96,6 +96,7 @@ pub(crate) fn run_problem(e: ImportError) -> Problem {
             Problem::new(StatusCode::CONFLICT, e.to_string())
         }
         ImportError::Store(s) => s.into(),
+        ImportError::Parser(_) => Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 

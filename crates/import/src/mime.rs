@@ -26,7 +26,9 @@
 //! A part whose transfer encoding is broken (bad base64) makes the mail
 //! `unparsable`: importing corrupt bytes silently would be worse.
 
-use std::sync::Arc;
+use std::borrow::Cow;
+
+use bytes::Bytes;
 
 use domain::content::{ContentKeys, MAX_ZIP_ENTRIES, SmimeSettings, ZipSettings};
 use domain::document::SmimeVerdict;
@@ -59,7 +61,7 @@ pub struct Extracted {
     pub fallback_name: String,
     /// `type/subtype`, lower case.
     pub content_type: String,
-    pub bytes: Arc<[u8]>,
+    pub bytes: Bytes,
     pub inline: bool,
 }
 
@@ -184,7 +186,7 @@ pub fn analyze(raw: &[u8], attachments: &AttachmentRules, rules: &ImportRules) -
 pub fn analyze_with(raw: &[u8], policy: &Policy<'_>) -> Analysis {
     let attachments = policy.attachments;
     let parsed = MessageParser::default().parse(raw);
-    let Some(message) = parsed.filter(|m| is_a_mail(m)) else {
+    let Some(mut message) = parsed.filter(|m| is_a_mail(m)) else {
         return Analysis {
             facts: MailFacts::default(),
             content_sha256: crate::fingerprint::mime_sha256(raw),
@@ -241,7 +243,7 @@ pub fn analyze_with(raw: &[u8], policy: &Policy<'_>) -> Analysis {
     } else {
         None
     };
-    let inner = match &unwrapped {
+    let mut inner = match &unwrapped {
         Some(u) => {
             verdict = Some(u.verdict.clone());
             match MessageParser::default().parse(&u.entity) {
@@ -257,12 +259,18 @@ pub fn analyze_with(raw: &[u8], policy: &Policy<'_>) -> Analysis {
         }
         None => None,
     };
-    let content = inner.as_ref().unwrap_or(&message);
-    for &id in &content.attachments {
+    let content = match inner.as_mut() {
+        Some(inner) => inner,
+        None => &mut message,
+    };
+    for id in content.attachments.clone() {
+        let Some(bytes) = content.parts.get_mut(id as usize).map(take_contents) else {
+            continue;
+        };
         let Some(part) = content.parts.get(id as usize) else {
             continue;
         };
-        let candidate = candidate_of(content, part);
+        let candidate = candidate_of(content, part, bytes);
         if part.is_encoding_problem && !matches!(part.body, PartType::Message(_)) {
             let reason = Reason::new(
                 UNPARSABLE,
@@ -381,7 +389,7 @@ fn body_file(name: &str, content_type: &str, text: &str) -> Extracted {
         filename: Some(name.to_owned()),
         fallback_name: name.to_owned(),
         content_type: content_type.to_owned(),
-        bytes: Arc::from(text.as_bytes()),
+        bytes: Bytes::copy_from_slice(text.as_bytes()),
         inline: false,
     }
 }
@@ -411,7 +419,22 @@ fn facts_of(m: &Message<'_>) -> MailFacts {
     }
 }
 
-fn candidate_of(message: &Message<'_>, part: &MessagePart<'_>) -> Extracted {
+/// A part's decoded bytes. A decoded binary part's buffer is moved out of
+/// the parse (the part keeps an empty body), so a large attachment is held
+/// once, not twice; other parts are copied.
+fn take_contents(part: &mut MessagePart<'_>) -> Bytes {
+    match &mut part.body {
+        PartType::Binary(decoded) | PartType::InlineBinary(decoded) => {
+            match std::mem::take(decoded) {
+                Cow::Owned(bytes) => Bytes::from(bytes),
+                Cow::Borrowed(bytes) => Bytes::copy_from_slice(bytes),
+            }
+        }
+        _ => Bytes::copy_from_slice(part.contents()),
+    }
+}
+
+fn candidate_of(message: &Message<'_>, part: &MessagePart<'_>, bytes: Bytes) -> Extracted {
     let content_type = part
         .content_type()
         .map(|ct| {
@@ -465,7 +488,7 @@ fn candidate_of(message: &Message<'_>, part: &MessagePart<'_>) -> Extracted {
         filename,
         fallback_name,
         content_type,
-        bytes: Arc::from(part.contents()),
+        bytes,
         inline,
     }
 }

@@ -42,7 +42,9 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use domain::clock::Clock;
@@ -349,7 +351,7 @@ pub enum Verdict {
 /// A downloaded mail and what its MIME says.
 #[derive(Debug)]
 pub struct Fetched {
-    pub raw: Arc<[u8]>,
+    pub raw: Bytes,
     pub mime_sha256: String,
     pub internet_message_id: Option<String>,
     pub analysis: Analysis,
@@ -1223,11 +1225,11 @@ pub async fn resolve<M: Mailbox>(
 /// Parses and weighs `raw` on a blocking thread (a 100 MB mail takes a
 /// second of CPU), returning its analysis and its MIME fingerprint.
 async fn analyze_blocking(
-    raw: &Arc<[u8]>,
+    raw: &Bytes,
     settings: &ImporterSettings,
     keys: &ContentKeys,
 ) -> Result<(Analysis, String), ImportError> {
-    let raw = Arc::clone(raw);
+    let raw = raw.clone();
     let settings = settings.clone();
     let keys = keys.clone();
     tokio::task::spawn_blocking(move || {
@@ -1267,8 +1269,8 @@ pub async fn assess<M: Mailbox>(
     if let Some(reason) = msg.size.and_then(|size| too_large(size, limits)) {
         return Ok(Verdict::ToError { reason, mail: None });
     }
-    let raw: Arc<[u8]> = match mailbox.fetch_mime(&msg.id).await {
-        Ok(raw) => Arc::from(raw),
+    let raw: Bytes = match mailbox.fetch_mime(&msg.id).await {
+        Ok(raw) => Bytes::from(raw),
         Err(e) if is_run_stopping(&e) => return Err(ImportError::Mailbox(e)),
         // Moved or deleted since it was listed: not this run's mail any more.
         Err(e) if e.kind == MailboxErrorKind::NotFound => return Ok(Verdict::Gone(e.to_string())),

@@ -10,8 +10,8 @@
 //! Sizes are checked while reading, not only from the headers, which a
 //! bomb can fake.
 
+use bytes::Bytes;
 use std::io::{Cursor, Read};
-use std::sync::Arc;
 
 use domain::content::{ContentKeys, MAX_ZIP_DEPTH, MAX_ZIP_ENTRIES, MAX_ZIP_RATIO};
 use secrecy::ExposeSecret;
@@ -225,7 +225,7 @@ fn member_file(path: &str, bytes: Vec<u8>) -> Extracted {
         filename: Some(path.to_owned()),
         fallback_name: "attachment.bin".to_owned(),
         content_type,
-        bytes: Arc::from(bytes),
+        bytes: Bytes::from(bytes),
         inline: false,
     }
 }

@@ -2,7 +2,7 @@
 //! attachment bytes, with names and checksums computed once here so that
 //! every sink writes the same thing.
 
-use std::sync::Arc;
+use bytes::Bytes;
 
 use domain::document::{DocumentAttachment, DocumentMetadata};
 use sha2::{Digest, Sha256};
@@ -22,16 +22,16 @@ pub struct NewAttachment {
     /// A name to use when `filename` is `None` (e.g. `attachment.pdf`).
     pub fallback_name: String,
     pub content_type: String,
-    pub bytes: Arc<[u8]>,
+    pub bytes: Bytes,
 }
 
 #[derive(Debug, Clone)]
 pub struct Document {
     pub metadata: DocumentMetadata,
     /// The original message bytes (`message.eml`).
-    pub message: Arc<[u8]>,
+    pub message: Bytes,
     /// The bytes of `metadata.attachments[i]`, in the same order.
-    pub files: Vec<Arc<[u8]>>,
+    pub files: Vec<Bytes>,
 }
 
 /// Lower-case hex SHA-256.
@@ -52,11 +52,7 @@ pub fn hex(bytes: &[u8]) -> String {
 impl Document {
     /// A document of `metadata` (whose `attachments` are made here, from
     /// `parts`: unique safe names and checksums).
-    pub fn new(
-        mut metadata: DocumentMetadata,
-        message: Arc<[u8]>,
-        parts: Vec<NewAttachment>,
-    ) -> Self {
+    pub fn new(mut metadata: DocumentMetadata, message: Bytes, parts: Vec<NewAttachment>) -> Self {
         let names = unique_names(
             parts
                 .iter()

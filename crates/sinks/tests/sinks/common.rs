@@ -1,6 +1,6 @@
 //! A document to store, shared by the sink tests.
 
-use std::sync::Arc;
+use bytes::Bytes;
 
 use domain::document::DocumentMetadata;
 use domain::document::DocumentSource;
@@ -29,11 +29,11 @@ pub fn document(id: &str) -> Document {
         filename: name.map(str::to_owned),
         fallback_name: "attachment.bin".to_owned(),
         content_type: ct.to_owned(),
-        bytes: Arc::from(bytes),
+        bytes: Bytes::copy_from_slice(bytes),
     };
     Document::new(
         metadata,
-        Arc::from(&b"From: anna@contoso.com\r\nSubject: x\r\n\r\nbody"[..]),
+        Bytes::from_static(b"From: anna@contoso.com\r\nSubject: x\r\n\r\nbody"),
         vec![
             part(
                 Some("Rechnung März.pdf"),

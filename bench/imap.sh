@@ -16,6 +16,19 @@
 # Mails are made by bench/imap_make_mails.py (1.2 GB for 10,000; spools are
 # deleted after each run). While mailferry moves one mail per UID MOVE, the
 # 10,000-mail run takes about 15 minutes: `bench/imap.sh 1000` takes about one.
+#
+#   bench/imap.sh large [MB]
+# Memory for one large mail (issue: "a 100 MB attachment imports with peak RSS
+# ≤ 2× the mail + 50 MB"): ONE mail from the same allowed sender with one PDF
+# of MB×10^6 random bytes (default 100; base64 makes the MIME ~1.37× that),
+# imported by mailferry alone (BENCH_TOOLS and BENCH_REPEAT are ignored) from a
+# fresh user's INBOX; checks that one document was made, that it holds the
+# whole attachment, and that the mail moved to Exported; prints e.g.
+#   large mail: 136.8 MB of MIME (100.0 MB attachment): mailferry peak RSS 260.3 MB, bound 2 × mail + 50 MB = 323.7 MB: within
+# (or OVER), then wall seconds and CPU seconds. MB here are 10^6 bytes, RSS
+# included. OVER is a measurement, not a failure: the exit status is non-zero
+# only when the import fails. The importer's max_mail_bytes is raised to the
+# mail's size when that is over the default (150 MiB, from MB = 115 on).
 # Environment:
 #   BENCH_SECURITY=tls   tls (default: implicit TLS, the test CA as tls_ca_pem /
 #                        CertificateFile / cafile) or none (the plain port, for all three)
@@ -26,17 +39,27 @@
 #   BENCH_MAILFERRY_PREFIX="strace -c -f -o /tmp/mf.strace"   run mailferry under this
 #                        (to see where its time goes; skews its figures)
 #
-# Needs dovecot-imapd, isync and time (scripts/install-test-deps.sh installs the
-# first two; `time` is installed here when missing and we are root). Everything
-# listens on 127.0.0.1; every process started here is stopped by its PID.
+# Needs dovecot-imapd, isync (only when mbsync runs) and time
+# (scripts/install-test-deps.sh installs the first two; `time` is installed here
+# when missing and we are root). Everything listens on 127.0.0.1; every process
+# started here is stopped by its PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-sizes=("$@")
-[ ${#sizes[@]} -gt 0 ] || sizes=(1000 10000)
-for n in "${sizes[@]}"; do
-    [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "MAILS must be positive numbers, not '$n'" >&2; exit 2; }
-done
+mode=mails large_mb=
+if [ "${1:-}" = large ]; then
+    mode=large
+    [ $# -le 2 ] || { echo "usage: bench/imap.sh large [MB]" >&2; exit 2; }
+    large_mb=${2:-100}
+    [[ "$large_mb" =~ ^[1-9][0-9]*$ ]] || { echo "MB must be a positive number, not '$large_mb'" >&2; exit 2; }
+    sizes=(1)
+else
+    sizes=("$@")
+    [ ${#sizes[@]} -gt 0 ] || sizes=(1000 10000)
+    for n in "${sizes[@]}"; do
+        [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "MAILS must be positive numbers, not '$n'" >&2; exit 2; }
+    done
+fi
 security=${BENCH_SECURITY:-tls}
 case "$security" in tls | none) ;; *) echo "BENCH_SECURITY must be tls or none" >&2; exit 2 ;; esac
 repeat=${BENCH_REPEAT:-1}
@@ -45,8 +68,11 @@ read -r -a tools <<<"${BENCH_TOOLS:-mbsync imaplib mailferry}"
 for tool in "${tools[@]}"; do
     case "$tool" in mailferry | mbsync | imaplib) ;; *) echo "unknown tool '$tool' in BENCH_TOOLS" >&2; exit 2 ;; esac
 done
+if [ "$mode" = large ]; then tools=(mailferry) repeat=1; fi
 
-for cmd in dovecot doveadm mbsync curl jq python3 openssl; do
+needed=(dovecot doveadm curl jq python3 openssl)
+[[ " ${tools[*]} " != *" mbsync "* ]] || needed+=(mbsync)
+for cmd in "${needed[@]}"; do
     command -v "$cmd" >/dev/null || { echo "$cmd is missing: run scripts/install-test-deps.sh" >&2; exit 1; }
 done
 if [ ! -x /usr/bin/time ]; then
@@ -190,14 +216,27 @@ EOF
 }
 
 # --- the mails -----------------------------------------------------------------
-max=0
-for n in "${sizes[@]}"; do [ "$n" -gt "$max" ] && max=$n; done
-echo "making $max mails…"
-python3 bench/imap_make_mails.py "$work/master" "$max"
+if [ "$mode" = large ]; then
+    echo "making one mail with a $large_mb MB attachment…"
+    python3 bench/imap_make_mails.py "$work/master" 1 "$((large_mb * 1000000))"
+else
+    max=0
+    for n in "${sizes[@]}"; do [ "$n" -gt "$max" ] && max=$n; done
+    echo "making $max mails…"
+    python3 bench/imap_make_mails.py "$work/master" "$max"
+fi
 (cd "$work/master" && ls | sort -n >"$work/master.list" && xargs -d '\n' stat -c %s <"$work/master.list" >"$work/master.sizes")
 # The mail files belong to the mail user, as if Dovecot had delivered them
 # (fs.protected_hardlinks lets Dovecot hard-link only its own files when moving).
 chown -R "$mail_owner:" "$work/master"
+
+# The importer's max_mail_bytes, when the default (DEFAULT_MAX_MAIL_BYTES in
+# crates/domain/src/importer.rs: 150 MiB) is below the largest mail; empty keeps
+# the default (and the importer JSON of the MAILS mode as it was).
+default_max_mail_bytes=157286400
+max_mail_bytes=
+largest=$(sort -n "$work/master.sizes" | tail -n 1)
+[ "$largest" -le "$default_max_mail_bytes" ] || max_mail_bytes=$largest
 
 # --- the tools -----------------------------------------------------------------
 run_mailferry() {
@@ -216,13 +255,14 @@ run_mailferry() {
         sleep 0.1
     done
     jq -n --arg host "$host" --argjson port "$port" --arg security "$security" --rawfile ca "$ca" \
-        --arg user "$user" --arg password "$password" '{
+        --arg user "$user" --arg password "$password" --arg max_mail_bytes "$max_mail_bytes" '{
           name: "bench", protocol: "imap", host: $host, port: $port, security: $security,
           username: $user, password: $password,
           folders: {inbox: "INBOX", exported: "Exported", error: "Error"},
           attachments: {include_inline: false, min_size: 100},
           rules: {sender_allow: ["*@fabrikam.example"]}
-        } + (if $security == "tls" then {tls_ca_pem: $ca} else {} end)' >"$dir/importer.json"
+        } + (if $security == "tls" then {tls_ca_pem: $ca} else {} end)
+          + (if $max_mail_bytes != "" then {max_mail_bytes: ($max_mail_bytes | tonumber)} else {} end)' >"$dir/importer.json"
     id=$(curl -sf -H "Authorization: Bearer $token" -H 'content-type: application/json' \
         --data-binary @"$dir/importer.json" "http://127.0.0.1:$web/api/v2/importers/email" | jq -r .id)
     kill "$serve_pid"
@@ -235,8 +275,11 @@ run_mailferry() {
     measure mailferry "$n" "$dir/run.log" -- ${BENCH_MAILFERRY_PREFIX:-} "$mf" run import-emails --importer "$id"
     unset MAILFERRY_DATA_DIR
     local docs
-    docs=$(find "$data/documents" -name metadata.json | wc -l)
-    [ "$docs" = "$n" ] || { echo "mailferry: $docs documents, not $n ($dir/run.log)" >&2; return 1; }
+    # No documents dir at all when nothing was imported: 0, not a failing find.
+    docs=$( (find "$data/documents" -name metadata.json 2>/dev/null || true) | wc -l)
+    [ "$docs" = "$n" ] || {
+        echo "mailferry: $docs documents, not $n; the end of its output ($dir/run.log):" >&2; tail -n 5 "$dir/run.log" >&2; return 1
+    }
     check_moved "$user" "$n" mailferry
 }
 
@@ -297,6 +340,39 @@ check_moved() {
 
 echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg); security: $security (port $port)"
 : >"$work/results.tsv"
+
+if [ "$mode" = large ]; then
+    user=bench-large-$large_mb@example.test
+    password=$(openssl rand -hex 12)
+    dir=$work/runs/mailferry-large-$large_mb
+    mkdir -p "$dir"
+    new_user "$user" "$password"
+    echo "mailferry: one mail of $largest bytes${max_mail_bytes:+ (max_mail_bytes $max_mail_bytes)}…"
+    run_mailferry 1 "$user" "$password" "$dir"
+    # The document holds the attachment whole: a file of exactly MB×10^6 bytes.
+    attachment=$((large_mb * 1000000))
+    found=$(find "$dir/data/documents" -type f -size "${attachment}c" | wc -l)
+    [ "$found" = 1 ] || { echo "mailferry: the document has no file of $attachment bytes ($dir/data)" >&2; exit 1; }
+    rm -rf "$dir/data/documents"
+    echo
+    python3 - "$work/results.tsv" "$dir/run.log.time" "$attachment" <<'EOF'
+import sys
+tool, n, wall, cpu, rss_mib, dcpu, nbytes = open(sys.argv[1]).read().splitlines()[-1].split("\t")
+v = {}
+for line in open(sys.argv[2]):
+    k, _, val = line.strip().rpartition(": ")
+    v[k] = val
+mail = int(nbytes) / 1e6
+rss = int(v["Maximum resident set size (kbytes)"]) * 1024 / 1e6
+bound = 2 * mail + 50
+verdict = "within" if rss <= bound else "OVER"
+print(f"large mail: {mail:.1f} MB of MIME ({int(sys.argv[3]) / 1e6:.1f} MB attachment): "
+      f"mailferry peak RSS {rss:.1f} MB, bound 2 × mail + 50 MB = {bound:.1f} MB: {verdict}")
+print(f"  {float(wall):.2f} s wall, {float(cpu):.2f} CPU s (user+sys), {mail / float(wall):.1f} MB/s of MIME; "
+      f"Dovecot CPU {float(dcpu):.2f} s; peak RSS {rss / mail:.2f} × mail")
+EOF
+    exit 0
+fi
 for n in "${sizes[@]}"; do
     for r in $(seq "$repeat"); do
         for tool in "${tools[@]}"; do

@@ -137,6 +137,13 @@ pub trait Mailbox: Send + Sync {
         cursor: Option<&PageCursor>,
     ) -> impl Future<Output = Result<MessagePage, MailboxError>> + Send;
 
+    /// Whether a listing's `next` cursor still leads past the same mails
+    /// after mails were moved out of the folder: IMAP's UIDs do, Graph's
+    /// offsets do not. Without it, a run lists from the top after a move.
+    fn cursor_survives_moves(&self) -> bool {
+        false
+    }
+
     /// The message exactly as the mailbox serves it (RFC 5322 bytes).
     fn fetch_mime(
         &self,

@@ -421,6 +421,11 @@ impl Mailbox for ImapMailbox {
         .await
     }
 
+    /// A page ends at a UID, and UIDs never shift.
+    fn cursor_survives_moves(&self) -> bool {
+        true
+    }
+
     async fn fetch_mime(&self, message_id: &str) -> Result<Vec<u8>, MailboxError> {
         let id = MessageId::parse(message_id).map_err(|e| self.fail(e))?;
         self.batched(|pending| pending.fetch(id)).await

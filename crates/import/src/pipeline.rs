@@ -154,9 +154,10 @@ impl Listed {
     /// Where the next listing starts (`Some(None)`: the top), or `None` when
     /// the Inbox is done. Moving mail out of the Inbox shifts offset-based
     /// pages, so after any move since this listing was asked for, the next
-    /// one starts at the top; mails already tried are not tried again.
-    fn following(&self, moved: u64) -> Option<Option<PageCursor>> {
-        if moved > self.moves_at {
+    /// one starts at the top (unless `stable`: the mailbox's cursors survive
+    /// moves); mails already tried are not tried again.
+    fn following(&self, moved: u64, stable: bool) -> Option<Option<PageCursor>> {
+        if moved > self.moves_at && !stable {
             Some(None)
         } else {
             self.next.clone().map(Some)
@@ -540,6 +541,7 @@ impl<M: Mailbox> ImportRun<'_, M> {
         let mut last: Option<Listed> = None;
         let mut listing: Option<(Listing<'_>, u64)> = None;
         let mut listing_failed = false;
+        let stable = self.mailbox.cursor_survives_moves();
         let mut stop: Option<String> = None;
         let mut failure: Option<ImportError> = None;
         loop {
@@ -583,11 +585,11 @@ impl<M: Mailbox> ImportRun<'_, M> {
                 let start = match &last {
                     None => Some(None),
                     // Everything listed is worked: list on, or the Inbox is done.
-                    Some(l) if idle => l.following(moved),
+                    Some(l) if idle => l.following(moved, stable),
                     // Listed ahead while the last mails are worked, so the
                     // requests in flight never wait for a listing.
                     Some(l) if queue.len() < LIST_AHEAD_BELOW && l.fresh && l.next.is_some() => {
-                        l.following(moved)
+                        l.following(moved, stable)
                     }
                     Some(_) => None,
                 };

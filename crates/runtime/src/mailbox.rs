@@ -244,6 +244,13 @@ impl Mailbox for ImporterMailbox {
         delegate!(self, m => m.list_messages(folder_id, cursor))
     }
 
+    fn cursor_survives_moves(&self) -> bool {
+        match self {
+            ImporterMailbox::Graph(m) => m.cursor_survives_moves(),
+            ImporterMailbox::Imap(m) => m.cursor_survives_moves(),
+        }
+    }
+
     async fn fetch_mime(&self, message_id: &str) -> Result<Vec<u8>, MailboxError> {
         delegate!(self, m => m.fetch_mime(message_id))
     }

@@ -1460,3 +1460,77 @@ pub(crate) fn is_run_stopping(e: &MailboxError) -> bool {
             | MailboxErrorKind::MailboxUnavailable
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(next: Option<&str>, moves_at: u64) -> Listed {
+        Listed {
+            next: next.map(|c| PageCursor(c.to_owned())),
+            fresh: true,
+            moves_at,
+        }
+    }
+
+    #[test]
+    fn after_a_move_offset_pages_are_listed_from_the_top_and_uid_pages_go_on() {
+        let page = listed(Some("250"), 3);
+        // Nothing moved since it was asked for: its next page is still right.
+        assert_eq!(
+            page.following(3, false),
+            Some(Some(PageCursor("250".into())))
+        );
+        // A move shifted the offsets: start again at the top.
+        assert_eq!(page.following(4, false), Some(None));
+        // UIDs do not shift: go on after the last one listed.
+        assert_eq!(
+            page.following(4, true),
+            Some(Some(PageCursor("250".into())))
+        );
+    }
+
+    #[test]
+    fn the_inbox_is_done_only_on_a_last_page_listed_with_nothing_moved_since() {
+        let last = listed(None, 7);
+        assert_eq!(last.following(7, false), None);
+        assert_eq!(last.following(8, false), Some(None));
+        assert_eq!(last.following(8, true), None);
+    }
+
+    fn summary(id: &str, imid: &str, size: u64) -> MessageSummary {
+        MessageSummary {
+            id: id.to_owned(),
+            internet_message_id: Some(imid.to_owned()),
+            received_at: None,
+            subject: None,
+            from: None,
+            has_attachments: true,
+            size: Some(size),
+            error_mark: false,
+        }
+    }
+
+    #[test]
+    fn a_mail_waits_while_its_message_id_is_in_flight_or_its_bytes_do_not_fit() {
+        let mut queue: VecDeque<MessageSummary> = [
+            summary("a", "<1@x>", 10),
+            summary("b", "<2@x>", BYTES_IN_FLIGHT),
+        ]
+        .into();
+        let busy: HashSet<Option<String>> = [Some("<1@x>".to_owned())].into();
+        assert!(pop_startable(&mut queue, &busy, false, 0).is_none());
+        let free = HashSet::new();
+        assert_eq!(
+            pop_startable(&mut queue, &free, false, 0).map(|m| m.id),
+            Some("a".to_owned())
+        );
+        // Over the byte budget with others in flight: it waits…
+        assert!(pop_startable(&mut queue, &free, false, 10).is_none());
+        // …but alone it always goes, however large.
+        assert_eq!(
+            pop_startable(&mut queue, &free, true, 0).map(|m| m.id),
+            Some("b".to_owned())
+        );
+    }
+}

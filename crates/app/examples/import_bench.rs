@@ -65,14 +65,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         emu.add_message(demo::BOB, "Inbox", &raw)?;
     }
     if latency_ms > 0 {
-        emu.add_fault(msemu::FaultRule {
-            kind: msemu::FaultKind::Latency { ms: latency_ms },
-            count: None,
-            rate: None,
-            path_prefix: "/v1.0/".into(),
-            method: None,
-            id: 0,
-        });
+        emu.add_fault(msemu::FaultRule::graph(msemu::FaultKind::Latency {
+            ms: latency_ms,
+        }));
     }
 
     let dir = tempfile::tempdir()?;

@@ -57,6 +57,29 @@ pub struct FaultRule {
     pub id: u64,
 }
 
+impl FaultRule {
+    /// `kind` on every Graph request, for ever; narrow it with struct update
+    /// (`FaultRule { count: Some(2), ..FaultRule::graph(kind) }`).
+    pub fn graph(kind: FaultKind) -> Self {
+        Self {
+            kind,
+            count: None,
+            rate: None,
+            path_prefix: graph_prefix(),
+            method: None,
+            id: 0,
+        }
+    }
+
+    /// `kind` on every Graph request to one mailbox (by its UPN).
+    pub fn mailbox(kind: FaultKind, upn: &str) -> Self {
+        Self {
+            path_prefix: format!("/v1.0/users/{}/", upn.replace('@', "%40")),
+            ..Self::graph(kind)
+        }
+    }
+}
+
 /// The terminal outcome a fault imposes on a request.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum FaultAction {
@@ -180,12 +203,8 @@ mod tests {
     fn count_limited_rule_expires() {
         let f = Faults::default();
         f.add(FaultRule {
-            kind: FaultKind::Throttle { retry_after: 0.2 },
             count: Some(2),
-            rate: None,
-            path_prefix: "/v1.0/".into(),
-            method: None,
-            id: 0,
+            ..FaultRule::graph(FaultKind::Throttle { retry_after: 0.2 })
         });
         assert!(f.decide("GET", "/v1.0/me").action.is_some());
         assert!(f.decide("GET", "/v1.0/me").action.is_some());

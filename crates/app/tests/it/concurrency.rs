@@ -76,14 +76,10 @@ async fn a_mailbox_throttled_for_minutes_holds_up_no_other() {
         assert!(made.status().is_success(), "{}", made.status());
     }
     // Alice's mailbox answers 429 with a Retry-After of two minutes.
-    emu.add_fault(FaultRule {
-        kind: FaultKind::Throttle { retry_after: 120.0 },
-        count: None,
-        rate: None,
-        path_prefix: format!("/v1.0/users/{}/", demo::ALICE.replace('@', "%40")),
-        method: None,
-        id: 0,
-    });
+    emu.add_fault(FaultRule::mailbox(
+        FaultKind::Throttle { retry_after: 120.0 },
+        demo::ALICE,
+    ));
     let runner = Runner::new(
         app.store.clone(),
         app.clock.clone(),
@@ -155,14 +151,7 @@ async fn two_importers_of_one_mailbox_never_work_it_at_once() {
     )
     .await;
     let mails = deliver(&emu, demo::ALICE, 20);
-    emu.add_fault(FaultRule {
-        kind: FaultKind::Latency { ms: 30 },
-        count: None,
-        rate: None,
-        path_prefix: "/v1.0/".into(),
-        method: None,
-        id: 0,
-    });
+    emu.add_fault(FaultRule::graph(FaultKind::Latency { ms: 30 }));
     let run = crate::support::run_import_ok(&app).await;
     assert_eq!(
         in_folder(&emu, demo::ALICE, "Exported"),
@@ -263,14 +252,10 @@ async fn a_retry_after_longer_than_a_run_waits_is_kept_for_every_instance() {
     .await;
     let mails = deliver(&emu, demo::ALICE, 2);
     // Ten minutes: longer than a background run waits (five).
-    emu.add_fault(FaultRule {
-        kind: FaultKind::Throttle { retry_after: 600.0 },
-        count: None,
-        rate: None,
-        path_prefix: format!("/v1.0/users/{}/", demo::ALICE.replace('@', "%40")),
-        method: None,
-        id: 0,
-    });
+    emu.add_fault(FaultRule::mailbox(
+        FaultKind::Throttle { retry_after: 600.0 },
+        demo::ALICE,
+    ));
     let first = crate::support::run_import_emails(&app).await;
     assert!(
         first

@@ -506,12 +506,8 @@ async fn paging_mime_and_moves_with_immutable_ids() {
 
 fn fault(kind: FaultKind, count: Option<u32>) -> FaultRule {
     FaultRule {
-        kind,
         count,
-        rate: None,
-        path_prefix: "/v1.0/".into(),
-        method: None,
-        id: 0,
+        ..FaultRule::graph(kind)
     }
 }
 

@@ -1483,14 +1483,7 @@ async fn sigterm_ends_a_long_retry_after_wait_at_once() {
     for (_, raw, _) in &mails {
         emu.deliver(raw);
     }
-    emu.add_fault(FaultRule {
-        kind: FaultKind::Throttle { retry_after: 120.0 },
-        count: None,
-        rate: None,
-        path_prefix: "/v1.0/".into(),
-        method: None,
-        id: 0,
-    });
+    emu.add_fault(FaultRule::graph(FaultKind::Throttle { retry_after: 120.0 }));
     let child = setup
         .command(None)
         .stdout(Stdio::piped())

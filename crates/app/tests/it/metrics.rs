@@ -32,12 +32,8 @@ async fn every_series_the_dashboard_queries_is_exposed() {
     )
     .expect("deliver");
     emu.add_fault(FaultRule {
-        kind: FaultKind::Throttle { retry_after: 0.1 },
         count: Some(1),
-        rate: None,
-        path_prefix: "/v1.0/".into(),
-        method: None,
-        id: 0,
+        ..FaultRule::graph(FaultKind::Throttle { retry_after: 0.1 })
     });
     crate::support::run_import_emails(&app).await;
     let (_, lines) = run_script(&app, &grants::RefreshTokens::new()).await;

@@ -43,14 +43,7 @@ async fn import_every_two_seconds(store: &Store, client: &str, now: Timestamp) {
 
 /// Every Graph request of `emu` takes `ms` longer.
 fn graph_latency(emu: &msemu::EmulatorHandle, ms: u64) {
-    emu.add_fault(msemu::FaultRule {
-        kind: msemu::FaultKind::Latency { ms },
-        count: None,
-        rate: None,
-        path_prefix: "/v1.0/".into(),
-        method: None,
-        id: 0,
-    });
+    emu.add_fault(msemu::FaultRule::graph(msemu::FaultKind::Latency { ms }));
 }
 
 async fn runs_of(store: &Store, job_id: &str) -> Vec<Run> {

@@ -580,14 +580,10 @@ async fn the_admins_daily_view_overview_documents_scripts_and_jobs_in_the_browse
 
     // Bob's mailbox answers 429 with a Retry-After of 15 minutes, longer
     // than a run waits: the run fails for now, and records the throttle.
-    emu.add_fault(msemu::FaultRule {
-        kind: msemu::FaultKind::Throttle { retry_after: 900.0 },
-        count: None,
-        rate: None,
-        path_prefix: format!("/v1.0/users/{}/", msemu::demo::BOB.replace('@', "%40")),
-        method: None,
-        id: 0,
-    });
+    emu.add_fault(msemu::FaultRule::mailbox(
+        msemu::FaultKind::Throttle { retry_after: 900.0 },
+        msemu::demo::BOB,
+    ));
     let throttled = app_only_importer(&app, &emu, "Bob's receipts", msemu::demo::BOB).await;
     let run = run_import_emails(&app, &app.base_url, &throttled).await;
     assert_eq!(run["status"], "failed", "{run}");

@@ -9,12 +9,8 @@ use crate::common::{self, graph_error};
 
 fn rule(kind: FaultKind, count: Option<u32>) -> FaultRule {
     FaultRule {
-        kind,
         count,
-        rate: None,
-        path_prefix: "/v1.0/".into(),
-        method: None,
-        id: 0,
+        ..FaultRule::graph(kind)
     }
 }
 
